@@ -1,0 +1,42 @@
+# Wangge: `make run` runs the platform, `make test` runs the test suite.
+# Both set up the virtualenv (.venv) on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run up down status test contracts clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip==24.3.1
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## the store, every service and demo data, in the foreground (Ctrl-C stops all)
+run: install
+	$(PY) -m devstack run
+
+## the same, detached; returns once every service answers /health
+up: install
+	$(PY) -m devstack up
+
+down: install
+	$(PY) -m devstack down
+
+status: install
+	$(PY) -m devstack status
+
+## unit and end-to-end tests against real RabbitMQ and a real store
+test: install
+	$(PY) -m devstack test-broker
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## regenerate the JSON Schema and RabbitMQ definitions from the code
+contracts: install
+	$(PY) -m devstack.contracts
+
+clean: down
+	rm -rf var

@@ -1,0 +1,1 @@
+"""The local platform: the store, the broker, every service and demo data on one machine."""

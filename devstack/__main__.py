@@ -1,0 +1,204 @@
+"""``python -m devstack run|up|down|status``: the whole platform on this machine.
+
+run     start the store, every service and the demo data; print the URLs; Ctrl-C stops all
+up      the same, detached; returns once every service answers GET /health
+down    stop what ``up`` started
+status  what is running
+test-broker  RabbitMQ up with its management API, as the tests need it
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devstack import demo
+from devstack.processes import (
+    ROOT, SERVICE_PORTS, available_services, http_ok, service_env, start_service, start_store,
+    store_answers, wait_until,
+)
+from wangge.preflight import broker_problem
+
+VAR = ROOT / "var"
+RUN_DIR = VAR / "run"
+LOG_DIR = VAR / "log"
+STORE_DIR = VAR / "store"
+DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_STORE_PORT = 27017
+
+
+def say(message):
+    print(f"wangge: {message}", flush=True)
+
+
+def ensure_broker(amqp_uri):
+    """RabbitMQ reachable, started here if it is installed but down; else one line and exit."""
+    if broker_problem(amqp_uri, timeout=2) is None:
+        return
+    if shutil.which("rabbitmq-server"):
+        say("RabbitMQ is not answering; starting it (rabbitmq-server -detached)")
+        subprocess.run(["rabbitmq-server", "-detached"], check=False, capture_output=True)
+        try:
+            wait_until(lambda: broker_problem(amqp_uri, timeout=2) is None, 60, "RabbitMQ to answer", interval=1)
+            return
+        except RuntimeError:
+            pass
+    problem = broker_problem(amqp_uri, timeout=2)
+    sys.exit(f"wangge: {problem}")
+
+
+def pid_file(name):
+    return RUN_DIR / f"{name}.pid"
+
+
+def running_pid(name):
+    path = pid_file(name)
+    if not path.exists():
+        return None
+    pid = int(path.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        path.unlink()
+        return None
+    return pid
+
+
+def ensure_store(detached):
+    """The store's URI: MONGO_URI if set, else SecantusDB on 127.0.0.1:27017 (reused if
+    already up), with its data under var/store so it survives restarts."""
+    if os.environ.get("MONGO_URI"):
+        return os.environ["MONGO_URI"], None
+    uri = f"mongodb://127.0.0.1:{DEFAULT_STORE_PORT}/?retryWrites=false"
+    if store_answers(uri):
+        return uri, None
+    say(f"starting the store (SecantusDB) on 127.0.0.1:{DEFAULT_STORE_PORT}, data in {STORE_DIR.relative_to(ROOT)}")
+    store = start_store(DEFAULT_STORE_PORT, STORE_DIR, LOG_DIR / "store.log", detached=detached)
+    wait_until(lambda: store_answers(uri), 60, "the store to answer", process=store)
+    return uri, store
+
+
+def start_platform(detached):
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
+    ensure_broker(amqp_uri)
+    mongo_uri, store = ensure_store(detached)
+    started = [store] if store else []
+    for name in available_services():
+        if running_pid(name):
+            say(f"{name} is already running")
+            continue
+        env = service_env(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, port=SERVICE_PORTS[name], host="0.0.0.0")
+        started.append(start_service(name, env, LOG_DIR / f"{name}.log", detached=detached))
+    for process in started:
+        pid_file(process.name).write_text(str(process.pid))
+    try:
+        for name in available_services():
+            process = next((p for p in started if p.name == name), None)
+            wait_until(lambda: http_ok(f"http://127.0.0.1:{SERVICE_PORTS[name]}/health"), 60, f"{name} to answer /health", process=process)
+    except RuntimeError as error:
+        stop_processes(started)
+        sys.exit(f"wangge: {error}")
+    demo.load(SERVICE_PORTS)
+    print_urls()
+    return started
+
+
+def print_urls():
+    print()
+    for name in available_services():
+        base = f"http://127.0.0.1:{SERVICE_PORTS[name]}"
+        print(f"  {name:<8} {base}   health {base}/health   metrics {base}/metrics")
+    print(f"  logs     {LOG_DIR.relative_to(ROOT)}/")
+    print()
+    print("  try:  curl -s -X POST http://127.0.0.1:8001/api/v1/requests -H 'Content-Type: application/json' \\")
+    print("          -d '{\"channel\": \"web\", \"text\": \"南湖花园二区的路灯坏了\"}'")
+    print("        curl -s http://127.0.0.1:8001/api/v1/requests/<tracking_no>")
+    print(flush=True)
+
+
+def stop_processes(processes):
+    for process in reversed(processes):
+        process.stop()
+        pid_file(process.name).unlink(missing_ok=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def ensure_test_broker():
+    """RabbitMQ up with its management API, which the tests use for throwaway vhosts."""
+    ensure_broker(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
+    management = "http://127.0.0.1:15672/api/overview"
+    if http_ok(management, auth=("guest", "guest")):
+        return 0
+    if not shutil.which("rabbitmq-plugins"):
+        sys.exit(f"wangge: RabbitMQ's management API does not answer at {management}: enable the rabbitmq_management plugin")
+    say("enabling RabbitMQ's management plugin (the tests make a throwaway vhost through it)")
+    subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True, capture_output=True)
+    wait_until(lambda: http_ok(management, auth=("guest", "guest")), 60, "the management API to answer", interval=1)
+    return 0
+
+
+def run():
+    started = start_platform(detached=False)
+    say("running; Ctrl-C stops everything")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            dead = [p for p in started if p.exited()]
+            if dead:
+                for process in dead:
+                    say(f"{process.name} stopped unexpectedly:\n{process.log_tail(15)}")
+                stop_processes(started)
+                return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        say("stopping")
+        stop_processes(started)
+    return 0
+
+
+def down():
+    for name in list(reversed(available_services())) + ["store"]:
+        pid = running_pid(name)
+        if pid is None:
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while running_pid(name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if running_pid(name):
+            os.kill(pid, signal.SIGKILL)
+        pid_file(name).unlink(missing_ok=True)
+        say(f"stopped {name}")
+    return 0
+
+
+def status():
+    for name in ["store"] + available_services():
+        pid = running_pid(name)
+        print(f"  {name:<8} {'running (pid %d)' % pid if pid else 'stopped'}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["run", "up", "down", "status", "test-broker"])
+    command = parser.parse_args(argv).command
+    if command == "run":
+        return run()
+    if command == "up":
+        start_platform(detached=True)
+        return 0
+    if command == "test-broker":
+        return ensure_test_broker()
+    return down() if command == "down" else status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""What other government systems need to send requests to Wangge."""

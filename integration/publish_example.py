@@ -1,0 +1,64 @@
+"""Publish a resident's request to Wangge's inbound exchange.
+
+    python integration/publish_example.py --amqp-uri amqp://external:secret@broker:5672/ \\
+        --source hotline12345 --text "南湖花园二区的路灯坏了" --external-ref HL-2026-0001
+
+Needs only kombu (``pip install kombu==5.7.0``). The contract, in short:
+durable topic exchange ``wangge.inbound``, routing key ``request.<source>``,
+UTF-8 JSON body as in ``inbound-request.schema.json``,
+``content_type=application/json``, persistent delivery, and an AMQP
+``message_id`` that stays the same when you resend the same request (Wangge
+files it once). Messages Wangge cannot accept are kept in ``wangge.inbound.dead``
+with the reason; ask the operator for it.
+"""
+import argparse
+import json
+import uuid
+from datetime import datetime, timezone
+
+from kombu import Connection, Exchange, Producer
+
+INBOUND_EXCHANGE = Exchange("wangge.inbound", type="topic", durable=True)
+
+
+def publish_request(connection, body, *, message_id, source):
+    """Publish one request and wait for the broker's confirmation."""
+    producer = Producer(connection.channel(), exchange=INBOUND_EXCHANGE)
+    producer.publish(
+        json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        routing_key=f"request.{source}",
+        content_type="application/json",
+        content_encoding="utf-8",
+        delivery_mode=2,  # persistent
+        message_id=message_id,
+        retry=True,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Publish one request to Wangge's inbound exchange.")
+    parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--source", default="hotline12345")
+    parser.add_argument("--text", default="南湖花园二区的路灯因为海葵台风受损，希望能够帮忙解决一下。")
+    parser.add_argument("--external-ref", default=None)
+    parser.add_argument("--message-id", default=None, help="reuse it to resend the same request")
+    args = parser.parse_args()
+
+    body = {
+        "source": args.source,
+        "submitted_at": datetime.now(timezone.utc).isoformat(),
+        "text": args.text,
+        "address": "樟城镇南门社区南湖花园二区",
+        "reporter": {"name": "张先生", "phone": "13800000000"},
+    }
+    if args.external_ref:
+        body["external_ref"] = args.external_ref
+    message_id = args.message_id or uuid.uuid4().hex
+    # confirm_publish: publish() returns only once the broker has the message.
+    with Connection(args.amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        publish_request(connection, body, message_id=message_id, source=args.source)
+    print(f"published message_id={message_id} routing_key=request.{args.source}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Intake: every resident request gets in, once, and is never lost (听在网格)."""

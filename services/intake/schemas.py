@@ -1,0 +1,103 @@
+"""What comes into intake (HTTP bodies, inbound bus messages) and what goes out."""
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow_jsonschema import JSONSchema
+
+from wangge.events import LocationSchema, ReporterSchema
+
+CHANNELS = ("wechat_group", "hotline", "web", "visit", "external")
+MAX_TEXT_CHARS = 5000
+
+_identifier = validate.Length(min=1, max=64)
+_source_name = validate.Regexp(r"^[a-z0-9_]{1,32}$", error="Use 1 to 32 lower-case letters, digits or underscores.")
+
+
+def _not_blank(value):
+    if not value.strip():
+        raise ValidationError("Must not be blank.")
+
+
+class RequestFieldsSchema(Schema):
+    """The resident's request as every channel describes it (DESIGN.md, inbound contract)."""
+
+    class Meta:
+        unknown = RAISE  # a misspelt field is an error the sender should see, not silently dropped
+        ordered = True
+
+    text = fields.String(
+        required=True,
+        validate=[validate.Length(min=1, max=MAX_TEXT_CHARS, error="Must be between {min} and {max} characters."), _not_blank],
+        metadata={"description": "The resident's own words."},
+    )
+    category = fields.String(validate=validate.Length(min=1, max=50), metadata={"description": "The sender's category, e.g. 路灯; routing classifies anyway."})
+    grid_id = fields.String(validate=_identifier)
+    wechat_group_id = fields.String(validate=_identifier)
+    address = fields.String(validate=validate.Length(min=1, max=500))
+    location = fields.Nested(LocationSchema, metadata={"description": "WGS-84 longitude and latitude."})
+    reporter = fields.Nested(ReporterSchema)
+    media = fields.List(fields.Url(schemes={"http", "https"}), validate=validate.Length(max=20), metadata={"description": "Links to pictures, audio or video."})
+    external_ref = fields.String(validate=validate.Length(min=1, max=128), metadata={"description": "The sender's own reference for this request."})
+
+
+class HttpRequestSchema(RequestFieldsSchema):
+    """``POST /api/v1/requests``."""
+
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    source = fields.String(validate=_source_name)
+    submitted_at = fields.AwareDateTime(metadata={"description": "ISO 8601 with zone; defaults to the time of receipt."})
+
+
+class InboundRequestSchema(RequestFieldsSchema):
+    """A message on the ``wangge.inbound`` exchange (routing key ``request.<source>``)."""
+
+    source = fields.String(required=True, validate=_source_name, metadata={"description": "The sending system, e.g. hotline12345."})
+    submitted_at = fields.AwareDateTime(required=True, metadata={"description": "ISO 8601 with zone, e.g. 2026-11-28T09:30:00+08:00."})
+
+
+class LookupSchema(Schema):
+    """``GET /api/v1/requests?source=…&external_ref=…``."""
+
+    source = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    external_ref = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class HistoryEntrySchema(Schema):
+    status = fields.String()
+    at = fields.AwareDateTime()
+    note = fields.String(allow_none=True)
+
+
+class RequestViewSchema(Schema):
+    """A request as a resident or integrator reads it back."""
+
+    class Meta:
+        ordered = True
+
+    tracking_no = fields.String()
+    request_id = fields.String(attribute="_id")
+    status = fields.String()
+    channel = fields.String()
+    source = fields.String()
+    submitted_at = fields.AwareDateTime()
+    received_at = fields.AwareDateTime()
+    text = fields.String()
+    category = fields.String(allow_none=True)
+    grid_id = fields.String(allow_none=True)
+    case_id = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    location = fields.Nested(LocationSchema, allow_none=True)
+    reporter = fields.Dict(allow_none=True)
+    media = fields.List(fields.String())
+    external_ref = fields.String(allow_none=True)
+    history = fields.List(fields.Nested(HistoryEntrySchema))
+
+
+def inbound_json_schema():
+    """The inbound contract as JSON Schema (draft 7), as published in ``integration/``."""
+    document = JSONSchema().dump(InboundRequestSchema())
+    document["title"] = "Wangge inbound request"
+    document["description"] = (
+        "Body of a message published to the durable topic exchange wangge.inbound with routing key "
+        "request.<source>. UTF-8 JSON, content_type application/json, persistent; the AMQP message_id "
+        "is the idempotency key."
+    )
+    return document

@@ -1,0 +1,141 @@
+"""Intake: the ways a resident's request comes in, and how its tracking view is kept."""
+import logging
+
+from marshmallow import ValidationError
+from nameko.dependency_providers import Config
+from nameko.events import EventDispatcher
+
+from wangge import events
+from wangge.http import ApiError, NotFound, http, read_json_body
+from wangge.metrics import EntrypointMetrics, metrics_response
+from wangge.mongo import Storage
+from wangge.reliable import event_handler
+from wangge.timers import configured_timer
+
+from services.intake import metrics, submissions
+from services.intake.inbound import inbound
+from services.intake.schemas import CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema
+from services.intake.storage import RequestStore
+
+log = logging.getLogger(__name__)
+
+MAX_IDEMPOTENCY_KEY_CHARS = 128
+
+
+class UnknownRequest(Exception):
+    """A case event names a request intake does not have (retried, then dead-lettered)."""
+
+
+class IntakeService:
+    name = "intake"
+
+    store = Storage(RequestStore)
+    # mandatory: an event nobody is bound to receive raises instead of vanishing,
+    # and the request stays pending for the timer.
+    dispatch = EventDispatcher(mandatory=True)
+    config = Config()
+    entrypoint_metrics = EntrypointMetrics()
+
+    # -- ways in ------------------------------------------------------------
+
+    @http("POST", "/api/v1/requests")
+    def file_request(self, request):
+        channel = "unknown"
+        try:
+            body = read_json_body(request)
+            channel = body.get("channel") if body.get("channel") in CHANNELS else "unknown"
+            fields = HttpRequestSchema().load(body)
+        except ValidationError as error:
+            self._count_invalid(channel, error.messages, HttpRequestSchema)
+            raise
+        except ApiError as error:
+            self._count_invalid(channel, error.fields or {}, HttpRequestSchema)
+            raise
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+            raise ApiError("Bad Idempotency-Key header.", {"Idempotency-Key": [f"Must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters."]})
+        filing = self._file(fields, fields["channel"], fields.get("source") or fields["channel"], key and f"http:{key}")
+        request_doc = filing.request
+        body = {
+            "tracking_no": request_doc["tracking_no"],
+            "request_id": request_doc["_id"],
+            "status": request_doc["status"],
+            "url": f"/api/v1/requests/{request_doc['tracking_no']}",
+        }
+        return (201 if filing.created else 200), body
+
+    @inbound()
+    def receive_inbound(self, message):
+        try:
+            fields = InboundRequestSchema().load(message["payload"])
+        except ValidationError as error:
+            self._count_invalid("external", error.messages, InboundRequestSchema)
+            raise  # dead-lettered with the field errors as its reason
+        self._file(fields, "external", fields["source"], f"inbound:{message['message_id']}")
+
+    @event_handler("routing", events.CASE_STATUS_CHANGED)
+    def track_case_status(self, message):
+        envelope = events.read_event(events.CASE_STATUS_CHANGED, message)
+        if not submissions.apply_case_status(self.store, envelope):
+            raise UnknownRequest(f"no request with tracking_no {envelope['data']['tracking_no']}")
+
+    @configured_timer("ANNOUNCE", "INTERVAL_SECONDS", default=5)
+    def announce_pending(self):
+        now = events.utcnow()
+        for request in self.store.claim_due_announcements(now, submissions.announce_claim(self.config)):
+            self._announce(request)
+        metrics.PENDING_ANNOUNCEMENTS.set(self.store.count_pending_announcements())
+
+    # -- reading back ---------------------------------------------------------
+
+    @http("GET", "/api/v1/requests/<string:tracking_no>")
+    def get_request(self, request, tracking_no):
+        found = self.store.find_by_tracking_no(tracking_no)
+        if found is None:
+            raise NotFound(f"No request with tracking number {tracking_no}.", {"tracking_no": ["Unknown tracking number."]})
+        return submissions.public_view(found)
+
+    @http("GET", "/api/v1/requests")
+    def find_requests(self, request):
+        query = LookupSchema().load(request.args.to_dict())
+        found = self.store.find_by_external_ref(query["source"], query["external_ref"])
+        return {"items": [submissions.public_view(item) for item in found]}
+
+    @http("GET", "/health")
+    def health(self, request):
+        try:
+            self.store.ping()
+        except Exception as exc:
+            return 503, {"status": "unavailable", "service": self.name, "checks": {"store": str(exc).split(",")[0]}}
+        return {"status": "ok", "service": self.name, "checks": {"store": "ok"}}
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        return metrics_response()
+
+    # -- shared steps ---------------------------------------------------------
+
+    def _file(self, fields, channel, source, idempotency_key):
+        now = events.utcnow()
+        filing = submissions.file_request(
+            self.store, fields,
+            channel=channel, source=source, idempotency_key=idempotency_key, now=now,
+            tracking=self.config["TRACKING"], claim_for=submissions.announce_claim(self.config),
+        )
+        metrics.REQUESTS.labels(channel, "accepted" if filing.created else "duplicate").inc()
+        if filing.created:
+            log.info("request filed", extra={"tracking_no": filing.request["tracking_no"], "channel": channel, "source": source})
+            self._announce(filing.request)
+        return filing
+
+    def _announce(self, request):
+        try:
+            submissions.announce(self.store, self.dispatch, request, events.utcnow())
+        except Exception as exc:
+            # Stored and pending: the timer announces it once the broker takes it.
+            metrics.ANNOUNCE_FAILURES.inc()
+            log.warning("request_received not published yet", extra={"tracking_no": request["tracking_no"], "reason": f"{type(exc).__name__}: {exc}"})
+
+    def _count_invalid(self, channel, messages, schema_cls):
+        metrics.REQUESTS.labels(channel, "invalid").inc()
+        metrics.count_validation_failure(messages, set(schema_cls().fields) | {"body"})

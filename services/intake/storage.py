@@ -1,0 +1,145 @@
+"""The only code that touches intake's collections.
+
+``requests``       every accepted request, its announcement state and status history
+``sentiment_log``  民情日志: one entry per contact or change, per grid when known
+``counters``       daily tracking-number sequences
+"""
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
+
+PENDING = "pending"
+ANNOUNCED = "announced"
+
+
+class RequestStore:
+    def __init__(self, database):
+        self.requests = database["requests"]
+        self.sentiment_log = database["sentiment_log"]
+        self.counters = database["counters"]
+
+    def ensure_indexes(self):
+        self.requests.create_indexes([
+            IndexModel([("tracking_no", ASCENDING)], unique=True, name="tracking_no"),
+            IndexModel(
+                [("idempotency_key", ASCENDING)], unique=True, name="idempotency_key",
+                partialFilterExpression={"idempotency_key": {"$type": "string"}},
+            ),
+            IndexModel([("source", ASCENDING), ("external_ref", ASCENDING)], name="source_external_ref"),
+            IndexModel([("announce.state", ASCENDING), ("announce.next_attempt_at", ASCENDING)], name="announce_due"),
+        ])
+        self.sentiment_log.create_indexes([
+            IndexModel([("grid_id", ASCENDING), ("at", DESCENDING)], name="grid_at"),
+            IndexModel([("request_id", ASCENDING)], name="request_id"),
+        ])
+
+    def ping(self):
+        self.requests.database.client.admin.command("ping")
+
+    # -- tracking numbers --------------------------------------------------
+
+    def next_sequence(self, counter_key):
+        """1, 2, 3 … per key, safe under concurrency (compare-and-set on the
+        current value; find_one_and_update is avoided, see STACK notes)."""
+        while True:
+            counter = self.counters.find_one({"_id": counter_key})
+            if counter is None:
+                try:
+                    self.counters.insert_one({"_id": counter_key, "seq": 1})
+                    return 1
+                except DuplicateKeyError:
+                    continue
+            updated = self.counters.update_one(
+                {"_id": counter_key, "seq": counter["seq"]}, {"$inc": {"seq": 1}}
+            )
+            if updated.modified_count == 1:
+                return counter["seq"] + 1
+
+    # -- requests ----------------------------------------------------------
+
+    def find_by_idempotency_key(self, key):
+        return self.requests.find_one({"idempotency_key": key})
+
+    def insert_request(self, document):
+        """Store a new request; ``None`` if one with the same idempotency key
+        won the race, else the stored document."""
+        try:
+            self.requests.insert_one(document)
+        except DuplicateKeyError as error:
+            if "idempotency_key" in str(error):
+                return None
+            raise
+        return document
+
+    def find_by_tracking_no(self, tracking_no):
+        return self.requests.find_one({"tracking_no": tracking_no})
+
+    def find_by_external_ref(self, source, external_ref, limit=50):
+        cursor = self.requests.find({"source": source, "external_ref": external_ref})
+        return list(cursor.sort("received_at", ASCENDING).limit(limit))
+
+    # -- announcing request_received --------------------------------------
+
+    def claim_due_announcements(self, now, claim_for, limit=100):
+        """Pending announcements due now, each claimed by a conditional update so
+        two replicas never announce the same request in the same round."""
+        due = self.requests.find(
+            {"announce.state": PENDING, "announce.next_attempt_at": {"$lte": now}},
+        ).sort("announce.next_attempt_at", ASCENDING).limit(limit)
+        claimed = []
+        for document in due:
+            taken = self.requests.update_one(
+                {"_id": document["_id"], "announce.state": PENDING,
+                 "announce.next_attempt_at": document["announce"]["next_attempt_at"]},
+                {"$set": {"announce.next_attempt_at": now + claim_for}, "$inc": {"announce.attempts": 1}},
+            )
+            if taken.modified_count == 1:
+                claimed.append(document)
+        return claimed
+
+    def mark_announced(self, request_id, at):
+        self.requests.update_one(
+            {"_id": request_id, "announce.state": PENDING},
+            {"$set": {"announce.state": ANNOUNCED, "announce.announced_at": at}},
+        )
+
+    def count_pending_announcements(self):
+        return self.requests.count_documents({"announce.state": PENDING})
+
+    # -- status from routing's case events --------------------------------
+
+    def apply_case_status(self, tracking_no, entry, case_fields):
+        """Record one status change; ``False`` if no such request. Idempotent per
+        event id; the current status follows the latest change, whatever order
+        the events arrive in."""
+        if self.requests.count_documents({"tracking_no": tracking_no}, limit=1) == 0:
+            return False
+        self.requests.update_one(
+            {"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}},
+            {
+                "$push": {"history": {"$each": [entry], "$sort": {"at": ASCENDING}}},
+                "$set": {key: value for key, value in case_fields.items() if value is not None},
+            },
+        )
+        self.requests.update_one(
+            {"tracking_no": tracking_no, "status_at": {"$lte": entry["at"]}},
+            {"$set": {"status": entry["status"], "status_at": entry["at"]}},
+        )
+        return True
+
+    # -- sentiment log (民情日志) -----------------------------------------
+
+    def log_sentiment(self, entry):
+        """Entries carry a deterministic ``_id``: a redelivered event logs once."""
+        try:
+            self.sentiment_log.insert_one(entry)
+        except DuplicateKeyError:
+            pass
+
+    def sentiment_entries(self, grid_id=None, since=None, limit=100):
+        query = {}
+        if grid_id is not None:
+            query["grid_id"] = grid_id
+        if since is not None:
+            query["at"] = {"$gte": since}
+        return list(self.sentiment_log.find(query).sort("at", DESCENDING).limit(limit))
+

@@ -1,0 +1,146 @@
+"""Filing a request and keeping its tracking view current: plain logic over the store.
+
+A request is stored with its announcement *pending* before anything is
+published; it is marked announced only after ``request_received`` is confirmed
+by the broker. Whatever fails in between, the pending timer announces it again,
+so no accepted request can miss routing (routing treats a repeat as a no-op).
+"""
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from wangge import events
+from wangge.logs import mask_name, mask_phone
+
+from services.intake.schemas import RequestViewSchema
+from services.intake.storage import PENDING
+from services.intake.tracking import counter_key, format_tracking_no, tracking_day
+
+SENTIMENT_SUMMARY_CHARS = 140
+OPTIONAL_FIELDS = ("category", "grid_id", "wechat_group_id", "address", "location", "reporter", "external_ref")
+
+
+@dataclass(frozen=True)
+class Filing:
+    request: dict
+    created: bool  # False when the idempotency key had been seen before
+
+
+def new_request_document(fields, *, tracking_no, channel, source, idempotency_key, now, claim_for):
+    document = {
+        "_id": uuid.uuid4().hex,
+        "tracking_no": tracking_no,
+        "channel": channel,
+        "source": source,
+        "submitted_at": fields.get("submitted_at") or now,
+        "received_at": now,
+        "text": fields["text"],
+        "media": fields.get("media", []),
+        "status": "received",
+        "status_at": now,
+        "case_id": None,
+        "history": [{"status": "received", "at": now, "note": f"受理 · received via {channel}", "event_id": None}],
+        # next_attempt_at lies ahead: the worker that stores the request announces
+        # it at once; the timer only picks it up if that worker fails to.
+        "announce": {"state": PENDING, "attempts": 0, "next_attempt_at": now + claim_for, "event_id": uuid.uuid4().hex},
+    }
+    for name in OPTIONAL_FIELDS:
+        document[name] = fields.get(name)
+    if idempotency_key is not None:
+        document["idempotency_key"] = idempotency_key
+    return document
+
+
+def file_request(store, fields, *, channel, source, idempotency_key, now, tracking, claim_for):
+    """Store a request once per idempotency key and return it."""
+    if idempotency_key is not None:
+        existing = store.find_by_idempotency_key(idempotency_key)
+        if existing is not None:
+            return Filing(existing, created=False)
+    day = tracking_day(now, tracking["TIMEZONE"])
+    sequence = store.next_sequence(counter_key(tracking["PREFIX"], day))
+    document = new_request_document(
+        fields,
+        tracking_no=format_tracking_no(tracking["PREFIX"], day, sequence),
+        channel=channel,
+        source=source,
+        idempotency_key=idempotency_key,
+        now=now,
+        claim_for=claim_for,
+    )
+    if store.insert_request(document) is None:  # a concurrent delivery of the same key won
+        return Filing(store.find_by_idempotency_key(idempotency_key), created=False)
+    return Filing(document, created=True)
+
+
+def request_received_event(request):
+    data = {"request_id": request["_id"], **{key: request.get(key) for key in (
+        "tracking_no", "channel", "source", "submitted_at", "received_at", "text", "media",
+        "category", "grid_id", "wechat_group_id", "address", "location", "reporter", "external_ref",
+    )}}
+    return events.build_event(
+        events.REQUEST_RECEIVED, data,
+        event_id=request["announce"]["event_id"], occurred_at=request["received_at"],
+    )
+
+
+def received_log_entry(request):
+    return {
+        "_id": f"{request['_id']}:received",
+        "at": request["received_at"],
+        "kind": "request_received",
+        "request_id": request["_id"],
+        "tracking_no": request["tracking_no"],
+        "grid_id": request.get("grid_id"),
+        "channel": request["channel"],
+        "summary": request["text"][:SENTIMENT_SUMMARY_CHARS],
+    }
+
+
+def announce(store, publish, request, now):
+    """Log the request in the sentiment log, publish ``request_received``, mark it
+    announced. Each step is idempotent, so a repeat after a failure is harmless."""
+    store.log_sentiment(received_log_entry(request))
+    publish(events.REQUEST_RECEIVED, request_received_event(request))
+    store.mark_announced(request["_id"], now)
+
+
+def apply_case_status(store, envelope):
+    """Mirror a routing case change into the request; ``False`` if the request is unknown."""
+    change = envelope["data"]
+    entry = {
+        "status": change["status"],
+        "at": change["at"],
+        "note": change.get("note"),
+        "actor": change.get("actor"),
+        "event_id": envelope["event_id"],
+    }
+    case_fields = {key: change.get(key) for key in ("case_id", "grid_id", "category")}
+    if not store.apply_case_status(change["tracking_no"], entry, case_fields):
+        return False
+    store.log_sentiment({
+        "_id": envelope["event_id"],
+        "at": change["at"],
+        "kind": "case_status_changed",
+        "request_id": change["request_id"],
+        "tracking_no": change["tracking_no"],
+        "grid_id": change.get("grid_id"),
+        "status": change["status"],
+        "summary": change.get("note"),
+    })
+    return True
+
+
+def masked_reporter(reporter):
+    if not reporter:
+        return None
+    return {key: mask(reporter.get(key)) for key, mask in (("name", mask_name), ("phone", mask_phone)) if reporter.get(key)}
+
+
+def public_view(request):
+    """What a tracking lookup shows: the case's state, never the reporter in full."""
+    return RequestViewSchema().dump({**request, "reporter": masked_reporter(request.get("reporter"))})
+
+
+def announce_claim(config):
+    return timedelta(seconds=float(config["ANNOUNCE"]["CLAIM_SECONDS"]))

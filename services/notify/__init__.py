@@ -1,0 +1,1 @@
+"""The notify service (see DESIGN.md); built in its own issue."""

@@ -1,0 +1,1 @@
+"""The routing service (see DESIGN.md); built in its own issue."""

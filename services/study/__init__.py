@@ -1,0 +1,1 @@
+"""The study service (see DESIGN.md); built in its own issue."""

@@ -1,0 +1,26 @@
+"""Root fixtures: monkey-patch first (plain pytest hangs on nameko containers
+otherwise), then a real store and a throwaway RabbitMQ vhost for the session."""
+import warnings
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()
+
+import pytest  # noqa: E402
+
+from tests.support.broker import throwaway_vhost  # noqa: E402
+from tests.support.store import running_store  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory):
+    with running_store(tmp_path_factory.mktemp("store")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def amqp_uri():
+    with throwaway_vhost() as uri:
+        yield uri

@@ -1,0 +1,206 @@
+"""The wangge.inbound exchange, the dead-letter queues and request_received, end to end."""
+import json
+import uuid
+from datetime import timedelta
+
+import requests
+from kombu import Connection
+
+from tests.e2e.conftest import inbound_body
+from tests.support.broker import drain, watch_queue
+from tests.support.polling import eventually
+from wangge import admin, events, topology
+
+
+def find_by_ref(intake, external_ref, source="hotline12345"):
+    response = requests.get(intake.url("/api/v1/requests"), params={"source": source, "external_ref": external_ref}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def dead_letters(amqp_uri, queue, message_ids):
+    return [entry for entry in admin.list_dead_letters(amqp_uri, queue) if entry["message_id"] in message_ids]
+
+
+def test_inbound_request_is_found_by_its_external_ref(intake, publish_inbound):
+    body = inbound_body()
+    publish_inbound(body)
+    items = eventually(lambda: find_by_ref(intake, body["external_ref"]))
+    assert len(items) == 1
+    assert items[0]["channel"] == "external"
+    assert items[0]["text"] == body["text"]
+    assert items[0]["tracking_no"].startswith("YT-")
+
+
+def test_same_message_id_twice_files_one_request(intake, publish_inbound):
+    body = inbound_body()
+    message_id = publish_inbound(body)
+    publish_inbound(body, message_id=message_id)
+    marker = inbound_body()
+    publish_inbound(marker)  # published after both: once it is in, both copies were handled
+    eventually(lambda: find_by_ref(intake, marker["external_ref"]))
+    assert len(find_by_ref(intake, body["external_ref"])) == 1
+
+
+def test_invalid_message_is_dead_lettered_with_its_reason_and_the_queue_keeps_flowing(intake, publish_inbound, amqp_uri):
+    before, after = inbound_body(), inbound_body()
+    publish_inbound(before)
+    bad_id = publish_inbound(inbound_body(text="", location={"lon": 200, "lat": 25}))
+    publish_inbound(after)
+
+    assert eventually(lambda: find_by_ref(intake, before["external_ref"]))
+    assert eventually(lambda: find_by_ref(intake, after["external_ref"]))
+    [dead] = eventually(lambda: dead_letters(amqp_uri, topology.INBOUND_DEAD_LETTER_QUEUE, {bad_id}))
+    assert dead["reason"].startswith("invalid message")
+    reason = json.loads(dead["reason"].split(": ", 1)[1])
+    assert set(reason) == {"text", "location"}
+    assert dead["queue"] == topology.INBOUND_QUEUE_NAME
+
+
+def test_messages_that_are_not_json_or_lack_a_message_id_are_dead_lettered(intake, amqp_uri):
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        producer = connection.Producer(exchange=topology.inbound_exchange())
+        not_json = uuid.uuid4().hex
+        producer.publish(b"{broken", routing_key="request.hotline12345", content_type="application/json", message_id=not_json)
+        not_utf8 = uuid.uuid4().hex
+        producer.publish(b"\xff\xfe{}", routing_key="request.hotline12345", content_type="application/json", message_id=not_utf8)
+        no_id_ref = f"HL-{uuid.uuid4().hex[:8]}"
+        producer.publish(json.dumps({"external_ref": no_id_ref, **inbound_body(external_ref=no_id_ref)}).encode(), routing_key="request.hotline12345", content_type="application/json")
+
+    dead = eventually(lambda: (lambda found: found if len(found) == 2 else None)(
+        dead_letters(amqp_uri, topology.INBOUND_DEAD_LETTER_QUEUE, {not_json, not_utf8})))
+    assert all("not UTF-8 JSON" in entry["reason"] for entry in dead)
+    no_id = eventually(lambda: [e for e in admin.list_dead_letters(amqp_uri, topology.INBOUND_DEAD_LETTER_QUEUE) if no_id_ref in e["body"]])
+    assert "message_id" in no_id[0]["reason"]
+    assert find_by_ref(intake, no_id_ref) == []
+
+
+def test_a_hundred_messages_with_repeats_and_invalid_ones_file_85_requests_and_dead_letter_5(intake, publish_inbound, amqp_uri):
+    batch = uuid.uuid4().hex[:8]
+    sent_ids, invalid_ids, refs = [], set(), set()
+    for n in range(85):
+        body = inbound_body(external_ref=f"B{batch}-{n:03d}")
+        refs.add(body["external_ref"])
+        sent_ids.append((publish_inbound(body), body))
+    for message_id, body in sent_ids[:10]:  # ten resends of earlier messages
+        publish_inbound(body, message_id=message_id)
+    for n in range(5):
+        invalid_ids.add(publish_inbound(inbound_body(text="", external_ref=f"B{batch}-bad-{n}")))
+
+    def all_filed():
+        counts = {ref: len(find_by_ref(intake, ref)) for ref in refs}
+        return counts if all(counts.values()) else None
+
+    counts = eventually(all_filed, timeout=60)
+    assert sum(counts.values()) == 85 and set(counts.values()) == {1}
+    dead = eventually(lambda: (lambda found: found if len(found) == 5 else None)(
+        dead_letters(amqp_uri, topology.INBOUND_DEAD_LETTER_QUEUE, invalid_ids)), timeout=30)
+    assert all("text" in json.loads(entry["reason"].split(": ", 1)[1]) for entry in dead)
+
+
+def test_filed_request_is_announced_as_request_received(intake, amqp_uri):
+    with watch_queue(amqp_uri, topology.events_exchange("intake"), events.REQUEST_RECEIVED) as watch:
+        tracking_no = requests.post(intake.url("/api/v1/requests"), json={"channel": "web", "text": "小区垃圾没人清运"}, timeout=10).json()["tracking_no"]
+        received = [json.loads(m.body) for m in drain(amqp_uri, watch, timeout=5)]
+    mine = [e for e in received if e["data"]["tracking_no"] == tracking_no]
+    assert len(mine) == 1
+    envelope = events.read_event(events.REQUEST_RECEIVED, mine[0])
+    assert envelope["data"]["text"] == "小区垃圾没人清运"
+    assert envelope["schema_version"] == events.SCHEMA_VERSION
+
+
+def test_request_stored_while_the_event_cannot_be_published_is_announced_once_it_can(intake, amqp_uri):
+    """With nowhere to route request_received, publishing fails after the store;
+    the request stays pending and the timer announces it once a queue is bound."""
+    routing_queue = topology.event_queue(topology.SUBSCRIPTIONS[0])
+    with Connection(amqp_uri) as connection:
+        routing_queue(connection.default_channel).delete()
+    # No queue is bound to intake.events/request_received now.
+    response = requests.post(intake.url("/api/v1/requests"), json={"channel": "hotline", "text": "停水三天了"}, timeout=10)
+    assert response.status_code == 201  # stored: the resident has a tracking number
+    tracking_no = response.json()["tracking_no"]
+
+    with watch_queue(amqp_uri, topology.events_exchange("intake"), events.REQUEST_RECEIVED) as watch:
+        with Connection(amqp_uri) as connection:
+            routing_queue(connection.default_channel).declare()
+        announced = drain(amqp_uri, watch, timeout=15, expected=1)
+    mine = [m for m in announced if json.loads(m.body)["data"]["tracking_no"] == tracking_no]
+    assert len(mine) == 1
+
+
+def publish_case_event(amqp_uri, data):
+    return publish_event(amqp_uri, events.build_event(events.CASE_STATUS_CHANGED, data))
+
+
+def publish_event(amqp_uri, event):
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        connection.Producer().publish(
+            event, exchange=topology.events_exchange("routing"), routing_key=events.CASE_STATUS_CHANGED,
+            serializer="json", delivery_mode=2,
+        )
+    return event
+
+
+def case_change(request, status, previous, at, **extra):
+    return {
+        "case_id": f"C-{request['request_id'][:8]}", "request_id": request["request_id"],
+        "tracking_no": request["tracking_no"], "status": status, "previous_status": previous,
+        "at": at, "grid_id": "YT-ZC-NM-03", "category": "street_lighting", "actor": "routing", **extra,
+    }
+
+
+def dead_case_event(amqp_uri, event_id):
+    for entry in admin.list_dead_letters(amqp_uri, topology.dead_letter_queue_name("intake")):
+        if event_id in entry["body"]:
+            return entry
+    return None
+
+
+def test_case_status_changes_from_routing_show_in_the_tracking_lookup(intake, amqp_uri):
+    request = requests.post(intake.url("/api/v1/requests"), json={"channel": "wechat_group", "text": "路灯不亮"}, timeout=10).json()
+    now = events.utcnow()
+    acknowledged = publish_case_event(amqp_uri, case_change(request, "acknowledged", "assigned", now + timedelta(seconds=2)))
+    publish_case_event(amqp_uri, case_change(request, "assigned", "received", now + timedelta(seconds=1), note="分派给网格员"))
+    publish_event(amqp_uri, acknowledged)  # redelivered
+
+    def view():
+        found = requests.get(intake.url(f"/api/v1/requests/{request['tracking_no']}"), timeout=10).json()
+        return found if len(found["history"]) == 3 else None
+
+    found = eventually(view)
+    assert found["status"] == "acknowledged"  # the latest change wins, whatever the arrival order
+    assert [entry["status"] for entry in found["history"]] == ["received", "assigned", "acknowledged"]
+    assert found["case_id"] == f"C-{request['request_id'][:8]}"
+    assert found["grid_id"] == "YT-ZC-NM-03" and found["category"] == "street_lighting"
+
+
+def test_failing_case_event_is_retried_then_dead_lettered_and_can_be_replayed(intake, amqp_uri):
+    # The next tracking number does not exist yet: the event fails until it does.
+    probe = requests.post(intake.url("/api/v1/requests"), json={"channel": "web", "text": "探测"}, timeout=10).json()
+    prefix, day, sequence = probe["tracking_no"].split("-")
+    future = {"request_id": "not-yet", "tracking_no": f"{prefix}-{day}-{int(sequence) + 1:06d}"}
+    # routing's change follows the filing, which happens below
+    event = publish_case_event(amqp_uri, case_change(future, "assigned", "received", events.utcnow() + timedelta(seconds=5)))
+
+    dead = eventually(lambda: dead_case_event(amqp_uri, event["event_id"]), timeout=20)
+    assert dead["attempts"] == 3  # RETRY_MAX_ATTEMPTS in the test tuning
+    assert "UnknownRequest" in dead["reason"]
+
+    filed = requests.post(intake.url("/api/v1/requests"), json={"channel": "web", "text": "现在有了"}, timeout=10).json()
+    assert filed["tracking_no"] == future["tracking_no"]
+    replayed = admin.replay_dead_letters(amqp_uri, topology.dead_letter_queue_name("intake"), {dead["id"]})
+    assert [entry["id"] for entry in replayed] == [dead["id"]]
+
+    found = eventually(lambda: (lambda v: v if v["status"] == "assigned" else None)(
+        requests.get(intake.url(f"/api/v1/requests/{filed['tracking_no']}"), timeout=10).json()))
+    assert found["history"][-1]["status"] == "assigned"
+
+
+def test_invalid_case_event_is_dead_lettered_at_once_naming_the_field(intake, amqp_uri):
+    envelope = {"event_id": uuid.uuid4().hex, "event_type": events.CASE_STATUS_CHANGED, "occurred_at": events.utcnow().isoformat(),
+                "schema_version": 1, "data": {"case_id": "C-1", "request_id": "r", "tracking_no": "YT-1", "status": "teleported", "at": events.utcnow().isoformat()}}
+    publish_event(amqp_uri, envelope)
+
+    dead = eventually(lambda: dead_case_event(amqp_uri, envelope["event_id"]), timeout=20)
+    assert dead["attempts"] == 1  # validation failures are not retried
+    assert json.loads(dead["reason"].split(": ", 1)[1]) == {"data": {"status": ["Must be one of: " + ", ".join(events.CASE_STATUSES) + "."]}}

@@ -1,0 +1,43 @@
+"""Services as separate processes, started exactly as ``make run`` starts them."""
+import uuid
+from contextlib import contextmanager
+
+from devstack.processes import http_ok, service_env, start_service, wait_until
+from tests.support.ports import free_port
+
+# Fast retries and timers, so failure paths finish within a test.
+TEST_TUNING = {
+    "RETRY_MAX_ATTEMPTS": "3",
+    "RETRY_DELAY_SECONDS": "0.2",
+    "RETRY_MAX_DELAY_SECONDS": "1",
+    "ANNOUNCE_INTERVAL_SECONDS": "0.5",
+    "ANNOUNCE_CLAIM_SECONDS": "1",
+    "LOG_LEVEL": "INFO",
+}
+
+
+class RunningService:
+    def __init__(self, name, process, port):
+        self.name = name
+        self.process = process
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def url(self, path):
+        return self.base_url + path
+
+
+@contextmanager
+def running_service(name, *, amqp_uri, mongo_uri, log_dir, database=None, extra_env=None):
+    port = free_port()
+    env = service_env(
+        name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, port=port,
+        database=database or f"{name}_{uuid.uuid4().hex[:8]}",
+        extra={**TEST_TUNING, **(extra_env or {})},
+    )
+    process = start_service(name, env, log_dir / f"{name}-{port}.log")
+    service = RunningService(name, process, port)
+    try:
+        wait_until(lambda: http_ok(service.url("/health")), 60, f"{name} answered /health", process=process)
+        yield service
+    finally:
+        process.stop()

@@ -1,0 +1,142 @@
+"""``wangge-admin``: operator commands.
+
+    wangge-admin dead-letters list QUEUE [--limit N] [--json]
+    wangge-admin dead-letters replay QUEUE (--all | --id ID ...)
+    wangge-admin topology declare
+    wangge-admin topology definitions
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kombu import Connection
+from nameko.amqp.publish import Publisher
+
+from wangge import topology
+from wangge.config import load_config
+from wangge.logs import redact_phones
+from wangge.reliable import (
+    ATTEMPTS_HEADER, DEAD_LETTER_ID_HEADER, FAILED_AT_HEADER, QUEUE_HEADER, REASON_HEADER, SERVICE_HEADER,
+    WANGGE_HEADERS, republish_properties,
+)
+
+CONFIG_PATH = Path(__file__).with_name("admin.yml")
+BODY_PREVIEW_CHARS = 300
+
+
+def describe_dead_letter(message):
+    headers = message.headers or {}
+    body = message.body  # py-amqp hands back str when the message names its encoding
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            body = repr(body)
+    return {
+        "id": headers.get(DEAD_LETTER_ID_HEADER),
+        "message_id": message.properties.get("message_id"),
+        "reason": headers.get(REASON_HEADER),
+        "queue": headers.get(QUEUE_HEADER),
+        "service": headers.get(SERVICE_HEADER),
+        "attempts": headers.get(ATTEMPTS_HEADER),
+        "failed_at": headers.get(FAILED_AT_HEADER),
+        # a preview only, phone numbers masked: the full body stays in the queue
+        "body": redact_phones(body[:BODY_PREVIEW_CHARS]),
+    }
+
+
+def fetch_all(channel, queue_name, limit):
+    """Take up to ``limit`` messages without acknowledging them: whatever is
+    not acked returns to the queue when the channel closes."""
+    queue = topology.dead_letter_queue(queue_name)(channel)
+    queue.declare()
+    taken = []
+    while limit is None or len(taken) < limit:
+        message = queue.get(no_ack=False)
+        if message is None:
+            break
+        taken.append(message)
+    return taken
+
+
+def list_dead_letters(amqp_uri, queue_name, limit=None):
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        try:
+            return [describe_dead_letter(m) for m in fetch_all(channel, queue_name, limit)]
+        finally:
+            channel.close()
+
+
+def replay_dead_letters(amqp_uri, queue_name, ids=None):
+    """Send dead letters back to the queue they failed in, with a fresh attempt
+    count; returns what was replayed. Only that one consumer sees them again."""
+    replayed = []
+    publisher = Publisher(amqp_uri)
+    with Connection(amqp_uri) as connection:
+        channel = connection.channel()
+        try:
+            for message in fetch_all(channel, queue_name, None):
+                entry = describe_dead_letter(message)
+                wanted = ids is None or entry["id"] in ids
+                if not wanted or not entry["queue"]:
+                    continue
+                headers = {k: v for k, v in (message.headers or {}).items() if k not in WANGGE_HEADERS}
+                publisher.publish(
+                    message.body, exchange="", routing_key=entry["queue"], headers=headers,
+                    mandatory=True, **republish_properties(message),
+                )
+                message.ack()
+                replayed.append(entry)
+        finally:
+            channel.close()
+    return replayed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="wangge-admin", description="Wangge operator commands.")
+    parser.add_argument("--amqp-uri", help="default: AMQP_URI from wangge/admin.yml (env AMQP_URI)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dead = commands.add_parser("dead-letters", help="list or replay a dead-letter queue").add_subparsers(dest="action", required=True)
+    listing = dead.add_parser("list", help="show dead letters with their reasons (they stay in the queue)")
+    listing.add_argument("queue", help="e.g. wangge.inbound.dead, wangge.intake.dead")
+    listing.add_argument("--limit", type=int)
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    replay = dead.add_parser("replay", help="send dead letters back to the queue they failed in")
+    replay.add_argument("queue")
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true")
+    which.add_argument("--id", action="append", dest="ids", help="a dead letter's id, as listed")
+
+    topo = commands.add_parser("topology", help="the platform's exchanges and queues").add_subparsers(dest="action", required=True)
+    topo.add_parser("declare", help="declare every exchange and queue (idempotent)")
+    topo.add_parser("definitions", help="print them as RabbitMQ definitions JSON")
+
+    args = parser.parse_args(argv)
+    amqp_uri = args.amqp_uri or load_config(CONFIG_PATH)["AMQP_URI"]
+
+    if args.command == "dead-letters" and args.action == "list":
+        entries = list_dead_letters(amqp_uri, args.queue, args.limit)
+        for entry in entries:
+            if args.json:
+                print(json.dumps(entry, ensure_ascii=False))
+            else:
+                print(f"{entry['id']}  message_id={entry['message_id']}  attempts={entry['attempts']}  failed_at={entry['failed_at']}  queue={entry['queue']}\n    reason: {entry['reason']}\n    body: {entry['body']}")
+        if not args.json:
+            print(f"{len(entries)} dead letter(s) in {args.queue}")
+    elif args.command == "dead-letters" and args.action == "replay":
+        replayed = replay_dead_letters(amqp_uri, args.queue, None if args.all else set(args.ids))
+        print(f"replayed {len(replayed)} message(s) from {args.queue}")
+    elif args.action == "declare":
+        with Connection(amqp_uri) as connection:
+            topology.declare_topology(connection)
+        print("declared every exchange and queue")
+    else:
+        print(json.dumps(topology.rabbitmq_definitions(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

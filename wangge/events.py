@@ -1,0 +1,122 @@
+"""Event contracts between services.
+
+Every event travels in the same envelope: ``event_id`` (the idempotency key of
+the event itself), ``event_type``, ``occurred_at``, ``schema_version`` and the
+``data`` whose shape the event type fixes. Consumers validate what they receive
+with the same schemas producers use to build it.
+"""
+import uuid
+from datetime import datetime, timezone
+
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate
+
+SCHEMA_VERSION = 1
+
+REQUEST_RECEIVED = "request_received"
+CASE_STATUS_CHANGED = "case_status_changed"
+
+CASE_STATUSES = (
+    "received", "assigned", "acknowledged", "in_progress", "resolved", "closed",
+    "escalated", "reopened", "merged", "rejected",
+)
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+class LocationSchema(Schema):
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180), allow_nan=False)
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90), allow_nan=False)
+
+
+class ReporterSchema(Schema):
+    name = fields.String(validate=validate.Length(max=50))
+    # Mainland mobile (optionally +86) or landline with area code.
+    phone = fields.String(
+        validate=validate.Regexp(
+            r"^(?:(?:\+?86[- ]?)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$",
+            error="Not a valid phone number: use a mainland mobile (13812345678) or a landline with area code (0591-24567890).",
+        )
+    )
+
+
+class RequestReceivedData(Schema):
+    """What routing needs to open a case from a resident's request."""
+
+    request_id = fields.String(required=True)
+    tracking_no = fields.String(required=True)
+    channel = fields.String(required=True)
+    source = fields.String(required=True)
+    submitted_at = fields.AwareDateTime(required=True)
+    received_at = fields.AwareDateTime(required=True)
+    text = fields.String(required=True)
+    category = fields.String(allow_none=True)
+    grid_id = fields.String(allow_none=True)
+    wechat_group_id = fields.String(allow_none=True)
+    address = fields.String(allow_none=True)
+    location = fields.Nested(LocationSchema, allow_none=True)
+    reporter = fields.Nested(ReporterSchema, allow_none=True)
+    media = fields.List(fields.String(), load_default=list)
+    external_ref = fields.String(allow_none=True)
+
+
+class CaseStatusChangedData(Schema):
+    """A case moved from one status to another; intake mirrors it for tracking."""
+
+    case_id = fields.String(required=True)
+    request_id = fields.String(required=True)
+    tracking_no = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(CASE_STATUSES))
+    previous_status = fields.String(allow_none=True, validate=validate.OneOf(CASE_STATUSES))
+    at = fields.AwareDateTime(required=True)
+    grid_id = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    actor = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
+DATA_SCHEMAS = {
+    REQUEST_RECEIVED: RequestReceivedData,
+    CASE_STATUS_CHANGED: CaseStatusChangedData,
+}
+
+
+class EnvelopeSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # newer producers may add envelope fields
+
+    event_id = fields.String(required=True)
+    event_type = fields.String(required=True, validate=validate.OneOf(tuple(DATA_SCHEMAS)))
+    occurred_at = fields.AwareDateTime(required=True)
+    schema_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    data = fields.Dict(required=True)
+
+
+def build_event(event_type, data, event_id=None, occurred_at=None):
+    """The wire form of an event: validated, with its envelope."""
+    schema = DATA_SCHEMAS[event_type]()
+    wire_data = schema.dump(data)
+    errors = schema.validate(wire_data)
+    if errors:
+        raise ValidationError(errors)
+    return {
+        "event_id": event_id or uuid.uuid4().hex,
+        "event_type": event_type,
+        "occurred_at": (occurred_at or utcnow()).isoformat(),
+        "schema_version": SCHEMA_VERSION,
+        "data": wire_data,
+    }
+
+
+def read_event(event_type, message):
+    """The envelope and typed data of a received event; ``ValidationError`` names
+    the bad field (``data.status``) so a dead letter says what was wrong."""
+    envelope = EnvelopeSchema().load(message)
+    if envelope["event_type"] != event_type:
+        raise ValidationError({"event_type": [f"Expected {event_type!r}."]})
+    try:
+        envelope["data"] = DATA_SCHEMAS[event_type](unknown=INCLUDE).load(envelope["data"])
+    except ValidationError as error:
+        raise ValidationError({"data": error.messages}) from error
+    return envelope

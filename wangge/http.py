@@ -1,0 +1,93 @@
+"""HTTP entrypoint that speaks JSON, with every error mapped in one place."""
+import json
+import logging
+
+from marshmallow import ValidationError
+from nameko.web.handlers import HttpRequestHandler
+from werkzeug.exceptions import ClientDisconnected
+from werkzeug.wrappers import Response
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message, fields=None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+def json_response(body, status=200, headers=None):
+    return Response(
+        json.dumps(body, ensure_ascii=False, default=str),
+        status=status,
+        headers=headers,
+        content_type="application/json; charset=utf-8",
+    )
+
+
+def error_body(code, message, fields=None):
+    body = {"error": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return body
+
+
+def read_json_body(request, max_bytes=MAX_BODY_BYTES):
+    """The request's JSON object, or ``ApiError`` naming ``body`` as the problem.
+    Reads at most ``max_bytes + 1`` bytes, whatever Content-Length claims."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise ApiError("Request body too large.", {"body": [f"Must be at most {max_bytes} bytes."]})
+    try:
+        raw = request.stream.read(max_bytes + 1)
+    except ClientDisconnected as exc:
+        raise ApiError("Request body incomplete.", {"body": ["Client disconnected before sending the whole body."]}) from exc
+    if len(raw) > max_bytes:
+        raise ApiError("Request body too large.", {"body": [f"Must be at most {max_bytes} bytes."]})
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError("Request body is not JSON.", {"body": [f"Not valid UTF-8 JSON: {exc}"]}) from exc
+    if not isinstance(body, dict):
+        raise ApiError("Request body must be a JSON object.", {"body": ["Must be a JSON object."]})
+    return body
+
+
+class JsonHttpHandler(HttpRequestHandler):
+    """``@http`` whose handlers return dicts (or ``(status, dict)``) and raise
+    ``ApiError``/``ValidationError``; clients always get a JSON body."""
+
+    def __init__(self, method, url, expected_exceptions=(ApiError, ValidationError), **kwargs):
+        super().__init__(method, url, expected_exceptions=expected_exceptions, **kwargs)
+
+    def response_from_result(self, result):
+        if isinstance(result, Response):
+            return result
+        status, payload = result if isinstance(result, tuple) else (200, result)
+        return json_response(payload, status)
+
+    def response_from_exception(self, exc):
+        if isinstance(exc, ValidationError):
+            return json_response(error_body("validation_failed", "Some fields are invalid.", exc.messages), 400)
+        if isinstance(exc, ApiError):
+            return json_response(error_body(exc.code, exc.message, exc.fields), exc.status)
+        log.error("unhandled error in HTTP handler", exc_info=exc)
+        return json_response(error_body("internal_error", "Something went wrong on our side; it has been logged."), 500)
+
+
+http = JsonHttpHandler.decorator

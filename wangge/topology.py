@@ -1,0 +1,143 @@
+"""Every exchange and queue of the platform, in one place.
+
+Nameko publishes events with ``mandatory=False``: an event published while no
+queue is bound to it is dropped without a word. So every queue a publisher
+relies on is declared here, before anything publishes: by each service at
+start (``wangge-service``), by ``wangge-admin topology declare``, and in the
+RabbitMQ definitions generated from this module for production.
+"""
+from dataclasses import dataclass
+
+from kombu import Exchange, Queue
+
+from wangge import events
+
+INBOUND_EXCHANGE_NAME = "wangge.inbound"
+INBOUND_QUEUE_NAME = "wangge.inbound.requests"
+INBOUND_DEAD_LETTER_QUEUE = "wangge.inbound.dead"
+INBOUND_ROUTING_PATTERN = "request.#"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One service's handler for another service's event."""
+
+    source: str
+    event_type: str
+    service: str
+    method: str
+
+    @property
+    def queue_name(self):
+        # nameko's own naming for SERVICE_POOL handlers, so nameko tooling still reads it
+        return f"evt-{self.source}-{self.event_type}--{self.service}.{self.method}"
+
+
+SUBSCRIPTIONS = (
+    Subscription("intake", events.REQUEST_RECEIVED, "routing", "open_case"),
+    Subscription("routing", events.CASE_STATUS_CHANGED, "intake", "track_case_status"),
+)
+
+
+def events_exchange(service_name):
+    """Exactly the exchange nameko declares for a service's events."""
+    return Exchange(f"{service_name}.events", type="topic", durable=True, delivery_mode=2)
+
+
+def inbound_exchange():
+    return Exchange(INBOUND_EXCHANGE_NAME, type="topic", durable=True, delivery_mode=2)
+
+
+def dead_letter_queue_name(service_name):
+    return f"wangge.{service_name}.dead"
+
+
+def retry_queue_name(queue_name):
+    return f"{queue_name}.retry"
+
+
+def event_queue(subscription):
+    """Exactly the queue nameko's ``event_handler`` declares (same arguments), so
+    declaring it early never conflicts with the consumer's own declaration."""
+    return Queue(
+        subscription.queue_name,
+        exchange=events_exchange(subscription.source),
+        routing_key=subscription.event_type,
+        durable=True,
+        auto_delete=False,
+        exclusive=False,
+    )
+
+
+def inbound_queue():
+    return Queue(
+        INBOUND_QUEUE_NAME,
+        exchange=inbound_exchange(),
+        routing_key=INBOUND_ROUTING_PATTERN,
+        durable=True,
+    )
+
+
+def retry_queue(queue_name):
+    """Nobody consumes a retry queue: a message waits out its per-message TTL
+    there and is dead-lettered straight back into the queue it came from."""
+    return Queue(
+        retry_queue_name(queue_name),
+        durable=True,
+        queue_arguments={
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": queue_name,
+        },
+    )
+
+
+def dead_letter_queue(name):
+    return Queue(name, durable=True)
+
+
+def consumed_queues():
+    """Every queue a service consumes from, with its retry queue."""
+    return [inbound_queue()] + [event_queue(s) for s in SUBSCRIPTIONS]
+
+
+def all_queues():
+    queues = []
+    for queue in consumed_queues():
+        queues += [queue, retry_queue(queue.name)]
+    dead = {INBOUND_DEAD_LETTER_QUEUE} | {dead_letter_queue_name(s.service) for s in SUBSCRIPTIONS}
+    queues += [dead_letter_queue(name) for name in sorted(dead)]
+    return queues
+
+
+def all_exchanges():
+    sources = sorted({s.source for s in SUBSCRIPTIONS})
+    return [inbound_exchange()] + [events_exchange(name) for name in sources]
+
+
+def declare_topology(connection):
+    """Declare every exchange and queue (idempotent) on an open kombu connection."""
+    channel = connection.default_channel
+    for exchange in all_exchanges():
+        exchange(channel).declare()
+    for queue in all_queues():
+        queue(channel).declare()
+
+
+def rabbitmq_definitions(vhost="/"):
+    """The same topology as a RabbitMQ definitions document (``deploy/rabbitmq``)."""
+    exchanges = [
+        {"name": e.name, "vhost": vhost, "type": e.type, "durable": True,
+         "auto_delete": False, "internal": False, "arguments": {}}
+        for e in all_exchanges()
+    ]
+    queues = [
+        {"name": q.name, "vhost": vhost, "durable": True, "auto_delete": False,
+         "arguments": dict(q.queue_arguments or {})}
+        for q in all_queues()
+    ]
+    bindings = [
+        {"source": q.exchange.name, "vhost": vhost, "destination": q.name,
+         "destination_type": "queue", "routing_key": q.routing_key, "arguments": {}}
+        for q in consumed_queues()
+    ]
+    return {"vhosts": [{"name": vhost}], "exchanges": exchanges, "queues": queues, "bindings": bindings}
