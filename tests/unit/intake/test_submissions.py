@@ -1,0 +1,120 @@
+"""Filing and tracking logic over a real store (no broker)."""
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import eventlet
+import pytest
+
+from services.intake import submissions
+from services.intake.storage import ANNOUNCED, PENDING, RequestStore
+from wangge import events
+from wangge.mongo import connect
+
+TRACKING = {"PREFIX": "YT", "TIMEZONE": "Asia/Shanghai"}
+CLAIM = timedelta(seconds=10)
+NOW = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(mongo_uri):
+    client = connect(mongo_uri)
+    store = RequestStore(client[f"intake_unit_{uuid.uuid4().hex[:8]}"])
+    store.ensure_indexes()
+    yield store
+    client.close()
+
+
+def file(store, text="路灯坏了", key=None, now=NOW, **fields):
+    return submissions.file_request(
+        store, {"text": text, **fields}, channel="web", source="web",
+        idempotency_key=key, now=now, tracking=TRACKING, claim_for=CLAIM,
+    )
+
+
+def test_tracking_numbers_follow_the_local_day_and_count_up(store):
+    first, second = file(store), file(store)
+    assert first.request["tracking_no"] == "YT-20261128-000001"
+    assert second.request["tracking_no"] == "YT-20261128-000002"
+    next_day = file(store, now=NOW + timedelta(days=1))
+    assert next_day.request["tracking_no"] == "YT-20261129-000001"
+
+
+def test_concurrent_filings_never_share_a_tracking_number(store):
+    pool = eventlet.GreenPool(20)
+    numbers = list(pool.imap(lambda i: file(store, text=f"第{i}件").request["tracking_no"], range(40)))
+    assert len(set(numbers)) == 40
+
+
+def test_same_idempotency_key_returns_the_first_request(store):
+    first = file(store, key="inbound:m-1")
+    again = file(store, key="inbound:m-1", text="不同的文字")
+    assert first.created and not again.created
+    assert again.request["_id"] == first.request["_id"]
+    assert again.request["text"] == "路灯坏了"
+
+
+def test_new_request_is_pending_until_announced(store):
+    filing = file(store)
+    assert filing.request["announce"]["state"] == PENDING
+    published = []
+    submissions.announce(store, lambda kind, event: published.append((kind, event)), filing.request, NOW)
+    [(kind, event)] = published
+    assert kind == events.REQUEST_RECEIVED
+    assert events.read_event(events.REQUEST_RECEIVED, event)["data"]["tracking_no"] == filing.request["tracking_no"]
+    assert store.find_by_tracking_no(filing.request["tracking_no"])["announce"]["state"] == ANNOUNCED
+    assert store.sentiment_entries()[0]["request_id"] == filing.request["_id"]
+
+
+def test_failed_publish_leaves_the_request_pending_and_logged_once(store):
+    filing = file(store)
+
+    def broken(kind, event):
+        raise ConnectionError("broker gone")
+
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            submissions.announce(store, broken, filing.request, NOW)
+    assert store.count_pending_announcements() == 1
+    assert len(store.sentiment_entries()) == 1
+
+
+def test_pending_announcement_is_claimed_by_one_replica_only_once_due(store):
+    filing = file(store)
+    assert store.claim_due_announcements(NOW, CLAIM) == []  # the filing worker still owns it
+    later = NOW + CLAIM + timedelta(seconds=1)
+    pool = eventlet.GreenPool(2)
+    claims = list(pool.imap(lambda _: store.claim_due_announcements(later, CLAIM), range(2)))
+    assert sorted(len(c) for c in claims) == [0, 1]
+    assert [c for c in claims if c][0][0]["_id"] == filing.request["_id"]
+
+
+def change_event(request, status, at, event_id=None):
+    return {
+        "event_id": event_id or uuid.uuid4().hex,
+        "data": {"case_id": "C-9", "request_id": request["_id"], "tracking_no": request["tracking_no"],
+                 "status": status, "at": at, "grid_id": "G-1", "category": "water"},
+    }
+
+
+def test_case_changes_apply_once_and_the_latest_wins(store):
+    request = file(store).request
+    acknowledged = change_event(request, "acknowledged", NOW + timedelta(minutes=2))
+    assert submissions.apply_case_status(store, acknowledged)
+    assert submissions.apply_case_status(store, change_event(request, "assigned", NOW + timedelta(minutes=1)))
+    assert submissions.apply_case_status(store, acknowledged)  # redelivered
+    stored = store.find_by_tracking_no(request["tracking_no"])
+    assert stored["status"] == "acknowledged"
+    assert [h["status"] for h in stored["history"]] == ["received", "assigned", "acknowledged"]
+    assert stored["case_id"] == "C-9" and stored["grid_id"] == "G-1"
+
+
+def test_case_change_for_an_unknown_request_is_reported(store):
+    ghost = {"_id": "nope", "tracking_no": "YT-20261128-999999"}
+    assert submissions.apply_case_status(store, change_event(ghost, "assigned", NOW)) is False
+
+
+def test_public_view_masks_the_reporter(store):
+    request = file(store, reporter={"name": "鲍老伯", "phone": "13912345678"}).request
+    view = submissions.public_view(request)
+    assert view["reporter"] == {"name": "鲍**", "phone": "139****5678"}
+    assert "announce" not in view and "idempotency_key" not in view

@@ -1,0 +1,39 @@
+import logging
+
+import pytest
+
+from wangge.logs import RedactPhones, mask_name, mask_phone, redact_phones
+
+
+@pytest.mark.parametrize(
+    "phone, masked",
+    [("13812345678", "138****5678"), ("0591-24567890", "059******7890"), ("", "")],
+)
+def test_mask_phone_keeps_only_the_ends(phone, masked):
+    assert mask_phone(phone) == masked
+
+
+def test_mask_name_keeps_the_family_name():
+    assert mask_name("张水如") == "张**"
+    assert mask_name("鲍") == "鲍"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["来电13812345678", "phone=+86 13912345678;", "座机0591-24567890", "号码 8613712345678 结束"],
+)
+def test_phone_numbers_never_reach_a_log_line_in_full(text):
+    redacted = redact_phones(text)
+    digits = "".join(ch for ch in redacted if ch.isdigit())
+    assert "****" in redacted
+    assert "12345678" not in digits and "24567890" not in digits
+
+
+def test_filter_masks_message_and_arguments():
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "call from %s", ("13812345678",), None)
+    RedactPhones().filter(record)
+    assert record.getMessage() == "call from 138****5678"
+
+
+def test_numbers_that_are_not_phones_are_left_alone():
+    assert redact_phones("YT-20261128-000123 and 112 items") == "YT-20261128-000123 and 112 items"

@@ -1,0 +1,46 @@
+import pytest
+from nameko.containers import ServiceContainer
+
+from devstack.contracts import GENERATED, render
+from services.intake.service import IntakeService
+from wangge import topology
+from wangge.reliable import ReliableEventHandler
+
+SERVICES = [IntakeService]
+
+
+def event_handlers(container):
+    return [e for e in container.entrypoints if isinstance(e, ReliableEventHandler)]
+
+
+@pytest.mark.parametrize("service_cls", SERVICES)
+def test_every_event_handler_has_its_queue_declared_up_front(service_cls):
+    declared = {(s.source, s.event_type, s.service, s.method) for s in topology.SUBSCRIPTIONS}
+    container = ServiceContainer(service_cls, {"AMQP_URI": "memory://"})
+    for handler in event_handlers(container):
+        assert (handler.source_service, handler.event_type, service_cls.name, handler.method_name) in declared
+
+
+@pytest.mark.parametrize("service_cls", SERVICES)
+def test_declared_queue_matches_the_one_nameko_declares(service_cls):
+    # kombu's in-memory transport: setup() declares without a broker
+    container = ServiceContainer(service_cls, {"AMQP_URI": "memory://"})
+    for handler in event_handlers(container):
+        handler.setup()
+        subscription = next(s for s in topology.SUBSCRIPTIONS if s.method == handler.method_name)
+        ours = topology.event_queue(subscription)
+        assert ours.name == handler.queue.name
+        assert (ours.durable, ours.auto_delete, ours.exclusive) == (handler.queue.durable, handler.queue.auto_delete, handler.queue.exclusive)
+        assert ours.exchange.name == handler.queue.exchange.name and ours.routing_key == handler.queue.routing_key
+
+
+def test_every_consumed_queue_has_a_retry_queue_that_returns_to_it():
+    queues = {q.name: q for q in topology.all_queues()}
+    for consumed in topology.consumed_queues():
+        retry = queues[topology.retry_queue_name(consumed.name)]
+        assert retry.queue_arguments["x-dead-letter-routing-key"] == consumed.name
+
+
+@pytest.mark.parametrize("path", sorted(GENERATED), ids=lambda p: p.name)
+def test_checked_in_contract_files_match_the_code(path):
+    assert path.read_text(encoding="utf-8") == render(GENERATED[path]), f"stale: run `make contracts` to regenerate {path.name}"
