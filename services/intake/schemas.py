@@ -60,6 +60,29 @@ class LookupSchema(Schema):
     external_ref = fields.String(required=True, validate=validate.Length(min=1, max=128))
 
 
+class SentimentQuerySchema(Schema):
+    """``GET /api/v1/sentiment-log?grid_id=…&since=…&limit=…``."""
+
+    grid_id = fields.String(validate=_identifier)
+    since = fields.AwareDateTime()
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class SentimentEntrySchema(Schema):
+    """One line of the 民情日志."""
+
+    class Meta:
+        ordered = True
+
+    at = fields.AwareDateTime()
+    kind = fields.String()
+    tracking_no = fields.String()
+    grid_id = fields.String(allow_none=True)
+    channel = fields.String()
+    status = fields.String()
+    summary = fields.String(allow_none=True)
+
+
 class HistoryEntrySchema(Schema):
     status = fields.String()
     at = fields.AwareDateTime()

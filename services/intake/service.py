@@ -14,7 +14,9 @@ from wangge.timers import configured_timer
 
 from services.intake import metrics, submissions
 from services.intake.inbound import inbound
-from services.intake.schemas import CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema
+from services.intake.schemas import (
+    CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema, SentimentEntrySchema, SentimentQuerySchema,
+)
 from services.intake.storage import RequestStore
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,12 @@ class IntakeService:
         query = LookupSchema().load(request.args.to_dict())
         found = self.store.find_by_external_ref(query["source"], query["external_ref"])
         return {"items": [submissions.public_view(item) for item in found]}
+
+    @http("GET", "/api/v1/sentiment-log")
+    def sentiment_log(self, request):
+        query = SentimentQuerySchema().load(request.args.to_dict())
+        entries = self.store.sentiment_entries(query.get("grid_id"), query.get("since"), query["limit"])
+        return {"items": SentimentEntrySchema(many=True).dump(entries)}
 
     @http("GET", "/health")
     def health(self, request):

@@ -125,3 +125,16 @@ def test_metrics_count_requests_by_channel_and_outcome(intake):
     before = accepted_visits()
     file_request(intake, {"channel": "visit", "text": "入户走访：独居老人需要申请补助"})
     assert accepted_visits() == before + 1
+
+
+def test_every_filed_request_enters_the_sentiment_log(intake):
+    tracking_no = file_request(intake, {"channel": "visit", "text": "汤洋村独居老人鲍老伯生活困难"}).json()["tracking_no"]
+    log = requests.get(intake.url("/api/v1/sentiment-log"), params={"limit": 500}, timeout=10).json()["items"]
+    mine = [entry for entry in log if entry["tracking_no"] == tracking_no]
+    assert len(mine) == 1
+    assert mine[0]["kind"] == "request_received" and mine[0]["summary"].startswith("汤洋村")
+
+
+def test_sentiment_log_query_is_validated(intake):
+    response = requests.get(intake.url("/api/v1/sentiment-log"), params={"limit": 0}, timeout=10)
+    assert response.status_code == 400 and "limit" in response.json()["fields"]
