@@ -102,7 +102,7 @@ def start_platform(detached):
     except RuntimeError as error:
         stop_processes(started)
         sys.exit(f"wangge: {error}")
-    demo.load(SERVICE_PORTS)
+    demo.load(SERVICE_PORTS, available_services())
     print_urls()
     return started
 

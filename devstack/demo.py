@@ -1,7 +1,10 @@
-"""Demo data for a newcomer's first look: requests like the ones in the Yongtai
-article, filed through the public API. Each has a fixed Idempotency-Key, so
-loading again adds nothing."""
+"""Demo data for a newcomer's first look: a county shaped like Yongtai in
+routing's registry, and requests like the ones in the article, filed through
+the public API. Loading again adds nothing: the registry keeps its version and
+each request has a fixed Idempotency-Key."""
 import requests
+
+from devstack.demo_county import build_county
 
 DEMO_REQUESTS = [
     ("demo-streetlight", {
@@ -27,7 +30,11 @@ DEMO_REQUESTS = [
 ]
 
 
-def load(ports):
+def load(ports, services):
+    if "routing" in services:
+        response = requests.put(f"http://127.0.0.1:{ports['routing']}/api/v1/registry", json=build_county(), timeout=300)
+        if response.status_code not in (200, 409):  # 409: this version is already in force
+            response.raise_for_status()
     intake = f"http://127.0.0.1:{ports['intake']}/api/v1/requests"
     for key, body in DEMO_REQUESTS:
         response = requests.post(intake, json=body, headers={"Idempotency-Key": key}, timeout=10)

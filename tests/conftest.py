@@ -24,3 +24,10 @@ def mongo_uri(tmp_path_factory):
 def amqp_uri():
     with throwaway_vhost() as uri:
         yield uri
+
+
+@pytest.fixture(scope="module")
+def module_amqp_uri():
+    """A vhost of the module's own, for tests that run their own set of services."""
+    with throwaway_vhost() as uri:
+        yield uri

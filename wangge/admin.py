@@ -4,11 +4,15 @@
     wangge-admin dead-letters replay QUEUE (--all | --id ID ...)
     wangge-admin topology declare
     wangge-admin topology definitions
+    wangge-admin grids load FILE            (YAML or JSON; through routing's HTTP API)
 """
 import argparse
 import json
 import sys
 from pathlib import Path
+
+import requests
+import yaml
 
 from kombu import Connection
 from nameko.amqp.publish import Publisher
@@ -94,6 +98,23 @@ def replay_dead_letters(amqp_uri, queue_name, ids=None):
     return replayed
 
 
+def load_grids(routing_url, path):
+    """PUT a registry file to routing; returns (exit code, message lines)."""
+    try:
+        with open(path, encoding="utf-8") as registry_file:
+            document = yaml.safe_load(registry_file)  # JSON is YAML too
+    except (OSError, yaml.YAMLError) as exc:
+        return 1, [f"cannot read {path}: {exc}"]
+    response = requests.put(f"{routing_url}/api/v1/registry", json=document, timeout=300)
+    body = response.json()
+    if response.status_code == 200:
+        counts = ", ".join(f"{n} {kind}" for kind, n in body["counts"].items())
+        return 0, [f"registry version {body['version']} loaded: {counts}"]
+    lines = [f"{path}: {body.get('message')}"]
+    lines += [f"  {key}: {' '.join(map(str, problems))}" for key, problems in (body.get("fields") or {}).items()]
+    return (3 if response.status_code == 409 else 1), lines
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="wangge-admin", description="Wangge operator commands.")
     parser.add_argument("--amqp-uri", help="default: AMQP_URI from wangge/admin.yml (env AMQP_URI)")
@@ -114,8 +135,19 @@ def main(argv=None):
     topo.add_parser("declare", help="declare every exchange and queue (idempotent)")
     topo.add_parser("definitions", help="print them as RabbitMQ definitions JSON")
 
+    grids = commands.add_parser("grids", help="the grid registry").add_subparsers(dest="action", required=True)
+    grids_load = grids.add_parser("load", help="load a registry file (its version must be newer than the one in force)")
+    grids_load.add_argument("file")
+    grids_load.add_argument("--routing-url", help="default: ROUTING_URL from wangge/admin.yml")
+
     args = parser.parse_args(argv)
-    amqp_uri = args.amqp_uri or load_config(CONFIG_PATH)["AMQP_URI"]
+    config = load_config(CONFIG_PATH)
+    amqp_uri = args.amqp_uri or config["AMQP_URI"]
+
+    if args.command == "grids":
+        code, lines = load_grids(args.routing_url or config["ROUTING_URL"], args.file)
+        print("\n".join(lines), file=sys.stdout if code == 0 else sys.stderr)
+        return code
 
     if args.command == "dead-letters" and args.action == "list":
         entries = list_dead_letters(amqp_uri, args.queue, args.limit)

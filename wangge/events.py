@@ -14,11 +14,26 @@ SCHEMA_VERSION = 1
 
 REQUEST_RECEIVED = "request_received"
 CASE_STATUS_CHANGED = "case_status_changed"
+CASE_ASSIGNED = "case_assigned"
+CASE_ESCALATED = "case_escalated"
+CASE_MERGED = "case_merged"
+CASE_CLOSED = "case_closed"
+SLA_WARNING = "sla_warning"
+SLA_BREACHED = "sla_breached"
+FOLLOW_UP_REQUESTED = "follow_up_requested"
+
+# Every case event carries the case as it stands (CaseEventData), so a consumer
+# such as notify can decide recipients without asking routing.
+CASE_EVENTS = (
+    CASE_STATUS_CHANGED, CASE_ASSIGNED, CASE_ESCALATED, CASE_MERGED, CASE_CLOSED,
+    SLA_WARNING, SLA_BREACHED, FOLLOW_UP_REQUESTED,
+)
 
 CASE_STATUSES = (
     "received", "assigned", "acknowledged", "in_progress", "resolved", "closed",
     "escalated", "reopened", "merged", "rejected",
 )
+LEVELS = ("grid", "community", "town", "department")
 
 
 def utcnow():
@@ -61,8 +76,24 @@ class RequestReceivedData(Schema):
     external_ref = fields.String(allow_none=True)
 
 
-class CaseStatusChangedData(Schema):
-    """A case moved from one status to another; intake mirrors it for tracking."""
+class PersonSchema(Schema):
+    """A worker, grid head or department contact as events name them."""
+
+    id = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+
+
+class DepartmentRefSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    contact = fields.Nested(PersonSchema, allow_none=True)
+
+
+class CaseEventData(Schema):
+    """A case as it stands after a change. ``request_id``/``tracking_no`` name the
+    request the event concerns (for ``case_merged``, the request merged in)."""
 
     case_id = fields.String(required=True)
     request_id = fields.String(required=True)
@@ -71,15 +102,27 @@ class CaseStatusChangedData(Schema):
     previous_status = fields.String(allow_none=True, validate=validate.OneOf(CASE_STATUSES))
     at = fields.AwareDateTime(required=True)
     grid_id = fields.String(allow_none=True)
+    grid_name = fields.String(allow_none=True)
+    community_id = fields.String(allow_none=True)
+    town_id = fields.String(allow_none=True)
     category = fields.String(allow_none=True)
+    complexity = fields.String(allow_none=True)
+    urgent = fields.Boolean(allow_none=True)
+    level = fields.String(allow_none=True, validate=validate.OneOf(LEVELS))
+    department = fields.Nested(DepartmentRefSchema, allow_none=True)
+    assignee = fields.Nested(PersonSchema, allow_none=True)
+    grid_head = fields.Nested(PersonSchema, allow_none=True)
+    reporter = fields.Nested(ReporterSchema, allow_none=True)
+    wechat_group_ids = fields.List(fields.String(), allow_none=True)
+    reporter_count = fields.Integer(allow_none=True)
     actor = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
+    # sla_warning / sla_breached: which clock and when it runs out
+    sla_clock = fields.String(allow_none=True, validate=validate.OneOf(("first_response", "resolution")))
+    due_at = fields.AwareDateTime(allow_none=True)
 
 
-DATA_SCHEMAS = {
-    REQUEST_RECEIVED: RequestReceivedData,
-    CASE_STATUS_CHANGED: CaseStatusChangedData,
-}
+DATA_SCHEMAS = {REQUEST_RECEIVED: RequestReceivedData, **{name: CaseEventData for name in CASE_EVENTS}}
 
 
 class EnvelopeSchema(Schema):

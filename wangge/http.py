@@ -1,6 +1,7 @@
 """HTTP entrypoint that speaks JSON, with every error mapped in one place."""
 import json
 import logging
+from datetime import datetime
 
 from marshmallow import ValidationError
 from nameko.web.handlers import HttpRequestHandler
@@ -13,8 +14,12 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 class ApiError(Exception):
-    status = 400
-    code = "bad_request"
+    """An error the caller can fix. Any exception with ``http_status`` and
+    ``error_code`` (and optionally ``fields``, ``details``) is answered the same way,
+    so domain modules declare their errors without importing this one."""
+
+    http_status = 400
+    error_code = "bad_request"
 
     def __init__(self, message, fields=None):
         super().__init__(message)
@@ -23,18 +28,24 @@ class ApiError(Exception):
 
 
 class NotFound(ApiError):
-    status = 404
-    code = "not_found"
+    http_status = 404
+    error_code = "not_found"
 
 
 class Conflict(ApiError):
-    status = 409
-    code = "conflict"
+    http_status = 409
+    error_code = "conflict"
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def json_response(body, status=200, headers=None):
     return Response(
-        json.dumps(body, ensure_ascii=False, default=str),
+        json.dumps(body, ensure_ascii=False, default=_json_default),
         status=status,
         headers=headers,
         content_type="application/json; charset=utf-8",
@@ -84,8 +95,11 @@ class JsonHttpHandler(HttpRequestHandler):
     def response_from_exception(self, exc):
         if isinstance(exc, ValidationError):
             return json_response(error_body("validation_failed", "Some fields are invalid.", exc.messages), 400)
-        if isinstance(exc, ApiError):
-            return json_response(error_body(exc.code, exc.message, exc.fields), exc.status)
+        status = getattr(exc, "http_status", None)
+        if status is not None:
+            body = error_body(exc.error_code, str(exc), getattr(exc, "fields", None))
+            body.update(getattr(exc, "details", None) or {})
+            return json_response(body, status)
         log.error("unhandled error in HTTP handler", exc_info=exc)
         return json_response(error_body("internal_error", "Something went wrong on our side; it has been logged."), 500)
 

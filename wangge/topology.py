@@ -36,6 +36,9 @@ class Subscription:
 SUBSCRIPTIONS = (
     Subscription("intake", events.REQUEST_RECEIVED, "routing", "open_case"),
     Subscription("routing", events.CASE_STATUS_CHANGED, "intake", "track_case_status"),
+    # notify tells people about every case event; its queues exist before it
+    # first runs, so nothing routing publishes meanwhile is lost.
+    *(Subscription("routing", event_type, "notify", f"on_{event_type}") for event_type in events.CASE_EVENTS),
 )
 
 

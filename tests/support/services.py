@@ -1,6 +1,6 @@
 """Services as separate processes, started exactly as ``make run`` starts them."""
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from devstack.processes import http_ok, service_env, start_service, wait_until
 from tests.support.ports import free_port
@@ -41,3 +41,20 @@ def running_service(name, *, amqp_uri, mongo_uri, log_dir, database=None, extra_
         yield service
     finally:
         process.stop()
+
+
+@contextmanager
+def running_platform(names, *, amqp_uri, mongo_uri, log_dir, extra_env=None, replicas=None):
+    """Several services (``replicas`` maps a name to a process count), each
+    service's processes sharing one database; yields ``{name: [RunningService]}``."""
+    run_id = uuid.uuid4().hex[:8]
+    started = {}
+    with ExitStack() as stack:
+        for name in names:
+            for _ in range((replicas or {}).get(name, 1)):
+                service = stack.enter_context(running_service(
+                    name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=log_dir,
+                    database=f"{name}_{run_id}", extra_env=extra_env,
+                ))
+                started.setdefault(name, []).append(service)
+        yield started

@@ -1,0 +1,20 @@
+"""Routing's business metrics (per process; Prometheus sums replicas).
+Labels stay bounded: towns and categories come from the registry and the rules."""
+from prometheus_client import Counter, Gauge, Histogram
+
+HOURS = 3600
+CASES_OPENED = Counter("wangge_routing_cases_opened_total", "Cases opened, by town and category.", ["town", "category"])
+OPEN_CASES = Gauge("wangge_routing_open_cases", "Open cases by status (refreshed by the SLA timer).", ["status"])
+TRIAGE_QUEUE = Gauge("wangge_routing_triage_queue", "Cases waiting in a town triage queue for a grid.")
+MERGES = Counter("wangge_routing_merges_total", "Requests merged into an open case as duplicates.")
+FIRST_RESPONSE = Histogram(
+    "wangge_routing_first_response_seconds", "Time from opening to the first response.",
+    buckets=(60, 300, 900, 1800, HOURS, 2 * HOURS, 4 * HOURS, 8 * HOURS, 24 * HOURS, 72 * HOURS),
+)
+RESOLUTION = Histogram(
+    "wangge_routing_resolution_seconds", "Time from opening to resolution.",
+    buckets=(HOURS, 4 * HOURS, 12 * HOURS, 24 * HOURS, 72 * HOURS, 7 * 24 * HOURS, 15 * 24 * HOURS, 30 * 24 * HOURS),
+)
+SLA_WARNINGS = Counter("wangge_routing_sla_warnings_total", "SLA warnings by clock.", ["clock"])
+SLA_BREACHES = Counter("wangge_routing_sla_breaches_total", "SLA breaches by clock and town.", ["clock", "town"])
+ESCALATIONS = Counter("wangge_routing_escalations_total", "Escalations by the level reached.", ["level"])

@@ -1,0 +1,142 @@
+"""What comes into routing over HTTP and what goes out."""
+from marshmallow import RAISE, Schema, fields, validate
+
+from services.routing.lifecycle import FIVE_STEPS, TRANSITIONS
+
+STATUSES = tuple(TRANSITIONS)
+_id = validate.Length(min=1, max=64)
+_note = validate.Length(max=2000)
+
+
+class BodySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class PageSchema(BodySchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class GridQuerySchema(PageSchema):
+    town_id = fields.String(validate=_id)
+    community_id = fields.String(validate=_id)
+
+
+class PointQuerySchema(BodySchema):
+    lon = fields.Float(required=True, validate=validate.Range(-180, 180), allow_nan=False)
+    lat = fields.Float(required=True, validate=validate.Range(-90, 90), allow_nan=False)
+
+
+class CaseQuerySchema(PageSchema):
+    grid_id = fields.String(validate=_id)
+    town_id = fields.String(validate=_id)
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    assignee = fields.String(validate=_id)
+    overdue = fields.Boolean()
+    triage = fields.Boolean()
+
+
+class ActorSchema(BodySchema):
+    actor = fields.String(required=True, validate=_id, metadata={"description": "Who acts: a worker, head or department contact id."})
+    note = fields.String(validate=_note, load_default=None)
+
+
+class NoteSchema(BodySchema):
+    actor = fields.String(required=True, validate=_id)
+    note = fields.String(required=True, validate=[validate.Length(min=1, max=2000)])
+
+
+class TransitionSchema(ActorSchema):
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+
+
+class AssignSchema(ActorSchema):
+    worker_id = fields.String(required=True, validate=_id)
+
+
+class EscalateSchema(ActorSchema):
+    department_id = fields.String(validate=_id, load_default=None)
+
+
+class StepSchema(BodySchema):
+    step = fields.String(required=True, validate=validate.OneOf(FIVE_STEPS))
+    actor = fields.String(required=True, validate=_id)
+    note = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class FollowUpSchema(BodySchema):
+    solved = fields.Boolean(required=True)
+    satisfaction = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
+    note = fields.String(validate=_note, load_default=None)
+
+
+class CentroidSchema(Schema):
+    lon = fields.Float()
+    lat = fields.Float()
+
+
+class GridSummarySchema(Schema):
+    class Meta:
+        ordered = True
+
+    grid_id = fields.String(attribute="id")
+    name = fields.String()
+    town_id = fields.String()
+    town = fields.String(attribute="town_name")
+    community_id = fields.String()
+    community = fields.String(attribute="community_name")
+    centroid = fields.Nested(CentroidSchema, allow_none=True)
+
+
+class GridDetailSchema(GridSummarySchema):
+    head = fields.Dict()
+    workers = fields.List(fields.Dict())
+    wechat_groups = fields.List(fields.String())
+    buildings = fields.List(fields.String())
+    area = fields.Dict(allow_none=True)
+
+
+class CaseSummarySchema(Schema):
+    class Meta:
+        ordered = True
+
+    case_id = fields.String(attribute="_id")
+    tracking_no = fields.String()
+    status = fields.String()
+    level = fields.String()
+    grid_id = fields.String(allow_none=True)
+    grid_name = fields.String(allow_none=True)
+    town_id = fields.String(allow_none=True)
+    category = fields.String()
+    complexity = fields.String()
+    urgent = fields.Boolean()
+    triage = fields.Boolean()
+    assignee = fields.Dict(allow_none=True)
+    reporter_count = fields.Integer()
+    text = fields.String()
+    opened_at = fields.AwareDateTime()
+    status_at = fields.AwareDateTime()
+    first_response_due = fields.AwareDateTime(attribute="sla.first_response.due_at")
+    resolution_due = fields.AwareDateTime(attribute="sla.resolution.due_at")
+
+
+class CaseDetailSchema(CaseSummarySchema):
+    request_ids = fields.List(fields.String())
+    address = fields.String(allow_none=True)
+    located_by = fields.String()
+    keywords = fields.List(fields.String())
+    department = fields.Dict(allow_none=True)
+    grid_head = fields.Dict(allow_none=True)
+    first_response_at = fields.AwareDateTime(allow_none=True)
+    resolved_at = fields.AwareDateTime(allow_none=True)
+    closed_at = fields.AwareDateTime(allow_none=True)
+    five_steps = fields.List(fields.Dict())
+    follow_up = fields.Dict(allow_none=True)
+    sla = fields.Dict()
+    timeline = fields.List(fields.Dict())
+    version = fields.Integer()
+
+
+class PlaceSchema(ActorSchema):
+    grid_id = fields.String(required=True, validate=_id)

@@ -1,0 +1,216 @@
+"""Routing: the grid registry, and every case from its request to its closure."""
+import logging
+from datetime import timedelta
+
+from nameko.dependency_providers import Config
+from nameko.events import EventDispatcher
+
+from wangge import events
+from wangge.http import NotFound, http, read_json_body
+from wangge.metrics import EntrypointMetrics, metrics_response
+from wangge.mongo import Storage
+from wangge.reliable import event_handler
+from wangge.timers import configured_timer
+
+from services.routing import metrics, schemas, workflow
+from services.routing.dependencies import Registry, RequestClassifier
+from services.routing.registry import flatten, validate_registry
+from services.routing.storage import RoutingStore
+
+log = logging.getLogger(__name__)
+
+
+class RoutingService:
+    name = "routing"
+
+    store = Storage(RoutingStore)
+    registry = Registry()
+    classifier = RequestClassifier()
+    # mandatory: an event nobody is bound to receive raises and stays in the outbox
+    dispatch = EventDispatcher(mandatory=True)
+    config = Config()
+    entrypoint_metrics = EntrypointMetrics()
+
+    # -- requests become cases -------------------------------------------------
+
+    @event_handler("intake", events.REQUEST_RECEIVED)
+    def open_case(self, message):
+        request = events.read_event(events.REQUEST_RECEIVED, message)["data"]
+        now = events.utcnow()
+        case_id, entries = workflow.open_case(self.store, self._snapshot(now), self.classifier, self.config, request, now)
+        self._publish(case_id, entries)
+        log.info("request routed", extra={"tracking_no": request["tracking_no"], "case_id": case_id})
+
+    # -- the grid registry ------------------------------------------------------
+
+    @http("PUT", "/api/v1/registry")
+    def load_registry(self, request):
+        registry = validate_registry(read_json_body(request, max_bytes=64 * 1024 * 1024))
+        towns, communities, grids, departments = flatten(registry)
+        counts = self.store.replace_registry(
+            registry["version"], registry["county"],
+            {"towns": towns, "communities": communities, "grids": grids, "departments": departments},
+            events.utcnow(),
+        )
+        self.registry.invalidate()
+        log.info("registry loaded", extra={"version": registry["version"], **counts})
+        return {"version": registry["version"], "counts": counts}
+
+    @http("GET", "/api/v1/registry")
+    def registry_summary(self, request):
+        summary = self.store.registry_summary()
+        if summary is None:
+            raise NotFound("No registry loaded yet.")
+        return {"version": summary["edition"], "county": summary["county"], "loaded_at": summary["loaded_at"], "counts": summary["counts"]}
+
+    @http("GET", "/api/v1/grids")
+    def list_grids(self, request):
+        query = schemas.GridQuerySchema().load(request.args.to_dict())
+        edition = self.store.registry_edition()
+        filters = {key: query[key] for key in ("town_id", "community_id") if key in query}
+        skip = (query["page"] - 1) * query["per_page"]
+        grids = self.store.registry_records("grids", edition, filters, skip, query["per_page"], {"area": 0})
+        return {
+            "items": schemas.GridSummarySchema(many=True).dump(grids),
+            "page": query["page"], "per_page": query["per_page"],
+            "total": self.store.count_registry_records("grids", edition, filters),
+        }
+
+    @http("GET", "/api/v1/grids/locate")
+    def locate_point(self, request):
+        point = schemas.PointQuerySchema().load(request.args.to_dict())
+        snapshot = self._snapshot(events.utcnow())
+        grid_id = snapshot.index.grid_for_point(point["lon"], point["lat"])
+        if grid_id is None:
+            raise NotFound(f"No grid contains ({point['lon']}, {point['lat']}).")
+        return schemas.GridSummarySchema().dump(snapshot.grid(grid_id))
+
+    @http("GET", "/api/v1/grids/<string:grid_id>")
+    def get_grid(self, request, grid_id):
+        grid = self.store.registry_record("grids", self.store.registry_edition(), grid_id)
+        if grid is None:
+            raise NotFound(f"No grid {grid_id}.")
+        return schemas.GridDetailSchema().dump(grid)
+
+    # -- cases for workers, heads and departments ---------------------------------
+
+    @http("GET", "/api/v1/cases")
+    def list_cases(self, request):
+        query = schemas.CaseQuerySchema().load(request.args.to_dict())
+        filters = workflow.case_query(query, events.utcnow())
+        found, total = self.store.find_cases(filters, (query["page"] - 1) * query["per_page"], query["per_page"])
+        return {"items": schemas.CaseSummarySchema(many=True).dump(found), "page": query["page"], "per_page": query["per_page"], "total": total}
+
+    @http("GET", "/api/v1/workers/<string:worker_id>/cases")
+    def my_open_cases(self, request, worker_id):
+        found, total = self.store.find_cases(workflow.open_cases_of(worker_id), 0, 500)
+        return {"items": schemas.CaseSummarySchema(many=True).dump(found), "total": total}
+
+    @http("GET", "/api/v1/cases/<string:case_id>")
+    def get_case(self, request, case_id):
+        return schemas.CaseDetailSchema().dump(workflow.load_case(self.store, case_id))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/acknowledge")
+    def acknowledge(self, request, case_id):
+        body = self._body(request, schemas.ActorSchema)
+        return self._changed(*workflow.move_case(self.store, self.config, case_id, "acknowledged", body["actor"], body["note"], events.utcnow()))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/transitions")
+    def move(self, request, case_id):
+        body = self._body(request, schemas.TransitionSchema)
+        return self._changed(*workflow.move_case(self.store, self.config, case_id, body["status"], body["actor"], body["note"], events.utcnow()))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/resolve")
+    def resolve(self, request, case_id):
+        body = self._body(request, schemas.ActorSchema)
+        return self._changed(*workflow.move_case(self.store, self.config, case_id, "resolved", body["actor"], body["note"], events.utcnow()))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/assign")
+    def assign(self, request, case_id):
+        body = self._body(request, schemas.AssignSchema)
+        now = events.utcnow()
+        return self._changed(*workflow.assign_case(self.store, self._snapshot(now), self.config, case_id, body["worker_id"], body["actor"], body["note"], now))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/place")
+    def place(self, request, case_id):
+        body = self._body(request, schemas.PlaceSchema)
+        now = events.utcnow()
+        return self._changed(*workflow.place_from_triage(self.store, self._snapshot(now), self.config, case_id, body["grid_id"], body["actor"], body["note"], now))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/escalate")
+    def escalate(self, request, case_id):
+        body = self._body(request, schemas.EscalateSchema)
+        now = events.utcnow()
+        return self._changed(*workflow.escalate_case(self.store, self._snapshot(now), self.config, case_id, body["actor"], body["note"], body["department_id"], now))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/steps")
+    def record_step(self, request, case_id):
+        body = self._body(request, schemas.StepSchema)
+        return self._changed(*workflow.record_step(self.store, case_id, body["step"], body["actor"], body["note"], events.utcnow()))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/notes")
+    def add_note(self, request, case_id):
+        body = self._body(request, schemas.NoteSchema)
+        return self._changed(*workflow.add_note(self.store, case_id, body["actor"], body["note"], events.utcnow()))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/follow-up")
+    def follow_up(self, request, case_id):
+        body = self._body(request, schemas.FollowUpSchema)
+        return self._changed(*workflow.record_follow_up(self.store, self.config, case_id, body["solved"], body["satisfaction"], body["note"], events.utcnow()))
+
+    # -- timers ---------------------------------------------------------------------
+
+    @configured_timer("SLA", "CHECK_INTERVAL_SECONDS", default=30)
+    def check_deadlines(self):
+        now = events.utcnow()
+        for case_id, entries in workflow.check_deadlines(self.store, self._snapshot(now), self.config, now):
+            self._publish(case_id, entries)
+        for status, count in self.store.count_open_by_status().items():
+            metrics.OPEN_CASES.labels(status).set(count)
+        metrics.TRIAGE_QUEUE.set(self.store.count_triage())
+
+    @configured_timer("OUTBOX", "INTERVAL_SECONDS", default=5)
+    def publish_outbox(self):
+        grace = float(self.config["OUTBOX"]["GRACE_SECONDS"])
+        cutoff = events.utcnow() - timedelta(seconds=grace)
+        for case in self.store.cases_with_stale_outbox(cutoff):
+            self._publish(case["_id"], case["outbox"])
+
+    # -- operations -----------------------------------------------------------------
+
+    @http("GET", "/health")
+    def health(self, request):
+        try:
+            self.store.ping()
+        except Exception as exc:
+            return 503, {"status": "unavailable", "service": self.name, "checks": {"store": str(exc).split(",")[0]}}
+        return {"status": "ok", "service": self.name, "checks": {"store": "ok"}, "registry_version": self.store.registry_edition()}
+
+    @http("GET", "/metrics")
+    def prometheus_metrics(self, request):
+        return metrics_response()
+
+    # -- shared steps ---------------------------------------------------------------
+
+    def _snapshot(self, now):
+        return self.registry.current(self.store, now)
+
+    def _body(self, request, schema_cls):
+        return schema_cls().load(read_json_body(request))
+
+    def _changed(self, case_id, entries):
+        self._publish(case_id, entries)
+        return schemas.CaseDetailSchema().dump(self.store.get_case(case_id))
+
+    def _publish(self, case_id, entries):
+        """Publish queued events; what fails stays in the outbox for the timer."""
+        published = []
+        for entry in entries:
+            try:
+                self.dispatch(entry["event_type"], entry["event"])
+            except Exception as exc:
+                log.warning("event not published yet", extra={"case_id": case_id, "event_type": entry["event_type"], "reason": f"{type(exc).__name__}: {exc}"})
+                break  # keep the order: later events wait for this one
+            published.append(entry["event_id"])
+        if published:
+            self.store.clear_outbox(case_id, published)

@@ -1,0 +1,154 @@
+"""The only code that touches routing's collections.
+
+``registry``     the current registry edition (one document)
+``towns`` ``communities`` ``grids`` ``departments``
+                 the registry's records; every edition is written beside the
+                 old one and becomes current in one update, so readers never
+                 see half a registry
+``cases``        cases with their timeline, SLA clocks and an outbox of events
+                 not yet confirmed by the broker
+"""
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
+
+from services.routing.lifecycle import OPEN_STATUSES
+
+REGISTRY_KINDS = ("towns", "communities", "grids", "departments")
+
+
+class StaleRegistry(Exception):
+    """A registry edition not newer than the one in force."""
+
+    http_status = 409
+    error_code = "stale_registry"
+
+
+class RoutingStore:
+    def __init__(self, database):
+        self.database = database
+        self.registry = database["registry"]
+        self.cases = database["cases"]
+
+    def ensure_indexes(self):
+        for kind in REGISTRY_KINDS:
+            self.database[kind].create_index([("edition", ASCENDING), ("id", ASCENDING)], unique=True, name="edition_id")
+        self.database["grids"].create_indexes([
+            IndexModel([("area", "2dsphere")], name="area"),
+            IndexModel([("edition", ASCENDING), ("town_id", ASCENDING), ("community_id", ASCENDING)], name="edition_town"),
+        ])
+        self.cases.create_indexes([
+            IndexModel([("request_ids", ASCENDING)], name="request_ids"),
+            IndexModel([("status", ASCENDING), ("grid_id", ASCENDING)], name="status_grid"),
+            IndexModel([("town_id", ASCENDING), ("status", ASCENDING)], name="town_status"),
+            IndexModel([("assignee.id", ASCENDING), ("status", ASCENDING)], name="assignee_status"),
+            IndexModel([("grid_id", ASCENDING), ("category", ASCENDING), ("opened_at", DESCENDING)], name="duplicates"),
+            IndexModel([("sla_next_check_at", ASCENDING)], name="sla_due"),
+            IndexModel([("outbox.queued_at", ASCENDING)], name="outbox"),
+            IndexModel([("opened_at", DESCENDING)], name="opened_at"),
+        ])
+
+    def ping(self):
+        self.database.client.admin.command("ping")
+
+    # -- registry ------------------------------------------------------------
+
+    def registry_edition(self):
+        current = self.registry.find_one({"_id": "current"})
+        return current and current["edition"]
+
+    def registry_summary(self):
+        return self.registry.find_one({"_id": "current"}, {"_id": 0})
+
+    def replace_registry(self, edition, county, records, now):
+        """Write a new edition beside the old one, switch to it, drop the old one."""
+        current = self.registry_edition()
+        if current is not None and edition <= current:
+            raise StaleRegistry(f"Version {edition} is not newer than the registry in force (version {current}).")
+        for kind in REGISTRY_KINDS:
+            collection = self.database[kind]
+            collection.delete_many({"edition": edition})  # leftovers of an interrupted load
+            documents = [{**record, "_id": f"{edition}:{record['id']}", "edition": edition} for record in records[kind]]
+            if documents:
+                collection.insert_many(documents, ordered=False)
+        counts = {kind: len(records[kind]) for kind in REGISTRY_KINDS}
+        switched = self.registry.update_one(
+            {"_id": "current", "edition": current},
+            {"$set": {"edition": edition, "county": county, "loaded_at": now, "counts": counts}},
+            upsert=current is None,
+        )
+        if switched.matched_count == 0 and current is not None:
+            raise StaleRegistry("Another load switched the registry meanwhile; load again.")
+        for kind in REGISTRY_KINDS:
+            self.database[kind].delete_many({"edition": {"$ne": edition}})
+        return counts
+
+    def registry_records(self, kind, edition, query=None, skip=0, limit=0, projection=None):
+        cursor = self.database[kind].find({**(query or {}), "edition": edition}, projection).sort("id", ASCENDING)
+        return list(cursor.skip(skip).limit(limit))
+
+    def count_registry_records(self, kind, edition, query=None):
+        return self.database[kind].count_documents({**(query or {}), "edition": edition})
+
+    def registry_record(self, kind, edition, record_id):
+        return self.database[kind].find_one({"_id": f"{edition}:{record_id}"})
+
+    # -- cases ---------------------------------------------------------------
+
+    def insert_case(self, case):
+        """``False`` if a case with this id exists already (a redelivered request)."""
+        try:
+            self.cases.insert_one(case)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def get_case(self, case_id):
+        return self.cases.find_one({"_id": case_id})
+
+    def case_for_request(self, request_id):
+        return self.cases.find_one({"request_ids": request_id})
+
+    def apply_change(self, case_id, version, changes, timeline=(), outbox=(), extra_pushes=None, guard=None):
+        """Apply a planned change only if the case is still at ``version``: of two
+        concurrent changes exactly one wins. Returns whether this one did."""
+        pushes = dict(extra_pushes or {})
+        if timeline:
+            pushes["timeline"] = {"$each": list(timeline)}
+        if outbox:
+            pushes["outbox"] = {"$each": list(outbox)}
+        update = {"$set": {**changes, "version": version + 1}}
+        if pushes:
+            update["$push"] = pushes
+        result = self.cases.update_one({"_id": case_id, "version": version, **(guard or {})}, update)
+        return result.modified_count == 1
+
+    def clear_outbox(self, case_id, event_ids):
+        self.cases.update_one({"_id": case_id}, {"$pull": {"outbox": {"event_id": {"$in": list(event_ids)}}}})
+
+    def cases_with_stale_outbox(self, queued_before, limit=200):
+        return list(self.cases.find({"outbox.queued_at": {"$lte": queued_before}}, {"outbox": 1}).limit(limit))
+
+    def open_duplicate_candidates(self, grid_id, category, since, limit=50):
+        query = {"grid_id": grid_id, "category": category, "status": {"$in": list(OPEN_STATUSES)}, "opened_at": {"$gte": since}}
+        return list(self.cases.find(query, {"tokens": 1, "version": 1, "status": 1}).sort("opened_at", DESCENDING).limit(limit))
+
+    def open_cases_by_assignee(self, assignee_ids):
+        pipeline = [
+            {"$match": {"assignee.id": {"$in": list(assignee_ids)}, "status": {"$in": list(OPEN_STATUSES)}}},
+            {"$group": {"_id": "$assignee.id", "open": {"$sum": 1}}},
+        ]
+        return {row["_id"]: row["open"] for row in self.cases.aggregate(pipeline)}
+
+    def cases_due_for_sla(self, now, limit=500):
+        return list(self.cases.find({"sla_next_check_at": {"$lte": now}}).sort("sla_next_check_at", ASCENDING).limit(limit))
+
+    def find_cases(self, query, skip=0, limit=50):
+        cursor = self.cases.find(query, {"outbox": 0, "tokens": 0}).sort("opened_at", DESCENDING)
+        return list(cursor.skip(skip).limit(limit)), self.cases.count_documents(query)
+
+    def count_open_by_status(self):
+        pipeline = [{"$match": {"status": {"$in": list(OPEN_STATUSES)}}}, {"$group": {"_id": "$status", "n": {"$sum": 1}}}]
+        return {row["_id"]: row["n"] for row in self.cases.aggregate(pipeline)}
+
+    def count_triage(self):
+        return self.cases.count_documents({"triage": True, "status": "received"})

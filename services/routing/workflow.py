@@ -1,0 +1,193 @@
+"""Routing's operations over the store: read a case, plan, apply, hand back the
+events to publish. The service class only calls these and publishes."""
+from datetime import timedelta
+
+from wangge import events
+
+from services.routing import cases, metrics, sla
+from services.routing.assign import choose_assignee, person
+from services.routing.duplicates import is_near_duplicate
+from services.routing.lifecycle import OPEN_STATUSES, CaseRuleViolation, Move
+
+
+class CaseNotFound(Exception):
+    http_status = 404
+    error_code = "not_found"
+
+
+class ConcurrentChange(Exception):
+    http_status = 409
+    error_code = "concurrent_change"
+
+
+def policy_for(config, case):
+    return sla.policy_for(config["SLA"], case.get("category"), case.get("urgent"))
+
+
+def open_case(store, snapshot, classifier, config, request, now):
+    """Open a case for a received request, or merge it into an open duplicate.
+    Returns ``(case_id, outbox entries to publish)``; a redelivered request
+    changes nothing and returns no entries (its events are in the outbox)."""
+    existing = store.case_for_request(request["request_id"])
+    if existing is not None:
+        return existing["_id"], []
+    classification = classifier.classify(request["text"], request.get("category"))
+    tokens = classifier.tokens(request["text"])
+    location = snapshot.index.locate(request)
+    grid = snapshot.grid(location.grid_id) if location.grid_id else None
+
+    if grid is not None:
+        duplicate = find_duplicate(store, config, grid["id"], classification.category, tokens, now)
+        if duplicate is not None:
+            entries = apply(store, duplicate, cases.plan_merge(duplicate, request, now), now)
+            metrics.MERGES.inc()
+            return duplicate["_id"], entries
+
+    assignee = None
+    if grid is not None:
+        workers = [w["id"] for w in grid.get("workers", [])]
+        assignee = choose_assignee(grid, store.open_cases_by_assignee(workers))
+    policy = sla.policy_for(config["SLA"], classification.category, classification.urgent)
+    case = cases.new_case(request, classification, location, grid, assignee, policy, tokens, now)
+    if not store.insert_case(case):
+        return case["_id"], []  # a concurrent delivery of the same request opened it
+    metrics.CASES_OPENED.labels(location.town_id or "unknown", classification.category).inc()
+    return case["_id"], case["outbox"]
+
+
+def find_duplicate(store, config, grid_id, category, tokens, now):
+    settings = config["DUPLICATES"]
+    since = now - timedelta(hours=float(settings["WINDOW_HOURS"]))
+    for candidate in store.open_duplicate_candidates(grid_id, category, since):
+        if is_near_duplicate(tokens, candidate.get("tokens", []), float(settings["THRESHOLD"])):
+            return store.get_case(candidate["_id"])
+    return None
+
+
+def apply(store, case, plan, now):
+    """Apply a plan to the case as read; the outbox entries it queued, or
+    ``ConcurrentChange`` if the case moved meanwhile."""
+    version = case["version"] + 1
+    target = cases.after(case, plan)
+    entries = cases.outbox_entries(target, plan.events, now, version)
+    if not store.apply_change(case["_id"], case["version"], plan.changes, plan.timeline, entries, plan.pushes, plan.guard):
+        raise ConcurrentChange(f"Case {case['_id']} changed while this change was being made; read it again and retry.")
+    observe(case, target, now)
+    return entries
+
+
+def observe(before, target, now):
+    if before.get("first_response_at") is None and target.get("first_response_at") is not None:
+        metrics.FIRST_RESPONSE.observe((now - before["opened_at"]).total_seconds())
+    if target["status"] == "resolved" and before["status"] != "resolved":
+        metrics.RESOLUTION.observe((now - before["opened_at"]).total_seconds())
+    if target.get("level") != before.get("level"):
+        metrics.ESCALATIONS.labels(target["level"]).inc()
+
+
+def load_case(store, case_id):
+    case = store.get_case(case_id)
+    if case is None:
+        raise CaseNotFound(f"No case {case_id}.")
+    return case
+
+
+def move_case(store, config, case_id, status, actor, note, now):
+    case = load_case(store, case_id)
+    if status == "escalated":
+        raise CaseRuleViolation("Use the escalate action to escalate (it chooses the next level).", case["status"])
+    if status == "assigned":
+        raise CaseRuleViolation("Use the assign action to assign (it names the worker).", case["status"])
+    return case_id, apply(store, case, cases.plan_case_move(case, Move(status, actor, note), now, policy_for(config, case)), now)
+
+
+def assign_case(store, snapshot, config, case_id, worker_id, actor, note, now):
+    case = load_case(store, case_id)
+    grid = snapshot.grid(case.get("grid_id")) if case.get("grid_id") else None
+    workers = {w["id"]: w for w in (grid or {}).get("workers", [])}
+    if worker_id not in workers:
+        raise CaseRuleViolation(f"{worker_id} is not a worker of grid {case.get('grid_id')}.", case["status"])
+    plan = cases.plan_assignment(case, workers[worker_id], actor, note, now, policy_for(config, case))
+    return case_id, apply(store, case, plan, now)
+
+
+def place_from_triage(store, snapshot, config, case_id, grid_id, actor, note, now):
+    """A person places a triage case in a grid: its on-duty worker takes it."""
+    case = load_case(store, case_id)
+    if not case.get("triage") or case.get("grid_id"):
+        raise CaseRuleViolation("Only a case waiting in triage can be placed in a grid.", case["status"])
+    grid = snapshot.grid(grid_id)
+    if grid is None:
+        raise CaseNotFound(f"No grid {grid_id}.")
+    assignee = choose_assignee(grid, store.open_cases_by_assignee([w["id"] for w in grid.get("workers", [])]))
+    plan = cases.plan_case_move(case, Move("assigned", actor, note), now, policy_for(config, case))
+    plan.changes.update({
+        "grid_id": grid["id"], "grid_name": grid["name"], "community_id": grid["community_id"], "town_id": grid["town_id"],
+        "level": "grid", "triage": False, "assignee": assignee, "grid_head": person(grid["head"]),
+        "wechat_group_ids": grid["wechat_groups"],
+    })
+    plan.events.append((events.CASE_ASSIGNED, {"previous_status": case["status"], "actor": actor, "note": note}))
+    return case_id, apply(store, case, plan, now)
+
+
+def escalate_case(store, snapshot, config, case_id, actor, note, department_id, now):
+    case = load_case(store, case_id)
+    plan = cases.plan_escalation(case, actor, note, now, policy_for(config, case), snapshot, department_id)
+    return case_id, apply(store, case, plan, now)
+
+
+def record_step(store, case_id, step, actor, note, now):
+    case = load_case(store, case_id)
+    return case_id, apply(store, case, cases.plan_step(case, step, actor, note, now), now)
+
+
+def add_note(store, case_id, actor, note, now):
+    case = load_case(store, case_id)
+    return case_id, apply(store, case, cases.plan_note(case, actor, note, now), now)
+
+
+def record_follow_up(store, config, case_id, solved, satisfaction, note, now):
+    case = load_case(store, case_id)
+    plan = cases.plan_follow_up(case, solved, satisfaction, note, now, policy_for(config, case))
+    return case_id, apply(store, case, plan, now)
+
+
+def check_deadlines(store, snapshot, config, now):
+    """One round of the SLA timer: [(case_id, entries)]. A case another replica
+    changed meanwhile is skipped; that replica has done (or will do) the work."""
+    published = []
+    for case in store.cases_due_for_sla(now):
+        plan = cases.plan_sla_tick(case, now, policy_for(config, case), snapshot)
+        if plan is None:
+            continue
+        try:
+            entries = apply(store, case, plan, now)
+        except ConcurrentChange:
+            continue
+        for event_type, details in plan.events:
+            if event_type == events.SLA_WARNING:
+                metrics.SLA_WARNINGS.labels(details["sla_clock"]).inc()
+            elif event_type == events.SLA_BREACHED:
+                metrics.SLA_BREACHES.labels(details["sla_clock"], case.get("town_id") or "unknown").inc()
+        published.append((case["_id"], entries))
+    return published
+
+
+def case_query(query, now):
+    """A store filter from the list endpoint's parameters."""
+    filters = {key: query[key] for key in ("grid_id", "town_id", "status") if key in query}
+    if "assignee" in query:
+        filters["assignee.id"] = query["assignee"]
+    if "triage" in query:
+        filters["triage"] = query["triage"]
+    if query.get("overdue"):
+        filters["status"] = filters.get("status") or {"$in": list(OPEN_STATUSES)}
+        filters["$or"] = [
+            {"awaiting_response": True, "sla.first_response.due_at": {"$lte": now}},
+            {"sla.resolution.due_at": {"$lte": now}},
+        ]
+    return filters
+
+
+def open_cases_of(worker_id):
+    return {"assignee.id": worker_id, "status": {"$in": list(OPEN_STATUSES)}}

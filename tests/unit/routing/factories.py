@@ -1,0 +1,48 @@
+"""Small builders for routing's unit tests."""
+from datetime import datetime, timezone
+
+from services.routing import sla
+
+NOW = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)
+
+SLA_CONFIG = {
+    "WARN_FRACTION": 0.25,
+    "DEFAULT": {"FIRST_RESPONSE_MINUTES": 120, "RESOLUTION_HOURS_GRID": 72, "RESOLUTION_HOURS_ESCALATED": 360},
+    "URGENT": {"FIRST_RESPONSE_MINUTES": 30, "RESOLUTION_HOURS_GRID": 24, "RESOLUTION_HOURS_ESCALATED": 72},
+    "CATEGORIES": {"welfare": {"RESOLUTION_HOURS_GRID": 168}},
+}
+
+
+def square(lon, lat, size=0.01):
+    return {"type": "Polygon", "coordinates": [[[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]]}
+
+
+def grid(grid_id="G-1", lon=118.90, lat=25.80, **overrides):
+    record = {
+        "id": grid_id, "name": f"{grid_id}网格", "town_id": "zhangcheng", "town_name": "樟城镇",
+        "community_id": "zc-nanmen", "community_name": "南门社区",
+        "head": {"id": f"{grid_id}-head", "name": "张水如", "phone": "13800000000"},
+        "workers": [
+            {"id": f"{grid_id}-w1", "name": "李梅", "phone": "13800000001", "on_duty": True},
+            {"id": f"{grid_id}-w2", "name": "王强", "phone": "13800000002", "on_duty": True},
+        ],
+        "wechat_groups": [f"wx-{grid_id.lower()}"], "buildings": [], "area": square(lon, lat),
+    }
+    record.update(overrides)
+    return record
+
+
+def case(status="assigned", level="grid", **overrides):
+    policy = sla.policy_for(SLA_CONFIG, "street_lighting", False)
+    record = {
+        "_id": "C-YT-20261128-000001", "version": 3, "request_id": "r-1", "tracking_no": "YT-20261128-000001",
+        "request_ids": ["r-1"], "reporters": [{"reporter": {"name": "林先生", "phone": "13800000009"}}], "reporter_count": 1,
+        "status": status, "level": level, "grid_id": "G-1", "grid_name": "G-1网格", "community_id": "zc-nanmen",
+        "town_id": "zhangcheng", "category": "street_lighting", "complexity": "simple", "urgent": False,
+        "department": None, "assignee": {"id": "G-1-w1", "name": "李梅", "role": "worker"},
+        "grid_head": {"id": "G-1-head", "name": "张水如"}, "wechat_group_ids": ["wx-g-1"],
+        "opened_at": NOW, "first_response_at": None, "awaiting_response": True, "sla": sla.start_clocks(NOW, policy),
+        "five_steps": [], "escalations": 0, "sla_breaches": 0,
+    }
+    record.update(overrides)
+    return record

@@ -1,0 +1,73 @@
+import pytest
+
+from services.routing.lifecycle import CaseRuleViolation, Move, check_step, check_transition, next_level, plan_move
+from tests.unit.routing.factories import NOW, case
+
+LEGAL = [
+    ("received", "assigned"), ("assigned", "acknowledged"), ("acknowledged", "in_progress"),
+    ("in_progress", "resolved"), ("resolved", "closed"), ("resolved", "reopened"), ("closed", "reopened"),
+    ("assigned", "escalated"), ("escalated", "escalated"), ("reopened", "in_progress"), ("received", "merged"),
+    ("acknowledged", "rejected"),
+]
+ILLEGAL = [
+    ("received", "resolved"), ("assigned", "closed"), ("in_progress", "acknowledged"), ("closed", "in_progress"),
+    ("merged", "assigned"), ("rejected", "reopened"), ("resolved", "in_progress"), ("in_progress", "rejected"),
+]
+
+
+@pytest.mark.parametrize("current, target", LEGAL)
+def test_legal_transitions_pass(current, target):
+    check_transition(current, target)
+
+
+@pytest.mark.parametrize("current, target", ILLEGAL)
+def test_illegal_transitions_name_the_current_state(current, target):
+    with pytest.raises(CaseRuleViolation) as raised:
+        check_transition(current, target)
+    assert raised.value.details == {"current_status": current}
+    assert current in str(raised.value)
+
+
+def test_levels_climb_grid_community_town_department_and_stop():
+    assert [next_level(level) for level in ("grid", "community", "town")] == ["community", "town", "department"]
+    with pytest.raises(CaseRuleViolation):
+        next_level("department")
+
+
+def test_first_response_is_stamped_once():
+    changes, entry = plan_move(case("assigned"), Move("acknowledged", "w1", "马上去看"), NOW)
+    assert changes["first_response_at"] == NOW
+    assert entry == {"kind": "status", "from": "assigned", "to": "acknowledged", "at": NOW, "by": "w1", "note": "马上去看"}
+    changes, _ = plan_move(case("acknowledged", first_response_at=NOW), Move("in_progress", "w1"), NOW)
+    assert "first_response_at" not in changes
+
+
+def test_rejection_needs_a_reason():
+    with pytest.raises(CaseRuleViolation, match="reason"):
+        plan_move(case("assigned"), Move("rejected", "w1", " "), NOW)
+
+
+def test_department_case_closes_only_after_evaluation():
+    steps = [{"step": s} for s in ("collect", "survey", "coordinate", "contact_departments")]
+    with pytest.raises(CaseRuleViolation, match="evaluation"):
+        plan_move(case("resolved", level="department", five_steps=steps), Move("closed", "resident"), NOW)
+    plan_move(case("resolved", level="department", five_steps=steps + [{"step": "evaluate"}]), Move("closed", "resident"), NOW)
+
+
+def test_grid_case_closes_without_the_five_steps():
+    changes, _ = plan_move(case("resolved"), Move("closed", "resident"), NOW)
+    assert changes["closed_at"] == NOW
+
+
+@pytest.mark.parametrize(
+    "done, step, allowed",
+    [([], "collect", True), ([], "survey", False), (["collect"], "survey", True),
+     (["collect", "survey"], "contact_departments", False), (["collect", "survey", "coordinate", "contact_departments"], "evaluate", True)],
+)
+def test_five_steps_go_in_order(done, step, allowed):
+    record = case("in_progress", five_steps=[{"step": s} for s in done])
+    if allowed:
+        check_step(record, step)
+    else:
+        with pytest.raises(CaseRuleViolation):
+            check_step(record, step)
