@@ -28,6 +28,8 @@ LOG_DIR = VAR / "log"
 STORE_DIR = VAR / "store"
 DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_STORE_PORT = 27017
+# SecantusDB builds 2dsphere entries slowly (routing's config.yml, REGISTRY.AREA_INDEX).
+LOCAL_STORE_TUNING = {"ROUTING_AREA_INDEX": "false"}
 
 
 def say(message):
@@ -86,12 +88,14 @@ def start_platform(detached):
     amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
     ensure_broker(amqp_uri)
     mongo_uri, store = ensure_store(detached)
+    local_store = "MONGO_URI" not in os.environ
     started = [store] if store else []
     for name in available_services():
         if running_pid(name):
             say(f"{name} is already running")
             continue
-        env = service_env(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, port=SERVICE_PORTS[name], host="0.0.0.0")
+        env = service_env(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, port=SERVICE_PORTS[name], host="0.0.0.0",
+                          extra=LOCAL_STORE_TUNING if local_store else None)
         started.append(start_service(name, env, LOG_DIR / f"{name}.log", detached=detached))
     for process in started:
         pid_file(process.name).write_text(str(process.pid))

@@ -13,7 +13,7 @@ def connect(uri, **options):
 class Storage(DependencyProvider):
     """Injects the service's storage object, built on the database named by
     ``MONGO_DATABASE`` at ``MONGO_URI``. The storage class is the only code that
-    touches the service's collections; it must offer ``ensure_indexes()``."""
+    touches the service's collections; it must offer ``ensure_indexes(config)``."""
 
     def __init__(self, storage_cls):
         self.storage_cls = storage_cls
@@ -24,7 +24,7 @@ class Storage(DependencyProvider):
         config = self.container.config
         self.client = connect(config["MONGO_URI"])
         self.storage = self.storage_cls(self.client[config["MONGO_DATABASE"]])
-        self.storage.ensure_indexes()
+        self.storage.ensure_indexes(config)
 
     def get_dependency(self, worker_ctx):
         return self.storage

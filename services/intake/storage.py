@@ -17,7 +17,7 @@ class RequestStore:
         self.sentiment_log = database["sentiment_log"]
         self.counters = database["counters"]
 
-    def ensure_indexes(self):
+    def ensure_indexes(self, config=None):
         self.requests.create_indexes([
             IndexModel([("tracking_no", ASCENDING)], unique=True, name="tracking_no"),
             IndexModel(

@@ -29,13 +29,15 @@ class RoutingStore:
         self.registry = database["registry"]
         self.cases = database["cases"]
 
-    def ensure_indexes(self):
+    def ensure_indexes(self, config=None):
         for kind in REGISTRY_KINDS:
             self.database[kind].create_index([("edition", ASCENDING), ("id", ASCENDING)], unique=True, name="edition_id")
-        self.database["grids"].create_indexes([
-            IndexModel([("area", "2dsphere")], name="area"),
-            IndexModel([("edition", ASCENDING), ("town_id", ASCENDING), ("community_id", ASCENDING)], name="edition_town"),
-        ])
+        self.database["grids"].create_index(
+            [("edition", ASCENDING), ("town_id", ASCENDING), ("community_id", ASCENDING)], name="edition_town",
+        )
+        if (config or {}).get("REGISTRY", {}).get("AREA_INDEX", True):
+            # For operators' geo queries; routing itself answers points from memory.
+            self.database["grids"].create_index([("area", "2dsphere")], name="area")
         self.cases.create_indexes([
             IndexModel([("request_ids", ASCENDING)], name="request_ids"),
             IndexModel([("status", ASCENDING), ("grid_id", ASCENDING)], name="status_grid"),

@@ -3,8 +3,11 @@ import uuid
 
 import pytest
 import requests
+from kombu import Connection
 
 from devstack.demo_county import build_county
+from integration.publish_example import publish_request
+from tests.e2e.conftest import inbound_body
 from tests.support.polling import eventually
 from tests.support.services import running_platform
 
@@ -62,6 +65,23 @@ def test_request_for_a_point_in_a_grid_becomes_an_assigned_case_in_that_grid(pla
     assert case["located_by"] == "point"
     assert case["assignee"]["id"] in {w["id"] for w in grid["workers"] if w["on_duty"]}
     assert [entry["to"] for entry in case["timeline"] if entry["kind"] == "status"] == ["received", "assigned"]
+
+
+def test_request_on_the_inbound_exchange_becomes_an_assigned_case(platform, module_amqp_uri):
+    intake, _ = platform
+    grid = COUNTY["towns"][5]["communities"][1]["grids"][0]
+    ring = grid["area"]["coordinates"][0]
+    # an address naming no known estate, so the point decides
+    body = inbound_body(address="路边", location={"lon": (ring[0][0] + ring[2][0]) / 2, "lat": (ring[0][1] + ring[2][1]) / 2})
+    with Connection(module_amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        publish_request(connection, body, message_id=uuid.uuid4().hex, source=body["source"])
+
+    def assigned():
+        found = requests.get(intake.url("/api/v1/requests"), params={"source": body["source"], "external_ref": body["external_ref"]}, timeout=10).json()["items"]
+        return found and found[0]["status"] == "assigned" and found[0]
+
+    view = eventually(assigned, timeout=15, interval=0.05)
+    assert view["grid_id"] == grid["id"]
 
 
 def test_the_articles_street_light_is_routed_by_its_estate(platform):

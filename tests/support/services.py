@@ -13,6 +13,7 @@ TEST_TUNING = {
     "ANNOUNCE_INTERVAL_SECONDS": "0.5",
     "ANNOUNCE_CLAIM_SECONDS": "1",
     "LOG_LEVEL": "INFO",
+    "ROUTING_AREA_INDEX": "false",  # see routing's config.yml; tests/unit/routing/test_storage.py covers it
 }
 
 

@@ -1,0 +1,82 @@
+"""Routing's storage over a real store."""
+import uuid
+
+import eventlet
+import pytest
+
+from services.routing.registry import flatten, validate_registry
+from services.routing.storage import RoutingStore, StaleRegistry
+from tests.unit.routing.factories import NOW, case, square
+from wangge.mongo import connect
+
+
+@pytest.fixture
+def store(mongo_uri):
+    client = connect(mongo_uri)
+    store = RoutingStore(client[f"routing_unit_{uuid.uuid4().hex[:8]}"])
+    store.ensure_indexes({"REGISTRY": {"AREA_INDEX": True}})
+    yield store
+    client.close()
+
+
+def registry(version, grid_ids):
+    grids = [
+        {"id": grid_id, "name": grid_id, "head": {"id": f"h-{grid_id}", "name": "张"}, "area": square(118.9 + 0.01 * n, 25.8)}
+        for n, grid_id in enumerate(grid_ids)
+    ]
+    return {"version": version, "county": {"id": "yt", "name": "永泰县"},
+            "towns": [{"id": "zc", "name": "樟城镇", "communities": [{"id": "nm", "name": "南门社区", "grids": grids}]}]}
+
+
+def load(store, document):
+    towns, communities, grids, departments = flatten(validate_registry(document))
+    return store.replace_registry(document["version"], document["county"],
+                                  {"towns": towns, "communities": communities, "grids": grids, "departments": departments}, NOW)
+
+
+def test_new_edition_replaces_the_old_one_whole(store):
+    load(store, registry(1, ["G-1", "G-2"]))
+    counts = load(store, registry(2, ["G-2", "G-3", "G-4"]))
+    assert counts["grids"] == 3
+    assert store.registry_edition() == 2
+    assert [g["id"] for g in store.registry_records("grids", 2)] == ["G-2", "G-3", "G-4"]
+    assert store.count_registry_records("grids", 1) == 0
+
+
+def test_edition_not_newer_is_refused(store):
+    load(store, registry(3, ["G-1"]))
+    with pytest.raises(StaleRegistry):
+        load(store, registry(3, ["G-9"]))
+    assert [g["id"] for g in store.registry_records("grids", 3)] == ["G-1"]
+
+
+def test_grid_areas_answer_geo_queries_in_the_store(store):
+    load(store, registry(1, ["G-1", "G-2"]))
+    point = {"type": "Point", "coordinates": [118.915, 25.805]}
+    found = store.database["grids"].find({"area": {"$geoIntersects": {"$geometry": point}}})
+    assert [g["id"] for g in found] == ["G-2"]
+
+
+def test_of_two_concurrent_changes_exactly_one_wins(store):
+    record = case(version=0)
+    record.pop("sla")
+    store.insert_case({**record, "timeline": [], "outbox": []})
+    pool = eventlet.GreenPool(2)
+    results = list(pool.imap(lambda status: store.apply_change(record["_id"], 0, {"status": status}), ["acknowledged", "escalated"]))
+    assert sorted(results) == [False, True]
+    assert store.get_case(record["_id"])["version"] == 1
+
+
+def test_a_request_opens_at_most_one_case(store):
+    record = {**case(version=0), "timeline": [], "outbox": []}
+    assert store.insert_case(record) is True
+    assert store.insert_case(record) is False
+    assert store.case_for_request("r-1")["_id"] == record["_id"]
+
+
+def test_published_events_leave_the_outbox(store):
+    entries = [{"event_id": f"e{n}", "queued_at": NOW} for n in range(3)]
+    store.insert_case({**case(version=0), "timeline": [], "outbox": entries})
+    store.clear_outbox("C-YT-20261128-000001", ["e0", "e2"])
+    assert [e["event_id"] for e in store.get_case("C-YT-20261128-000001")["outbox"]] == ["e1"]
+    assert [c["_id"] for c in store.cases_with_stale_outbox(NOW)] == ["C-YT-20261128-000001"]
