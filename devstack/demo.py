@@ -15,7 +15,8 @@ DEMO_REQUESTS = [
         "reporter": {"name": "林先生", "phone": "13800000001"},
     }),
     ("demo-elderly-subsidy", {
-        "channel": "visit",
+        "channel": "visit",  # filed by the grid worker during a home visit, so the grid is known
+        "grid_id": "YT-CF-TANGYANG-01",
         "text": "汤洋村鲍老伯高龄独居，儿子刚突发疾病过世，生活困难，需要帮助申报补助。",
         "address": "城峰镇汤洋村",
         "category": "welfare",

@@ -6,6 +6,7 @@ from shapely import STRtree, box
 from shapely.geometry import shape
 
 from devstack import demo_county
+from devstack.demo import DEMO_REQUESTS
 from devstack.demo_county import build_county
 from services.routing.registry_schema import RegistrySchema
 
@@ -136,3 +137,9 @@ def test_main_writes_utf8_json(tmp_path):
     text = output.read_text(encoding="utf-8")
     assert "南湖花园二区" in text
     assert json.loads(text) == build_county()
+
+
+def test_demo_requests_name_grids_of_the_demo_county():
+    grid_ids = {grid["id"] for town in build_county()["towns"] for community in town["communities"] for grid in community["grids"]}
+    named = [body["grid_id"] for _, body in DEMO_REQUESTS if "grid_id" in body]
+    assert named and set(named) <= grid_ids
