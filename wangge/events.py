@@ -21,6 +21,8 @@ CASE_CLOSED = "case_closed"
 SLA_WARNING = "sla_warning"
 SLA_BREACHED = "sla_breached"
 FOLLOW_UP_REQUESTED = "follow_up_requested"
+NOTIFICATION_SENT = "notification_sent"
+NOTIFICATION_FAILED = "notification_failed"
 
 # Every case event carries the case as it stands (CaseEventData), so a consumer
 # such as notify can decide recipients without asking routing.
@@ -106,6 +108,7 @@ class CaseEventData(Schema):
     community_id = fields.String(allow_none=True)
     town_id = fields.String(allow_none=True)
     category = fields.String(allow_none=True)
+    category_name = fields.String(allow_none=True)
     complexity = fields.String(allow_none=True)
     urgent = fields.Boolean(allow_none=True)
     level = fields.String(allow_none=True, validate=validate.OneOf(LEVELS))
@@ -115,6 +118,7 @@ class CaseEventData(Schema):
     reporter = fields.Nested(ReporterSchema, allow_none=True)
     wechat_group_ids = fields.List(fields.String(), allow_none=True)
     reporter_count = fields.Integer(allow_none=True)
+    summary = fields.String(allow_none=True, metadata={"description": "The start of the resident's words."})
     actor = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
     # sla_warning / sla_breached: which clock and when it runs out
@@ -122,7 +126,27 @@ class CaseEventData(Schema):
     due_at = fields.AwareDateTime(allow_none=True)
 
 
-DATA_SCHEMAS = {REQUEST_RECEIVED: RequestReceivedData, **{name: CaseEventData for name in CASE_EVENTS}}
+class NotificationData(Schema):
+    """A notification delivered, or given up on after its last attempt."""
+
+    notification_id = fields.String(required=True)
+    source_event_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    recipient_role = fields.String(required=True)
+    channel = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("sent", "failed")))
+    attempts = fields.Integer(required=True)
+    case_id = fields.String(allow_none=True)
+    tracking_no = fields.String(allow_none=True)
+    error = fields.String(allow_none=True)
+
+
+DATA_SCHEMAS = {
+    REQUEST_RECEIVED: RequestReceivedData,
+    **{name: CaseEventData for name in CASE_EVENTS},
+    NOTIFICATION_SENT: NotificationData,
+    NOTIFICATION_FAILED: NotificationData,
+}
 
 
 class EnvelopeSchema(Schema):

@@ -1,1 +1,1 @@
-"""The notify service (see DESIGN.md); built in its own issue."""
+"""Notify: the right people hear about every case, on real channels, exactly once."""

@@ -18,6 +18,7 @@ from services.routing.lifecycle import (
 from services.routing.locate import TRIAGE
 
 SYSTEM_ACTOR = "routing"
+SUMMARY_CHARS = 120
 
 
 @dataclass
@@ -37,7 +38,7 @@ def reporter_entry(request, now):
     return {"request_id": request["request_id"], "tracking_no": request["tracking_no"], "reporter": request.get("reporter"), "at": now}
 
 
-def new_case(request, classification, location, grid, assignee, policy, tokens, now):
+def new_case(request, classification, category_name, location, grid, assignee, policy, tokens, now):
     """The document of a case opened from ``request`` (not yet stored)."""
     clocks = sla.start_clocks(now, policy)
     status = "assigned" if assignee else "received"
@@ -62,6 +63,7 @@ def new_case(request, classification, location, grid, assignee, policy, tokens, 
         "located_by": location.method,
         "triage": location.method == TRIAGE,
         "category": classification.category,
+        "category_name": category_name,
         "complexity": classification.complexity,
         "urgent": classification.urgent,
         "keywords": list(classification.matched),
@@ -104,10 +106,10 @@ def case_event(case, event_type, now, version, overrides):
         "case_id": case["_id"], "request_id": case["request_id"], "tracking_no": case["tracking_no"],
         "status": case["status"], "previous_status": None, "at": now,
         **{key: case.get(key) for key in (
-            "grid_id", "grid_name", "community_id", "town_id", "category", "complexity", "urgent", "level",
+            "grid_id", "grid_name", "community_id", "town_id", "category", "category_name", "complexity", "urgent", "level",
             "department", "assignee", "grid_head", "wechat_group_ids", "reporter_count",
         )},
-        "reporter": reporter, "actor": SYSTEM_ACTOR, "note": None,
+        "reporter": reporter, "summary": case.get("text", "")[:SUMMARY_CHARS] or None, "actor": SYSTEM_ACTOR, "note": None,
         **overrides,
     }
     if data["assignee"]:

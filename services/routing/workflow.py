@@ -48,7 +48,8 @@ def open_case(store, snapshot, classifier, config, request, now):
         workers = [w["id"] for w in grid.get("workers", [])]
         assignee = choose_assignee(grid, store.open_cases_by_assignee(workers))
     policy = sla.policy_for(config["SLA"], classification.category, classification.urgent)
-    case = cases.new_case(request, classification, location, grid, assignee, policy, tokens, now)
+    category_name = classifier.rules.categories[classification.category].name
+    case = cases.new_case(request, classification, category_name, location, grid, assignee, policy, tokens, now)
     if not store.insert_case(case):
         return case["_id"], []  # a concurrent delivery of the same request opened it
     metrics.CASES_OPENED.labels(location.town_id or "unknown", classification.category).inc()

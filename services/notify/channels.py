@@ -1,0 +1,176 @@
+"""Delivery channels, one small class each behind one interface:
+``send(notification)`` returns normally once the peer accepted the message and
+raises ``DeliveryFailed`` otherwise (``retriable`` says whether trying again can help).
+"""
+import hashlib
+import hmac
+import json
+import smtplib
+from email.message import EmailMessage
+from pathlib import Path
+
+import requests
+
+from wangge.logs import mask_name
+
+WECOM = "wecom"
+SMS = "sms"
+EMAIL = "email"
+WEBHOOK = "webhook"
+OUTBOX = "outbox"
+CHANNEL_NAMES = (WECOM, SMS, EMAIL, WEBHOOK, OUTBOX)
+
+SIGNATURE_HEADER = "X-Wangge-Signature"
+
+
+class DeliveryFailed(Exception):
+    def __init__(self, message, retriable=True):
+        super().__init__(message)
+        self.retriable = retriable
+
+
+def check_http(response):
+    """2xx passes; 429 and 5xx may pass later; any other answer will not."""
+    if response.status_code < 300:
+        return
+    retriable = response.status_code == 429 or response.status_code >= 500
+    raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}", retriable=retriable)
+
+
+def post_json(url, payload, timeout, headers=None, data=None):
+    try:
+        response = requests.post(url, json=None if data else payload, data=data, headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+    check_http(response)
+    return response
+
+
+def signature(secret, body):
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class WeComRobot:
+    """A WeCom group robot (企业微信群机器人): text message, the worker @-mentioned by phone."""
+
+    name = WECOM
+
+    def __init__(self, settings, timeout):
+        self.url = settings["URL"]
+        self.default_key = settings.get("DEFAULT_KEY")
+        self.timeout = timeout
+
+    def send(self, notification):
+        key = notification.get("address", {}).get("wecom_key") or self.default_key
+        if not key:
+            raise DeliveryFailed("no WeCom robot key for this recipient (preferences) and no WECOM_DEFAULT_KEY", retriable=False)
+        text = {"content": notification["body"]}
+        phone = notification["recipient"].get("phone")
+        if phone and notification["recipient"]["role"] != "grid_group":
+            text["mentioned_mobile_list"] = [phone]
+        response = post_json(f"{self.url}?key={key}", {"msgtype": "text", "text": text}, self.timeout)
+        # WeCom answers 200 with an error code in the body when it refuses
+        answer = response.json() if response.content else {}
+        if answer.get("errcode", 0) != 0:
+            raise DeliveryFailed(f"WeCom errcode {answer.get('errcode')}: {answer.get('errmsg')}", retriable=answer.get("errcode") == 45009)
+
+
+class SmsGateway:
+    """An HTTP SMS gateway: ``POST {"phone", "content"}`` with a bearer token."""
+
+    name = SMS
+
+    def __init__(self, settings, timeout):
+        self.url = settings["URL"]
+        self.token = settings.get("TOKEN")
+        self.signature = settings.get("SIGNATURE") or ""
+        self.timeout = timeout
+
+    def send(self, notification):
+        phone = notification["recipient"].get("phone")
+        if not phone:
+            raise DeliveryFailed("the recipient has no phone number", retriable=False)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        content = f"【{self.signature}】{notification['body']}" if self.signature else notification["body"]
+        post_json(self.url, {"phone": phone, "content": content, "id": notification["_id"]}, self.timeout, headers=headers)
+
+
+class Email:
+    name = EMAIL
+
+    def __init__(self, settings, timeout):
+        self.settings = settings
+        self.timeout = timeout
+
+    def send(self, notification):
+        address = notification["recipient"].get("email")
+        if not address:
+            raise DeliveryFailed("the recipient has no e-mail address", retriable=False)
+        message = EmailMessage()
+        message["From"] = self.settings["FROM"]
+        message["To"] = address
+        message["Subject"] = notification["subject"]
+        message["Message-ID"] = f"<{hashlib.sha1(notification['_id'].encode()).hexdigest()}@wangge>"
+        message.set_content(notification["body"])
+        try:
+            with smtplib.SMTP(self.settings["HOST"], int(self.settings["PORT"]), timeout=self.timeout) as smtp:
+                if self.settings.get("STARTTLS"):
+                    smtp.starttls()
+                if self.settings.get("USERNAME"):
+                    smtp.login(self.settings["USERNAME"], self.settings["PASSWORD"])
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryFailed(f"recipient refused: {exc}", retriable=False) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+class SignedWebhook:
+    """Any HTTP endpoint; the body is signed with HMAC-SHA256 over its exact bytes
+    (``X-Wangge-Signature: sha256=<hex>``) so the receiver can trust it."""
+
+    name = WEBHOOK
+
+    def __init__(self, settings, timeout):
+        self.url = settings["URL"]
+        self.secret = settings.get("SECRET") or ""
+        self.timeout = timeout
+
+    def payload(self, notification):
+        return {
+            "id": notification["_id"], "kind": notification["kind"], "event_id": notification["event_id"],
+            "case_id": notification.get("case_id"), "tracking_no": notification.get("tracking_no"),
+            "recipient": notification["recipient"], "subject": notification["subject"], "body": notification["body"],
+        }
+
+    def send(self, notification):
+        body = json.dumps(self.payload(notification), ensure_ascii=False, sort_keys=True).encode("utf-8")
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(self.secret, body),
+                   "X-Wangge-Delivery": notification["_id"]}
+        post_json(self.url, None, self.timeout, headers=headers, data=body)
+
+
+class Outbox:
+    """Appends every message to one JSON-lines file: what `make run` uses, so a
+    newcomer can read every notice the platform would have sent."""
+
+    name = OUTBOX
+
+    def __init__(self, settings, timeout=None):
+        self.path = Path(settings["PATH"])
+
+    def send(self, notification):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = {"id": notification["_id"], "kind": notification["kind"], "role": notification["recipient"]["role"],
+                "recipient": mask_name(notification["recipient"].get("name")), "subject": notification["subject"], "body": notification["body"]}
+        with open(self.path, "a", encoding="utf-8") as outbox:
+            outbox.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+CHANNEL_CLASSES = {cls.name: cls for cls in (WeComRobot, SmsGateway, Email, SignedWebhook, Outbox)}
+
+
+def build_channels(config):
+    settings = config["CHANNELS"]
+    timeout = float(settings.get("TIMEOUT_SECONDS", 10))
+    return {name: cls(settings[name], timeout) for name, cls in CHANNEL_CLASSES.items()}

@@ -1,0 +1,100 @@
+"""Turning an event into stored notifications, and the rules of sending them:
+which channel, quiet hours, and the backoff between attempts."""
+import hashlib
+from dataclasses import asdict
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from services.notify.channels import CHANNEL_NAMES
+
+PENDING = "pending"
+HELD = "held"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+WAITING = (PENDING, HELD)
+
+LEVEL_NAMES = {"grid": "网格", "community": "社区", "town": "乡镇", "department": "职能部门"}
+CLOCK_NAMES = {"first_response": "响应", "resolution": "办结"}
+
+
+def notification_id(event_id, recipient_key, channel):
+    """Short, URL-safe, and the same for the same (event, recipient, channel)."""
+    return hashlib.sha1(f"{event_id}|{recipient_key}|{channel}".encode("utf-8")).hexdigest()[:24]
+
+
+def channel_for(recipient, preferences, routes):
+    preferred = (preferences or {}).get("channel")
+    return preferred if preferred in CHANNEL_NAMES else routes[recipient.role]
+
+
+def _clock(text):
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def quiet_until(now, quiet_hours):
+    """The end of the quiet period ``now`` falls in (county time), else ``None``.
+    The period may cross midnight (22:00–07:00)."""
+    zone = ZoneInfo(quiet_hours["TIMEZONE"])
+    local = now.astimezone(zone)
+    start, end = _clock(quiet_hours["START"]), _clock(quiet_hours["END"])
+    at = local.time()
+    crosses_midnight = start > end
+    inside = (at >= start or at < end) if crosses_midnight else (start <= at < end)
+    if not inside:
+        return None
+    end_day = local.date() + timedelta(days=1) if crosses_midnight and at >= start else local.date()
+    return datetime.combine(end_day, end, tzinfo=zone)
+
+
+def held_until(recipient, channel, urgent, now, quiet_hours):
+    """Residents' texts wait for morning, unless the matter is urgent."""
+    if urgent or recipient.role not in quiet_hours["ROLES"] or channel not in ("sms",):
+        return None
+    return quiet_until(now, quiet_hours)
+
+
+def backoff(attempts, settings):
+    """Seconds before the next attempt after ``attempts`` failures: doubling, capped."""
+    return min(float(settings["BACKOFF_SECONDS"]) * 2 ** (attempts - 1), float(settings["MAX_BACKOFF_SECONDS"]))
+
+
+def template_context(data):
+    return {
+        **data,
+        "level_name": LEVEL_NAMES.get(data.get("level"), data.get("level")),
+        "clock_name": CLOCK_NAMES.get(data.get("sla_clock"), data.get("sla_clock")),
+    }
+
+
+def plan_notification(envelope, recipient, kind, channel, templates, preferences, config, now):
+    """The notification document for one recipient of one event (not yet stored)."""
+    data = envelope["data"]
+    subject, body = templates.render(kind, template_context(data))
+    hold = held_until(recipient, channel, bool(data.get("urgent")), now, config["QUIET_HOURS"])
+    address = {key: value for key, value in (preferences or {}).items() if key in ("wecom_key",)}
+    return {
+        "_id": notification_id(envelope["event_id"], recipient.key, channel),
+        "event_id": envelope["event_id"],
+        "event_type": envelope["event_type"],
+        "occurred_at": envelope["occurred_at"],
+        "kind": kind,
+        "case_id": data.get("case_id"),
+        "tracking_no": data.get("tracking_no"),
+        "grid_id": data.get("grid_id"),
+        "urgent": bool(data.get("urgent")),
+        "recipient": {key: value for key, value in asdict(recipient).items() if value is not None},
+        "address": address,
+        "channel": channel,
+        "subject": subject,
+        "body": body,
+        "status": HELD if hold else PENDING,
+        "held_until": hold,
+        "attempts": 0,
+        "next_attempt_at": hold or now,
+        "created_at": now,
+        "sent_at": None,
+        "last_error": None,
+        "attempt_log": [],
+    }

@@ -1,0 +1,72 @@
+"""Who hears about an event, and as what (the template kind).
+
+Each recipient has a stable ``key`` (a person's registry id; for a resident,
+the request's tracking number), which with the event id and the channel makes a
+notification's identity: the same event never reaches the same person twice on
+the same channel.
+"""
+from dataclasses import dataclass
+
+from wangge import events
+
+# The role an assignee plays at each level of a case.
+ROLE_AT_LEVEL = {"grid": "worker", "community": "lead", "town": "lead", "department": "department"}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    role: str
+    key: str
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    group: str | None = None  # a WeChat group id, for grid_group
+
+    @property
+    def reachable(self):
+        return bool(self.phone or self.email or self.group or self.role in ("worker", "grid_head", "lead"))
+
+
+def _person(role, record):
+    if not record or not record.get("id"):
+        return None
+    return Recipient(role, record["id"], record.get("name"), record.get("phone"), record.get("email"))
+
+
+def assignee(data):
+    record = data.get("assignee")
+    if data.get("level") == "department" and data.get("department"):
+        record = data["department"].get("contact") or record
+    return _person(ROLE_AT_LEVEL.get(data.get("level") or "grid", "worker"), record)
+
+
+def grid_head(data):
+    return _person("grid_head", data.get("grid_head"))
+
+
+def resident(data):
+    reporter = data.get("reporter") or {}
+    if not reporter.get("phone"):
+        return None  # the resident left no way to reach them
+    return Recipient("resident", f"resident:{data['tracking_no']}", reporter.get("name"), reporter.get("phone"))
+
+
+def for_case_event(event_type, data):
+    """[(recipient, template kind)] for one case event."""
+    wanted = {
+        events.CASE_ASSIGNED: [assignee(data), resident(data)],
+        events.CASE_ESCALATED: [assignee(data), grid_head(data)],
+        events.CASE_MERGED: [resident(data)],
+        events.CASE_CLOSED: [resident(data)],
+        events.FOLLOW_UP_REQUESTED: [resident(data)],
+        events.SLA_WARNING: [assignee(data)],
+        events.SLA_BREACHED: [grid_head(data), assignee(data)],
+        # status changes with their own events above are told there; a rejection is told here
+        events.CASE_STATUS_CHANGED: [resident(data)] if data.get("status") == "rejected" else [],
+    }[event_type]
+    chosen, seen = [], set()
+    for recipient in wanted:
+        if recipient is not None and recipient.key not in seen:
+            seen.add(recipient.key)
+            chosen.append((recipient, f"{event_type}.{recipient.role}"))
+    return chosen

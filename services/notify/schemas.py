@@ -1,0 +1,58 @@
+"""What comes into notify over HTTP and what goes out."""
+from marshmallow import RAISE, Schema, fields, validate
+
+from wangge.logs import mask_name, mask_phone
+
+from services.notify.channels import CHANNEL_NAMES
+from services.notify.delivery import FAILED, HELD, PENDING, SENDING, SENT
+
+
+class NotificationQuerySchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    tracking_no = fields.String(validate=validate.Length(min=1, max=64))
+    case_id = fields.String(validate=validate.Length(min=1, max=80))
+    recipient = fields.String(validate=validate.Length(min=1, max=80), metadata={"description": "A recipient key: a person's id, or resident:<tracking_no>."})
+    status = fields.String(validate=validate.OneOf((PENDING, HELD, SENDING, SENT, FAILED)))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class PreferencesSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNEL_NAMES))
+    wecom_key = fields.String(validate=validate.Length(min=1, max=128), metadata={"description": "The recipient's WeCom group robot key."})
+
+
+class RecipientViewSchema(Schema):
+    role = fields.String()
+    key = fields.String()
+    name = fields.Function(lambda recipient: mask_name(recipient.get("name")))
+    phone = fields.Function(lambda recipient: mask_phone(recipient.get("phone")))
+
+
+class NotificationViewSchema(Schema):
+    class Meta:
+        ordered = True
+
+    id = fields.String(attribute="_id")
+    kind = fields.String()
+    event_type = fields.String()
+    event_id = fields.String()
+    case_id = fields.String(allow_none=True)
+    tracking_no = fields.String(allow_none=True)
+    recipient_role = fields.String(attribute="recipient.role")
+    recipient = fields.Nested(RecipientViewSchema)
+    channel = fields.String()
+    status = fields.String()
+    attempts = fields.Integer()
+    held_until = fields.AwareDateTime(allow_none=True)
+    next_attempt_at = fields.AwareDateTime()
+    sent_at = fields.AwareDateTime(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    subject = fields.String()
+    body = fields.String()
+    created_at = fields.AwareDateTime()
