@@ -30,6 +30,12 @@ DEFAULT_AMQP_URI = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_STORE_PORT = 27017
 # SecantusDB builds 2dsphere entries slowly (routing's config.yml, REGISTRY.AREA_INDEX).
 LOCAL_STORE_TUNING = {"ROUTING_AREA_INDEX": "false"}
+OUTBOX_PATH = VAR / "notify-outbox.jsonl"
+# Every notice goes to one file instead of real WeCom robots, SMS gateways and mail servers.
+LOCAL_NOTIFY = {
+    **{f"NOTIFY_{role}_CHANNEL": "outbox" for role in ("WORKER", "GRID_HEAD", "LEAD", "DEPARTMENT", "RESIDENT", "GROUP", "MEMBER")},
+    "NOTIFY_OUTBOX_PATH": str(OUTBOX_PATH),
+}
 
 
 def say(message):
@@ -94,8 +100,8 @@ def start_platform(detached):
         if running_pid(name):
             say(f"{name} is already running")
             continue
-        env = service_env(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, port=SERVICE_PORTS[name], host="0.0.0.0",
-                          extra=LOCAL_STORE_TUNING if local_store else None)
+        extra = {**LOCAL_NOTIFY, **(LOCAL_STORE_TUNING if local_store else {})}
+        env = service_env(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, port=SERVICE_PORTS[name], host="0.0.0.0", extra=extra)
         started.append(start_service(name, env, LOG_DIR / f"{name}.log", detached=detached))
     for process in started:
         pid_file(process.name).write_text(str(process.pid))
@@ -117,6 +123,8 @@ def print_urls():
         base = f"http://127.0.0.1:{SERVICE_PORTS[name]}"
         print(f"  {name:<8} {base}   health {base}/health   metrics {base}/metrics")
     print(f"  logs     {LOG_DIR.relative_to(ROOT)}/")
+    if "notify" in available_services():
+        print(f"  notices  {OUTBOX_PATH.relative_to(ROOT)}   (every message notify sends, one JSON line each)")
     print()
     print("  try:  curl -s -X POST http://127.0.0.1:8001/api/v1/requests -H 'Content-Type: application/json' \\")
     print("          -d '{\"channel\": \"web\", \"text\": \"南湖花园二区的路灯坏了\"}'")

@@ -14,9 +14,9 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 class ApiError(Exception):
-    """An error the caller can fix. Any exception with ``http_status`` and
-    ``error_code`` (and optionally ``fields``, ``details``) is answered the same way,
-    so domain modules declare their errors without importing this one."""
+    """An error the caller can fix. Domain modules subclass it with their own
+    ``http_status`` and ``error_code`` (and ``fields`` or ``details``); the
+    gateway answers them all the same way and nameko logs them as expected."""
 
     http_status = 400
     error_code = "bad_request"
@@ -30,11 +30,6 @@ class ApiError(Exception):
 class NotFound(ApiError):
     http_status = 404
     error_code = "not_found"
-
-
-class Conflict(ApiError):
-    http_status = 409
-    error_code = "conflict"
 
 
 def _json_default(value):
@@ -95,11 +90,10 @@ class JsonHttpHandler(HttpRequestHandler):
     def response_from_exception(self, exc):
         if isinstance(exc, ValidationError):
             return json_response(error_body("validation_failed", "Some fields are invalid.", exc.messages), 400)
-        status = getattr(exc, "http_status", None)
-        if status is not None:
-            body = error_body(exc.error_code, str(exc), getattr(exc, "fields", None))
+        if isinstance(exc, ApiError):
+            body = error_body(exc.error_code, str(exc), exc.fields)
             body.update(getattr(exc, "details", None) or {})
-            return json_response(body, status)
+            return json_response(body, exc.http_status)
         log.error("unhandled error in HTTP handler", exc_info=exc)
         return json_response(error_body("internal_error", "Something went wrong on our side; it has been logged."), 500)
 

@@ -69,7 +69,7 @@ class EntrypointMetrics(DependencyProvider):
             ENTRYPOINT_DURATION.labels(*labels).observe(time.perf_counter() - started)
         if exc_info is None:
             outcome = "ok"
-        elif isinstance(exc_info[1], entrypoint.expected_exceptions) or getattr(exc_info[1], "http_status", 500) < 500:
+        elif isinstance(exc_info[1], entrypoint.expected_exceptions):
             outcome = "rejected"  # the caller's input was wrong, not the service
         else:
             outcome = "error"

@@ -5,7 +5,9 @@ that raises, ``requeue_on_error`` redelivers a poison message forever, and kombu
 acknowledges a body it cannot decode after logging it. Here instead:
 
 * a handler that raises is retried through a retry queue, after a delay that
-  doubles with each attempt, up to ``RETRY.MAX_ATTEMPTS``;
+  doubles with each attempt, up to ``RETRY.MAX_ATTEMPTS`` (RabbitMQ expires
+  per-message TTLs only at the head of a queue, so a short delay may wait behind
+  a longer one; the delay is a minimum, and nothing is lost);
 * a message that cannot succeed (an undecodable body, a failed validation, a
   :class:`PoisonMessage`) or has used its attempts goes to the service's
   dead-letter queue with the reason in its headers;
@@ -62,6 +64,18 @@ def retry_delay(attempt, policy):
 
 def is_retriable(exc):
     return not isinstance(exc, (ValidationError, PoisonMessage))
+
+
+def previous_attempts(message):
+    """Attempts so far, as counted by our retry queue. Only a message coming back
+    from a retry queue (the default exchange) carries a count we wrote; a header
+    a sender set on a new message is not trusted."""
+    if (message.delivery_info or {}).get("exchange"):
+        return 0
+    try:
+        return max(int((message.headers or {}).get(ATTEMPTS_HEADER, 0)), 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def republish_properties(message):
@@ -140,11 +154,13 @@ class RetryOrDeadLetter:
             self.settle(message, exc_info[1])
 
     def settle(self, message, exc):
-        """Move a failed message to its retry queue or the dead-letter queue, then ack it."""
-        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
-        reason = describe_failure(exc)
-        policy = self.retry_policy
+        """Move a failed message to its retry queue or the dead-letter queue, then ack it.
+        Never raises: it runs inside nameko's result handling, where an exception
+        would kill the container and leave the message to kill the next one."""
         try:
+            attempts = previous_attempts(message) + 1
+            reason = describe_failure(exc)
+            policy = self.retry_policy
             if is_retriable(exc) and attempts < int(policy["MAX_ATTEMPTS"]):
                 self.publish_retry(message, attempts, reason, retry_delay(attempts, policy))
             else:

@@ -99,7 +99,7 @@ def dead_letter_queue(name):
 
 
 def consumed_queues():
-    """Every queue a service consumes from, with its retry queue."""
+    """Every queue a service consumes from (each has a retry queue beside it)."""
     return [inbound_queue()] + [event_queue(s) for s in SUBSCRIPTIONS]
 
 

@@ -19,6 +19,8 @@ from services.routing.locate import TRIAGE
 
 SYSTEM_ACTOR = "routing"
 SUMMARY_CHARS = 120
+# Changes every linked resident's tracking view must show.
+OUTCOME_STATUSES = ("resolved", "closed", "reopened", "rejected")
 
 
 @dataclass
@@ -114,7 +116,9 @@ def case_event(case, event_type, now, version, overrides):
     }
     if data["assignee"]:
         data["assignee"] = person(data["assignee"])
-    return events.build_event(event_type, data, event_id=f"{case['_id']}:{version}:{event_type}:{data['request_id']}", occurred_at=now)
+    # two events of one type in one change differ by request (merges) or by clock (SLA)
+    event_id = ":".join(filter(None, (case["_id"], str(version), event_type, data["request_id"], data.get("sla_clock"))))
+    return events.build_event(event_type, data, event_id=event_id, occurred_at=now)
 
 
 def outbox_entries(case, planned, now, version):
@@ -168,12 +172,20 @@ def plan_case_move(case, move, now, policy):
         plan.events.append((events.FOLLOW_UP_REQUESTED, status_event))
     if move.status == "closed":
         plan.events.append((events.CASE_CLOSED, status_event))
+    if move.status in OUTCOME_STATUSES:
+        # residents whose requests were merged in follow the case to its outcome too
+        for linked in case.get("reporters", [])[1:]:
+            about = {"request_id": linked["request_id"], "tracking_no": linked["tracking_no"], "reporter": linked.get("reporter")}
+            plan.events.append((events.CASE_STATUS_CHANGED, {**status_event, **about}))
+            if move.status == "closed":
+                plan.events.append((events.CASE_CLOSED, {**status_event, **about}))
     return plan
 
 
 def plan_assignment(case, worker, actor, note, now, policy):
     plan = plan_case_move(case, Move("assigned", actor, note), now, policy)
-    plan.changes["assignee"] = {**person(worker), "role": "worker"}
+    # a grid worker takes it: the case is back at grid level, whatever level handed it down
+    plan.changes.update({"assignee": {**person(worker), "role": "worker"}, "level": "grid", "department": None})
     plan.events.append((events.CASE_ASSIGNED, {"previous_status": case["status"], "actor": actor, "note": note}))
     return plan
 

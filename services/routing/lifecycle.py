@@ -8,13 +8,15 @@ is still at the version it was planned from.
 """
 from dataclasses import dataclass
 
-LEVELS = ("grid", "community", "town", "department")
+from wangge.events import LEVELS
+from wangge.http import ApiError
 OPEN_STATUSES = ("received", "assigned", "acknowledged", "in_progress", "escalated", "reopened")
 TERMINAL_STATUSES = ("closed", "merged", "rejected")
 
 TRANSITIONS = {
-    "received": {"assigned", "escalated", "rejected", "merged"},
-    "assigned": {"assigned", "acknowledged", "in_progress", "resolved", "escalated", "rejected", "merged"},
+    # merged is reached only by routing's duplicate check, which links the reporter
+    "received": {"assigned", "escalated", "rejected"},
+    "assigned": {"assigned", "acknowledged", "in_progress", "resolved", "escalated", "rejected"},
     "acknowledged": {"assigned", "in_progress", "resolved", "escalated", "rejected"},
     "in_progress": {"assigned", "resolved", "escalated"},
     "escalated": {"assigned", "acknowledged", "in_progress", "resolved", "escalated", "rejected"},
@@ -35,7 +37,7 @@ FIVE_STEP_NAMES = {
 }
 
 
-class CaseRuleViolation(Exception):
+class CaseRuleViolation(ApiError):
     """A move the case's rules do not allow; the message says why."""
 
     http_status = 409
@@ -86,8 +88,9 @@ def check_rules_for(case, move):
     """Rules beyond the transition table."""
     if move.status == "rejected" and not (move.note or "").strip():
         raise CaseRuleViolation("A rejection needs a reason in the note.", case["status"])
-    if move.status == "closed" and case.get("level") == "department" and "evaluate" not in recorded_steps(case):
-        raise CaseRuleViolation("A department-level case closes only after the evaluation step (评估汇总) is recorded.", case["status"])
+    # Checked at resolution, so the resident's "solved" at follow-up can always close it.
+    if move.status in ("resolved", "closed") and case.get("level") == "department" and "evaluate" not in recorded_steps(case):
+        raise CaseRuleViolation("A department-level case is resolved only after the evaluation step (评估汇总) is recorded.", case["status"])
 
 
 def plan_move(case, move, now):
@@ -107,6 +110,3 @@ def plan_move(case, move, now):
     entry = {"kind": "status", "from": case["status"], "to": move.status, "at": now, "by": move.actor, "note": move.note}
     return changes, entry
 
-
-def is_open(case):
-    return case["status"] in OPEN_STATUSES

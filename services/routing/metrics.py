@@ -1,5 +1,7 @@
-"""Routing's business metrics (per process; Prometheus sums replicas).
-Labels stay bounded: towns and categories come from the registry and the rules."""
+"""Routing's business metrics. Counters and histograms are per process (sum the
+replicas); the gauges are counts read from the shared store, so every replica
+reports the same value (take the max). Labels stay bounded: towns and
+categories come from the registry and the rules."""
 from prometheus_client import Counter, Gauge, Histogram
 
 HOURS = 3600

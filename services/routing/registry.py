@@ -1,21 +1,22 @@
 """The grid registry: validating a registry file and flattening it into the
 records routing stores and indexes."""
 from marshmallow import ValidationError
+
+from wangge.http import ApiError
 from shapely.geometry import shape
 
 from services.routing.locate import GridIndex
 from services.routing.registry_schema import RegistrySchema
 
 
-class RegistryRejected(Exception):
+class RegistryRejected(ApiError):
     """The file is invalid; ``problems`` maps key paths (towns[2].communities[0].id) to messages."""
 
     http_status = 400
     error_code = "invalid_registry"
 
     def __init__(self, problems):
-        super().__init__(f"The registry file has {len(problems)} problem(s); see fields.")
-        self.fields = problems
+        super().__init__(f"The registry file has {len(problems)} problem(s); see fields.", problems)
 
 
 def key_paths(messages, prefix=""):

@@ -14,6 +14,7 @@ from wangge.timers import configured_timer
 
 from services.routing import metrics, schemas, workflow
 from services.routing.dependencies import Registry, RequestClassifier
+from services.routing.lifecycle import OPEN_STATUSES
 from services.routing.registry import flatten, validate_registry
 from services.routing.storage import RoutingStore
 
@@ -165,8 +166,9 @@ class RoutingService:
         now = events.utcnow()
         for case_id, entries in workflow.check_deadlines(self.store, self._snapshot(now), self.config, now):
             self._publish(case_id, entries)
-        for status, count in self.store.count_open_by_status().items():
-            metrics.OPEN_CASES.labels(status).set(count)
+        counts = self.store.count_open_by_status()
+        for status in OPEN_STATUSES:
+            metrics.OPEN_CASES.labels(status).set(counts.get(status, 0))
         metrics.TRIAGE_QUEUE.set(self.store.count_triage())
 
     @configured_timer("OUTBOX", "INTERVAL_SECONDS", default=5)

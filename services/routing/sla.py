@@ -83,6 +83,3 @@ def next_check_at(case):
             moments.append(state["due_at"] if state["warned"] else state["warn_at"])
     return min(moments) if moments else None
 
-
-def is_overdue(case, now):
-    return any(now >= case["sla"][clock]["due_at"] for clock in running_clocks(case))

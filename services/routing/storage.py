@@ -9,14 +9,16 @@
                  not yet confirmed by the broker
 """
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from wangge.http import ApiError
 
 from services.routing.lifecycle import OPEN_STATUSES
 
 REGISTRY_KINDS = ("towns", "communities", "grids", "departments")
 
 
-class StaleRegistry(Exception):
+class StaleRegistry(ApiError):
     """A registry edition not newer than the one in force."""
 
     http_status = 409
@@ -71,7 +73,10 @@ class RoutingStore:
             collection.delete_many({"edition": edition})  # leftovers of an interrupted load
             documents = [{**record, "_id": f"{edition}:{record['id']}", "edition": edition} for record in records[kind]]
             if documents:
-                collection.insert_many(documents, ordered=False)
+                try:
+                    collection.insert_many(documents, ordered=False)
+                except BulkWriteError as error:
+                    raise StaleRegistry(f"Another load of version {edition} is under way; load again once it is done.") from error
         counts = {kind: len(records[kind]) for kind in REGISTRY_KINDS}
         switched = self.registry.update_one(
             {"_id": "current", "edition": current},
@@ -153,4 +158,5 @@ class RoutingStore:
         return {row["_id"]: row["n"] for row in self.cases.aggregate(pipeline)}
 
     def count_triage(self):
-        return self.cases.count_documents({"triage": True, "status": "received"})
+        """Open cases still waiting for a person to place them in a grid."""
+        return self.cases.count_documents({"triage": True, "grid_id": None, "status": {"$in": list(OPEN_STATUSES)}})

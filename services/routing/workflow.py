@@ -1,21 +1,26 @@
 """Routing's operations over the store: read a case, plan, apply, hand back the
 events to publish. The service class only calls these and publishes."""
+import logging
 from datetime import timedelta
 
 from wangge import events
+from wangge.http import ApiError
 
 from services.routing import cases, metrics, sla
 from services.routing.assign import choose_assignee, person
 from services.routing.duplicates import is_near_duplicate
-from services.routing.lifecycle import OPEN_STATUSES, CaseRuleViolation, Move
+from services.routing.lifecycle import LEVELS, OPEN_STATUSES, CaseRuleViolation, Move
 
 
-class CaseNotFound(Exception):
+log = logging.getLogger(__name__)
+
+
+class CaseNotFound(ApiError):
     http_status = 404
     error_code = "not_found"
 
 
-class ConcurrentChange(Exception):
+class ConcurrentChange(ApiError):
     http_status = 409
     error_code = "concurrent_change"
 
@@ -82,7 +87,7 @@ def observe(before, target, now):
         metrics.FIRST_RESPONSE.observe((now - before["opened_at"]).total_seconds())
     if target["status"] == "resolved" and before["status"] != "resolved":
         metrics.RESOLUTION.observe((now - before["opened_at"]).total_seconds())
-    if target.get("level") != before.get("level"):
+    if LEVELS.index(target.get("level") or "grid") > LEVELS.index(before.get("level") or "grid"):
         metrics.ESCALATIONS.labels(target["level"]).inc()
 
 
@@ -158,12 +163,16 @@ def check_deadlines(store, snapshot, config, now):
     changed meanwhile is skipped; that replica has done (or will do) the work."""
     published = []
     for case in store.cases_due_for_sla(now):
-        plan = cases.plan_sla_tick(case, now, policy_for(config, case), snapshot)
-        if plan is None:
-            continue
         try:
+            plan = cases.plan_sla_tick(case, now, policy_for(config, case), snapshot)
+            if plan is None:
+                continue
             entries = apply(store, case, plan, now)
         except ConcurrentChange:
+            continue
+        except Exception:
+            # one case that cannot be planned must not stop the round for all the others
+            log.exception("SLA check failed for a case", extra={"case_id": case["_id"]})
             continue
         for event_type, details in plan.events:
             if event_type == events.SLA_WARNING:

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from services.routing import cases, sla
+from services.routing.lifecycle import Move
 from services.routing.registry import RegistrySnapshot
 from tests.unit.routing.factories import NOW, SLA_CONFIG, case, grid
 from wangge import events
@@ -65,7 +66,7 @@ def test_event_ids_repeat_for_the_same_change():
 
 
 def test_resolution_asks_the_resident_for_follow_up():
-    plan = cases.plan_case_move(case("in_progress", awaiting_response=False), cases.Move("resolved", "G-1-w1", "已修好"), NOW, POLICY)
+    plan = cases.plan_case_move(case("in_progress", awaiting_response=False), Move("resolved", "G-1-w1", "已修好"), NOW, POLICY)
     assert [event_type for event_type, _ in plan.events] == [events.CASE_STATUS_CHANGED, events.FOLLOW_UP_REQUESTED]
     assert plan.changes["sla_next_check_at"] is None
 
@@ -75,3 +76,24 @@ def test_not_solved_at_follow_up_reopens_with_fresh_clocks():
     assert plan.changes["status"] == "reopened"
     assert plan.changes["awaiting_response"] is True
     assert plan.changes["follow_up"]["satisfaction"] == 2
+
+
+def test_events_of_one_change_never_share_an_id():
+    # routing was down for days: both clocks breach in the same round
+    plan = cases.plan_sla_tick(case(), NOW + timedelta(days=4), POLICY, REGISTRY)
+    entries = cases.outbox_entries(cases.after(case(), plan), plan.events, NOW, 4)
+    assert len({entry["event_id"] for entry in entries}) == len(entries)
+    assert sum(entry["event_type"] == events.SLA_BREACHED for entry in entries) == 2
+
+
+def test_residents_merged_into_a_case_follow_it_to_closure():
+    merged = case("resolved", reporters=[
+        {"request_id": "r-1", "tracking_no": "YT-20261128-000001", "reporter": {"phone": "13800000009"}},
+        {"request_id": "r-2", "tracking_no": "YT-20261128-000002", "reporter": {"phone": "13800000008"}},
+    ], reporter_count=2)
+    plan = cases.plan_case_move(merged, Move("closed", "resident"), NOW, POLICY)
+    told = {(event_type, details.get("tracking_no", merged["tracking_no"])) for event_type, details in plan.events}
+    assert told == {
+        (events.CASE_STATUS_CHANGED, "YT-20261128-000001"), (events.CASE_CLOSED, "YT-20261128-000001"),
+        (events.CASE_STATUS_CHANGED, "YT-20261128-000002"), (events.CASE_CLOSED, "YT-20261128-000002"),
+    }

@@ -1,17 +1,21 @@
 import pytest
 
-from services.routing.lifecycle import CaseRuleViolation, Move, check_step, check_transition, next_level, plan_move
+from services.routing.lifecycle import (
+    TRANSITIONS, CaseRuleViolation, Move, check_step, check_transition, next_level, plan_move,
+)
+from wangge import events
 from tests.unit.routing.factories import NOW, case
 
 LEGAL = [
     ("received", "assigned"), ("assigned", "acknowledged"), ("acknowledged", "in_progress"),
     ("in_progress", "resolved"), ("resolved", "closed"), ("resolved", "reopened"), ("closed", "reopened"),
-    ("assigned", "escalated"), ("escalated", "escalated"), ("reopened", "in_progress"), ("received", "merged"),
+    ("assigned", "escalated"), ("escalated", "escalated"), ("reopened", "in_progress"),
     ("acknowledged", "rejected"),
 ]
 ILLEGAL = [
     ("received", "resolved"), ("assigned", "closed"), ("in_progress", "acknowledged"), ("closed", "in_progress"),
     ("merged", "assigned"), ("rejected", "reopened"), ("resolved", "in_progress"), ("in_progress", "rejected"),
+    ("received", "merged"),  # only the duplicate check merges, linking the reporter
 ]
 
 
@@ -47,11 +51,15 @@ def test_rejection_needs_a_reason():
         plan_move(case("assigned"), Move("rejected", "w1", " "), NOW)
 
 
-def test_department_case_closes_only_after_evaluation():
+def test_department_case_is_resolved_only_after_evaluation():
     steps = [{"step": s} for s in ("collect", "survey", "coordinate", "contact_departments")]
     with pytest.raises(CaseRuleViolation, match="evaluation"):
-        plan_move(case("resolved", level="department", five_steps=steps), Move("closed", "resident"), NOW)
-    plan_move(case("resolved", level="department", five_steps=steps + [{"step": "evaluate"}]), Move("closed", "resident"), NOW)
+        plan_move(case("in_progress", level="department", five_steps=steps), Move("resolved", "d-1"), NOW)
+    plan_move(case("in_progress", level="department", five_steps=steps + [{"step": "evaluate"}]), Move("resolved", "d-1"), NOW)
+
+
+def test_every_status_of_the_contract_has_its_transitions():
+    assert set(TRANSITIONS) == set(events.CASE_STATUSES)
 
 
 def test_grid_case_closes_without_the_five_steps():

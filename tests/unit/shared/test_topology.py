@@ -3,10 +3,12 @@ from nameko.containers import ServiceContainer
 
 from devstack.contracts import GENERATED, render
 from services.intake.service import IntakeService
+from services.notify.service import NotifyService
+from services.routing.service import RoutingService
 from wangge import topology
 from wangge.reliable import ReliableEventHandler
 
-SERVICES = [IntakeService]
+SERVICES = [IntakeService, RoutingService, NotifyService]
 
 
 def event_handlers(container):

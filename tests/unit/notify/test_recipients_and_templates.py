@@ -1,0 +1,89 @@
+from datetime import datetime, timezone
+
+import pytest
+from jinja2 import UndefinedError
+
+from services.notify import recipients
+from services.notify.delivery import template_context
+from services.notify.templates import Templates
+from wangge import events
+
+TEMPLATES = Templates()
+
+
+def case_data(**overrides):
+    data = {
+        "case_id": "C-YT-20261128-000001", "request_id": "r", "tracking_no": "YT-20261128-000001", "status": "assigned",
+        "previous_status": "received", "at": datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc), "grid_id": "G-1", "grid_name": "南门社区第二网格",
+        "community_id": "zc-nanmen", "town_id": "zhangcheng", "category": "street_lighting", "category_name": "路灯照明",
+        "complexity": "simple", "urgent": False, "level": "grid", "department": None,
+        "assignee": {"id": "w-1", "name": "李梅", "phone": "13800000001"},
+        "grid_head": {"id": "h-1", "name": "张水如", "phone": "13800000000"},
+        "reporter": {"name": "林先生", "phone": "13912340001"}, "wechat_group_ids": ["wx-1"], "reporter_count": 2,
+        "summary": "南湖花园二区的路灯因为海葵台风受损", "actor": "routing", "note": "需要协调",
+        "sla_clock": "first_response", "due_at": datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc),
+    }
+    data.update(overrides)
+    return data
+
+
+DEPARTMENT = {"id": "power", "name": "县供电公司路灯所", "contact": {"id": "d-power", "name": "值班员", "email": "lamps@example.gov.cn"}}
+
+
+@pytest.mark.parametrize(
+    "event_type, data, expected",
+    [
+        (events.CASE_ASSIGNED, case_data(), {("w-1", "case_assigned.worker"), ("resident:YT-20261128-000001", "case_assigned.resident")}),
+        (events.CASE_ASSIGNED, case_data(reporter=None), {("w-1", "case_assigned.worker")}),
+        (events.CASE_ESCALATED, case_data(level="town", assignee={"id": "t-1", "name": "陈"}), {("t-1", "case_escalated.lead"), ("h-1", "case_escalated.grid_head")}),
+        (events.CASE_ESCALATED, case_data(level="department", department=DEPARTMENT), {("d-power", "case_escalated.department"), ("h-1", "case_escalated.grid_head")}),
+        (events.SLA_BREACHED, case_data(), {("h-1", "sla_breached.grid_head"), ("w-1", "sla_breached.worker")}),
+        (events.SLA_WARNING, case_data(), {("w-1", "sla_warning.worker")}),
+        (events.CASE_MERGED, case_data(), {("resident:YT-20261128-000001", "case_merged.resident")}),
+        (events.FOLLOW_UP_REQUESTED, case_data(status="resolved"), {("resident:YT-20261128-000001", "follow_up_requested.resident")}),
+        (events.CASE_STATUS_CHANGED, case_data(status="in_progress"), set()),
+        (events.CASE_STATUS_CHANGED, case_data(status="rejected", note="不属于本网格"), {("resident:YT-20261128-000001", "case_status_changed.resident")}),
+    ],
+)
+def test_recipients_follow_the_event(event_type, data, expected):
+    chosen = recipients.for_case_event(event_type, data)
+    assert {(recipient.key, kind) for recipient, kind in chosen} == expected
+
+
+def test_the_same_person_in_two_roles_hears_once():
+    same = case_data(grid_head={"id": "w-1", "name": "李梅"})
+    assert len(recipients.for_case_event(events.SLA_BREACHED, same)) == 1
+
+
+def test_every_kind_a_recipient_can_get_has_a_template():
+    kinds = set(TEMPLATES.kinds())
+    for event_type in events.CASE_EVENTS:
+        # assignment is always to a grid worker (routing puts the case back at grid level);
+        # escalation always reaches community or above
+        levels = {events.CASE_ASSIGNED: ("grid",), events.CASE_ESCALATED: ("community", "town", "department")}.get(
+            event_type, ("grid", "community", "town", "department"))
+        for level in levels:
+            data = case_data(level=level, department=DEPARTMENT, status="rejected")
+            for _, kind in recipients.for_case_event(event_type, data):
+                assert kind in kinds, f"no template for {kind}"
+
+
+@pytest.mark.parametrize("kind", TEMPLATES.kinds())
+def test_every_template_renders_from_a_real_event(kind):
+    data = case_data(department=DEPARTMENT, level="department" if "department" in kind else "town")
+    event = events.build_event(kind.split(".")[0], data)
+    subject, body = TEMPLATES.render(kind, template_context(events.read_event(kind.split(".")[0], event)["data"]))
+    assert subject and body
+    assert "None" not in body and "{{" not in body
+
+
+def test_a_variable_missing_from_the_event_is_an_error_not_a_blank():
+    data = case_data()
+    del data["grid_name"]
+    with pytest.raises(UndefinedError):
+        TEMPLATES.render("case_assigned.resident", template_context(data))
+
+
+def test_deadlines_show_in_county_time():
+    _, body = TEMPLATES.render("sla_warning.worker", template_context(case_data(due_at=datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc))))
+    assert "11月28日 11:00" in body and "响应" in body
