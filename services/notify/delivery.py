@@ -5,6 +5,8 @@ from dataclasses import asdict
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from wangge.events import CaseEventData
+
 from services.notify.channels import CHANNEL_NAMES
 
 PENDING = "pending"
@@ -61,8 +63,16 @@ def backoff(attempts, settings):
 
 
 def template_context(data):
+    """Every field of the case event contract (absent optional ones as None, so an
+    older producer's event still renders; a name outside the contract is still an
+    error), plus display values with fallbacks for what a message must never leave blank."""
+    fields = {name: None for name in CaseEventData().fields}
+    fields.update(data)
     return {
-        **data,
+        **fields,
+        "grid_name": data.get("grid_name") or "乡镇分拨",
+        "category_name": data.get("category_name") or data.get("category") or "其他",
+        "summary": data.get("summary") or "（详见系统）",
         "level_name": LEVEL_NAMES.get(data.get("level"), data.get("level")),
         "clock_name": CLOCK_NAMES.get(data.get("sla_clock"), data.get("sla_clock")),
     }

@@ -77,13 +77,26 @@ def test_every_template_renders_from_a_real_event(kind):
     assert "None" not in body and "{{" not in body
 
 
-def test_a_variable_missing_from_the_event_is_an_error_not_a_blank():
-    data = case_data()
-    del data["grid_name"]
+def test_a_variable_outside_the_event_contract_is_an_error_not_a_blank(tmp_path):
+    (tmp_path / "case_assigned.resident.txt.j2").write_text("您好，{{ assignee_nickname }}会联系您。", encoding="utf-8")
     with pytest.raises(UndefinedError):
-        TEMPLATES.render("case_assigned.resident", template_context(data))
+        Templates(tmp_path).render("case_assigned.resident", template_context(case_data()))
 
 
 def test_deadlines_show_in_county_time():
     _, body = TEMPLATES.render("sla_warning.worker", template_context(case_data(due_at=datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc))))
     assert "11月28日 11:00" in body and "响应" in body
+
+
+@pytest.mark.parametrize("kind", TEMPLATES.kinds())
+def test_every_template_renders_from_a_minimal_event_without_blanks(kind):
+    person = {"id": "p-1", "name": "李梅", "phone": "13800000001", "email": "p@example.gov.cn"}
+    minimal = {
+        "case_id": "C-1", "request_id": "r", "tracking_no": "YT-20261128-000001", "status": "rejected",
+        "at": datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc), "assignee": person, "note": "不属于本网格",
+        "department": {"id": "power", "name": "县供电公司路灯所", "contact": person},
+        "due_at": datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc), "sla_clock": "resolution", "level": "town",
+    }
+    event = events.read_event(kind.split(".")[0], events.build_event(kind.split(".")[0], minimal))
+    _, body = TEMPLATES.render(kind, template_context(event["data"]))
+    assert "None" not in body
