@@ -21,6 +21,9 @@ CASE_CLOSED = "case_closed"
 SLA_WARNING = "sla_warning"
 SLA_BREACHED = "sla_breached"
 FOLLOW_UP_REQUESTED = "follow_up_requested"
+CAMPAIGN_DUE = "campaign_due"
+STUDY_REMINDER_DUE = "study_reminder_due"
+STUDY_EVENTS = (CAMPAIGN_DUE, STUDY_REMINDER_DUE)
 NOTIFICATION_SENT = "notification_sent"
 NOTIFICATION_FAILED = "notification_failed"
 
@@ -47,15 +50,16 @@ class LocationSchema(Schema):
     lat = fields.Float(required=True, validate=validate.Range(-90, 90), allow_nan=False)
 
 
+# Mainland mobile (optionally +86) or landline with area code.
+phone_number = validate.Regexp(
+    r"^(?:(?:\+?86[- ]?)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$",
+    error="Not a valid phone number: use a mainland mobile (13812345678) or a landline with area code (0591-24567890).",
+)
+
+
 class ReporterSchema(Schema):
     name = fields.String(validate=validate.Length(max=50))
-    # Mainland mobile (optionally +86) or landline with area code.
-    phone = fields.String(
-        validate=validate.Regexp(
-            r"^(?:(?:\+?86[- ]?)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$",
-            error="Not a valid phone number: use a mainland mobile (13812345678) or a landline with area code (0591-24567890).",
-        )
-    )
+    phone = fields.String(validate=phone_number)
 
 
 class RequestReceivedData(Schema):
@@ -126,6 +130,39 @@ class CaseEventData(Schema):
     due_at = fields.AwareDateTime(allow_none=True)
 
 
+class StudyContentRefSchema(Schema):
+    content_id = fields.String(required=True)
+    version = fields.Integer(required=True)
+    title = fields.String(required=True)
+    summary = fields.String(allow_none=True)
+    media = fields.List(fields.Dict(), load_default=list)
+
+
+class StudyMemberRefSchema(Schema):
+    member_id = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+
+
+class StudyDispatchData(Schema):
+    """Study material due in one grid's group (``campaign_due``), or a reminder to
+    the grid's members who have not taken part yet (``study_reminder_due``)."""
+
+    campaign_id = fields.String(required=True)
+    round = fields.String(required=True, metadata={"description": "The occurrence of a repeating campaign (its due time)."})
+    title = fields.String(required=True)
+    grid_id = fields.String(required=True)
+    grid_name = fields.String(allow_none=True)
+    town_id = fields.String(allow_none=True)
+    community_id = fields.String(allow_none=True)
+    wechat_group_ids = fields.List(fields.String(), load_default=list)
+    contents = fields.List(fields.Nested(StudyContentRefSchema), load_default=list)
+    due_at = fields.AwareDateTime(required=True)
+    reminder_number = fields.Integer(allow_none=True)
+    final_reminder = fields.Boolean(allow_none=True)
+    members = fields.List(fields.Nested(StudyMemberRefSchema), load_default=list)
+
+
 class NotificationData(Schema):
     """A notification delivered, or given up on after its last attempt."""
 
@@ -144,6 +181,8 @@ class NotificationData(Schema):
 DATA_SCHEMAS = {
     REQUEST_RECEIVED: RequestReceivedData,
     **{name: CaseEventData for name in CASE_EVENTS},
+    CAMPAIGN_DUE: StudyDispatchData,
+    STUDY_REMINDER_DUE: StudyDispatchData,
     NOTIFICATION_SENT: NotificationData,
     NOTIFICATION_FAILED: NotificationData,
 }

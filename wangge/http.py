@@ -54,9 +54,9 @@ def error_body(code, message, fields=None):
     return body
 
 
-def read_json_body(request, max_bytes=MAX_BODY_BYTES):
-    """The request's JSON object, or ``ApiError`` naming ``body`` as the problem.
-    Reads at most ``max_bytes + 1`` bytes, whatever Content-Length claims."""
+def read_body(request, max_bytes=MAX_BODY_BYTES):
+    """The raw body, or ``ApiError`` naming ``body``; reads at most ``max_bytes + 1``
+    bytes, whatever Content-Length claims."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise ApiError("Request body too large.", {"body": [f"Must be at most {max_bytes} bytes."]})
     try:
@@ -65,6 +65,12 @@ def read_json_body(request, max_bytes=MAX_BODY_BYTES):
         raise ApiError("Request body incomplete.", {"body": ["Client disconnected before sending the whole body."]}) from exc
     if len(raw) > max_bytes:
         raise ApiError("Request body too large.", {"body": [f"Must be at most {max_bytes} bytes."]})
+    return raw
+
+
+def read_json_body(request, max_bytes=MAX_BODY_BYTES):
+    """The request's JSON object, or ``ApiError`` naming ``body`` as the problem."""
+    raw = read_body(request, max_bytes)
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -39,6 +39,7 @@ SUBSCRIPTIONS = (
     # notify tells people about every case event; its queues exist before it
     # first runs, so nothing routing publishes meanwhile is lost.
     *(Subscription("routing", event_type, "notify", f"on_{event_type}") for event_type in events.CASE_EVENTS),
+    *(Subscription("study", event_type, "notify", f"on_{event_type}") for event_type in events.STUDY_EVENTS),
 )
 
 

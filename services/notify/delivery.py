@@ -5,7 +5,7 @@ from dataclasses import asdict
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from wangge.events import CaseEventData
+from wangge.events import CaseEventData, StudyDispatchData
 
 from services.notify.channels import CHANNEL_NAMES
 
@@ -62,14 +62,15 @@ def backoff(attempts, settings):
     return min(float(settings["BACKOFF_SECONDS"]) * 2 ** (attempts - 1), float(settings["MAX_BACKOFF_SECONDS"]))
 
 
-def template_context(data):
+def template_context(data, recipient=None):
     """Every field of the case event contract (absent optional ones as None, so an
     older producer's event still renders; a name outside the contract is still an
     error), plus display values with fallbacks for what a message must never leave blank."""
-    fields = {name: None for name in CaseEventData().fields}
+    fields = {name: None for name in (*CaseEventData().fields, *StudyDispatchData().fields)}
     fields.update(data)
     return {
         **fields,
+        "recipient": asdict(recipient) if recipient else {},
         "grid_name": data.get("grid_name") or "乡镇分拨",
         "category_name": data.get("category_name") or data.get("category") or "其他",
         "summary": data.get("summary") or "（详见系统）",
@@ -81,7 +82,7 @@ def template_context(data):
 def plan_notification(envelope, recipient, kind, channel, templates, preferences, config, now):
     """The notification document for one recipient of one event (not yet stored)."""
     data = envelope["data"]
-    subject, body = templates.render(kind, template_context(data))
+    subject, body = templates.render(kind, template_context(data, recipient))
     hold = held_until(recipient, channel, bool(data.get("urgent")), now, config["QUIET_HOURS"])
     address = {key: value for key, value in (preferences or {}).items() if key in ("wecom_key",)}
     return {
@@ -91,6 +92,7 @@ def plan_notification(envelope, recipient, kind, channel, templates, preferences
         "occurred_at": envelope["occurred_at"],
         "kind": kind,
         "case_id": data.get("case_id"),
+        "campaign_id": data.get("campaign_id"),
         "tracking_no": data.get("tracking_no"),
         "grid_id": data.get("grid_id"),
         "urgent": bool(data.get("urgent")),

@@ -4,6 +4,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from wangge import events
 from wangge.logs import mask_name
 
 from services.notify import delivery, recipients
@@ -33,7 +34,9 @@ def accept_event(store, templates, config, envelope, chosen, now):
     return stored
 
 
-def case_recipients(envelope):
+def recipients_of(envelope):
+    if envelope["event_type"] in events.STUDY_EVENTS:
+        return recipients.for_study_event(envelope["event_type"], envelope["data"])
     return recipients.for_case_event(envelope["event_type"], envelope["data"])
 
 

@@ -51,6 +51,17 @@ def resident(data):
     return Recipient("resident", f"resident:{data['tracking_no']}", reporter.get("name"), reporter.get("phone"))
 
 
+def for_study_event(event_type, data):
+    """[(recipient, template kind)]: the grid's groups get the material; members
+    who have not taken part get the reminder."""
+    if event_type == events.CAMPAIGN_DUE:
+        chosen = [Recipient("grid_group", f"group:{group}", data.get("grid_name"), group=group) for group in data.get("wechat_group_ids") or []]
+    else:
+        chosen = [Recipient("member", member["member_id"], member.get("name"), member.get("phone"))
+                  for member in data.get("members") or [] if member.get("phone")]
+    return [(recipient, f"{event_type}.{recipient.role}") for recipient in chosen]
+
+
 def for_case_event(event_type, data):
     """[(recipient, template kind)] for one case event."""
     wanted = {

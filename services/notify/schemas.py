@@ -13,6 +13,7 @@ class NotificationQuerySchema(Schema):
 
     tracking_no = fields.String(validate=validate.Length(min=1, max=64))
     case_id = fields.String(validate=validate.Length(min=1, max=80))
+    campaign_id = fields.String(validate=validate.Length(min=1, max=64))
     recipient = fields.String(validate=validate.Length(min=1, max=80), metadata={"description": "A recipient key: a person's id, or resident:<tracking_no>."})
     status = fields.String(validate=validate.OneOf((PENDING, HELD, SENDING, SENT, FAILED)))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))

@@ -78,6 +78,16 @@ class NotifyService:
     def on_sla_breached(self, message):
         self._notify(events.SLA_BREACHED, message)
 
+    # -- study events -------------------------------------------------------------
+
+    @event_handler("study", events.CAMPAIGN_DUE)
+    def on_campaign_due(self, message):
+        self._notify(events.CAMPAIGN_DUE, message)
+
+    @event_handler("study", events.STUDY_REMINDER_DUE)
+    def on_study_reminder_due(self, message):
+        self._notify(events.STUDY_REMINDER_DUE, message)
+
     @configured_timer("DELIVERY", "INTERVAL_SECONDS", default=1)
     def deliver_due(self):
         self._send(self.store.due_ids(events.utcnow()))
@@ -88,7 +98,7 @@ class NotifyService:
     @http("GET", "/api/v1/notifications")
     def list_notifications(self, request):
         query = schemas.NotificationQuerySchema().load(request.args.to_dict())
-        filters = {key: query[key] for key in ("tracking_no", "case_id", "status") if key in query}
+        filters = {key: query[key] for key in ("tracking_no", "case_id", "campaign_id", "status") if key in query}
         if "recipient" in query:
             filters["recipient.key"] = query["recipient"]
         found, total = self.store.find(filters, (query["page"] - 1) * query["per_page"], query["per_page"])
@@ -128,7 +138,7 @@ class NotifyService:
 
     def _notify(self, event_type, message):
         envelope = events.read_event(event_type, message)
-        chosen = outgoing.case_recipients(envelope)
+        chosen = outgoing.recipients_of(envelope)
         self._send(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
 
     def _send(self, notification_ids):

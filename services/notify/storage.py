@@ -20,6 +20,7 @@ class NotificationStore:
             IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
             IndexModel([("tracking_no", ASCENDING), ("created_at", ASCENDING)], name="tracking_no"),
             IndexModel([("case_id", ASCENDING), ("created_at", ASCENDING)], name="case_id"),
+            IndexModel([("campaign_id", ASCENDING), ("created_at", ASCENDING)], name="campaign_id"),
             IndexModel([("recipient.key", ASCENDING), ("created_at", DESCENDING)], name="recipient"),
             IndexModel([("created_at", DESCENDING)], name="created_at"),
         ])

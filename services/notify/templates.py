@@ -28,6 +28,8 @@ TITLES = {
     "sla_breached.worker": "诉求已超时",
     "sla_breached.lead": "诉求已超时",
     "sla_breached.department": "诉求已超时",
+    "campaign_due.grid_group": "网格课堂学习内容",
+    "study_reminder_due.member": "学习提醒",
 }
 
 

@@ -87,12 +87,12 @@ class GridSummarySchema(Schema):
     community_id = fields.String()
     community = fields.String(attribute="community_name")
     centroid = fields.Nested(CentroidSchema, allow_none=True)
+    wechat_groups = fields.List(fields.String())
 
 
 class GridDetailSchema(GridSummarySchema):
     head = fields.Dict()
     workers = fields.List(fields.Dict())
-    wechat_groups = fields.List(fields.String())
     buildings = fields.List(fields.String())
     area = fields.Dict(allow_none=True)
 

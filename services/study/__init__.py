@@ -1,1 +1,1 @@
-"""The study service (see DESIGN.md); built in its own issue."""
+"""Study: material reaches every grid group, and nobody drops out unseen (学在网格)."""

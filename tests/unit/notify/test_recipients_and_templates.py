@@ -9,6 +9,7 @@ from services.notify.templates import Templates
 from wangge import events
 
 TEMPLATES = Templates()
+CASE_KINDS = [kind for kind in TEMPLATES.kinds() if kind.split(".")[0] in events.CASE_EVENTS]
 
 
 def case_data(**overrides):
@@ -68,7 +69,7 @@ def test_every_kind_a_recipient_can_get_has_a_template():
                 assert kind in kinds, f"no template for {kind}"
 
 
-@pytest.mark.parametrize("kind", TEMPLATES.kinds())
+@pytest.mark.parametrize("kind", CASE_KINDS)
 def test_every_template_renders_from_a_real_event(kind):
     data = case_data(department=DEPARTMENT, level="department" if "department" in kind else "town")
     event = events.build_event(kind.split(".")[0], data)
@@ -88,7 +89,7 @@ def test_deadlines_show_in_county_time():
     assert "11月28日 11:00" in body and "响应" in body
 
 
-@pytest.mark.parametrize("kind", TEMPLATES.kinds())
+@pytest.mark.parametrize("kind", CASE_KINDS)
 def test_every_template_renders_from_a_minimal_event_without_blanks(kind):
     person = {"id": "p-1", "name": "李梅", "phone": "13800000001", "email": "p@example.gov.cn"}
     minimal = {
@@ -100,3 +101,38 @@ def test_every_template_renders_from_a_minimal_event_without_blanks(kind):
     event = events.read_event(kind.split(".")[0], events.build_event(kind.split(".")[0], minimal))
     _, body = TEMPLATES.render(kind, template_context(event["data"]))
     assert "None" not in body
+
+
+def study_data(**overrides):
+    data = {
+        "campaign_id": "CP-1", "round": "2026-11-28T01:00:00+00:00", "title": "学习贯彻主题教育", "grid_id": "G-1",
+        "grid_name": "悦山网格", "wechat_group_ids": ["wx-1", "wx-2"], "due_at": datetime(2026, 11, 28, 1, 0, tzinfo=timezone.utc),
+        "contents": [{"content_id": "CT-1", "version": 2, "title": "扎根基层", "summary": "从小事做起",
+                      "media": [{"type": "audio", "url": "https://example.org/a.mp3"}]}],
+        "members": [{"member_id": "m-1", "name": "周婷艳", "phone": "13800000011"}, {"member_id": "m-2", "name": "无电话"}],
+        "reminder_number": 2, "final_reminder": True,
+    }
+    data.update(overrides)
+    return data
+
+
+def test_campaign_reaches_every_group_of_the_grid():
+    chosen = recipients.for_study_event(events.CAMPAIGN_DUE, study_data())
+    assert [(r.key, r.group, kind) for r, kind in chosen] == [
+        ("group:wx-1", "wx-1", "campaign_due.grid_group"), ("group:wx-2", "wx-2", "campaign_due.grid_group")]
+
+
+def test_reminders_go_to_members_who_can_be_reached():
+    chosen = recipients.for_study_event(events.STUDY_REMINDER_DUE, study_data())
+    assert [(r.key, kind) for r, kind in chosen] == [("m-1", "study_reminder_due.member")]
+
+
+@pytest.mark.parametrize("event_type", events.STUDY_EVENTS)
+def test_study_templates_render_from_real_events(event_type):
+    data = events.read_event(event_type, events.build_event(event_type, study_data()))["data"]
+    for recipient, kind in recipients.for_study_event(event_type, data):
+        _, body = TEMPLATES.render(kind, template_context(data, recipient))
+        assert "None" not in body and "学习" in body
+        assert recipient.role != "member" or body.startswith(recipient.name)
+    _, group_notice = TEMPLATES.render("campaign_due.grid_group", template_context(data))
+    assert "《扎根基层》" in group_notice and "https://example.org/a.mp3" in group_notice

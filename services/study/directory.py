@@ -1,0 +1,44 @@
+"""The grid registry as routing serves it over HTTP, cached for a while: study
+targets grids and checks members' grids against it, and never reads routing's store."""
+import time
+
+import requests
+
+from wangge.http import ApiError
+
+PAGE_SIZE = 500
+
+
+class RegistryUnavailable(ApiError):
+    http_status = 503
+    error_code = "registry_unavailable"
+
+
+class GridDirectory:
+    def __init__(self, routing_url, cache_seconds, timeout):
+        self.routing_url = routing_url
+        self.cache_seconds = cache_seconds
+        self.timeout = timeout
+        self.cached = None
+        self.fetched_at = 0.0
+
+    def grids(self):
+        """{grid_id: {grid_id, name, town_id, town, community_id, community, wechat_groups}}"""
+        if self.cached is None or time.monotonic() - self.fetched_at > self.cache_seconds:
+            self.cached = self._fetch()
+            self.fetched_at = time.monotonic()
+        return self.cached
+
+    def _fetch(self):
+        grids, page = {}, 1
+        try:
+            while True:
+                response = requests.get(f"{self.routing_url}/api/v1/grids", params={"page": page, "per_page": PAGE_SIZE}, timeout=self.timeout)
+                response.raise_for_status()
+                body = response.json()
+                grids.update({grid["grid_id"]: grid for grid in body["items"]})
+                if page * PAGE_SIZE >= body["total"]:
+                    return grids
+                page += 1
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            raise RegistryUnavailable(f"The grid registry cannot be read from routing at {self.routing_url} ({exc}); try again shortly.") from exc

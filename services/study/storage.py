@@ -1,0 +1,183 @@
+"""The only code that touches study's collections.
+
+``contents``       study items, with every earlier version kept
+``campaigns``      what goes to which grids when, and its reminder policy
+``dispatches``     one document per (campaign, round, grid, kind): the material
+                   and its reminders, each published exactly once
+``members``        the people of each grid taking part (party members, residents)
+``participation``  one document per (campaign, member, kind) of taking part
+``sessions``       offline and online meetings with their attendance
+"""
+import uuid
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+
+class StudyStore:
+    def __init__(self, database):
+        self.contents = database["contents"]
+        self.campaigns = database["campaigns"]
+        self.dispatches = database["dispatches"]
+        self.members = database["members"]
+        self.participation = database["participation"]
+        self.sessions = database["sessions"]
+
+    def ensure_indexes(self, config=None):
+        self.contents.create_indexes([IndexModel([("tags", ASCENDING), ("updated_at", DESCENDING)], name="tags")])
+        self.campaigns.create_indexes([IndexModel([("next_round_at", ASCENDING)], name="next_round")])
+        self.dispatches.create_indexes([
+            IndexModel([("state", ASCENDING), ("due_at", ASCENDING)], name="due"),
+            IndexModel([("claim", ASCENDING)], name="claim"),
+            IndexModel([("campaign_id", ASCENDING), ("grid_id", ASCENDING)], name="campaign_grid"),
+        ])
+        self.members.create_indexes([IndexModel([("grid_id", ASCENDING)], name="grid")])
+        self.participation.create_indexes([
+            IndexModel([("campaign_id", ASCENDING), ("grid_id", ASCENDING), ("member_id", ASCENDING)], name="campaign_grid_member"),
+        ])
+        self.sessions.create_indexes([IndexModel([("team", ASCENDING), ("held_at", DESCENDING)], name="team")])
+
+    def ping(self):
+        self.contents.database.client.admin.command("ping")
+
+    # -- contents ------------------------------------------------------------
+
+    def insert_content(self, content):
+        self.contents.insert_one(content)
+        return content
+
+    def get_content(self, content_id):
+        return self.contents.find_one({"_id": content_id})
+
+    def contents_by_ids(self, content_ids):
+        return {doc["_id"]: doc for doc in self.contents.find({"_id": {"$in": list(content_ids)}})}
+
+    def revise_content(self, content_id, expected_version, changes, previous):
+        """A new version, only if nobody revised it meanwhile; the old one goes to history."""
+        updated = self.contents.update_one(
+            {"_id": content_id, "version": expected_version},
+            {"$set": {**changes, "version": expected_version + 1}, "$push": {"history": previous}},
+        )
+        return updated.modified_count == 1
+
+    def find_contents(self, tag=None, skip=0, limit=50):
+        query = {"tags": tag} if tag else {}
+        cursor = self.contents.find(query, {"history": 0}).sort("updated_at", DESCENDING)
+        return list(cursor.skip(skip).limit(limit)), self.contents.count_documents(query)
+
+    # -- campaigns and dispatches --------------------------------------------
+
+    def insert_campaign(self, campaign):
+        self.campaigns.insert_one(campaign)
+        return campaign
+
+    def get_campaign(self, campaign_id):
+        return self.campaigns.find_one({"_id": campaign_id})
+
+    def list_campaigns(self, limit=100):
+        return list(self.campaigns.find({}, {"grid_ids": 0}).sort("created_at", DESCENDING).limit(limit))
+
+    def campaigns_with_round_due(self, now):
+        return list(self.campaigns.find({"next_round_at": {"$lte": now}}))
+
+    def add_dispatches(self, documents):
+        """Insert what is missing; dispatches another process created already stay as they are."""
+        if not documents:
+            return
+        try:
+            self.dispatches.insert_many(documents, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+                raise
+
+    def advance_round(self, campaign_id, round_due_at, next_round_at):
+        """Move the campaign past a round it has fanned out; ``False`` if another process did."""
+        moved = self.campaigns.update_one(
+            {"_id": campaign_id, "next_round_at": round_due_at},
+            {"$set": {"next_round_at": next_round_at, "last_round_at": round_due_at}},
+        )
+        return moved.modified_count == 1
+
+    def claim_due_dispatches(self, now, claim_until, limit):
+        """Take up to ``limit`` due dispatches for this process (stale claims of a
+        silent process included); no two processes get the same one."""
+        due = {"$or": [
+            {"state": "pending", "due_at": {"$lte": now}},
+            {"state": "publishing", "claimed_until": {"$lte": now}},
+        ]}
+        candidates = [doc["_id"] for doc in self.dispatches.find(due, {"_id": 1}).sort("due_at", ASCENDING).limit(limit)]
+        if not candidates:
+            return []
+        claim = uuid.uuid4().hex
+        self.dispatches.update_many(
+            {"_id": {"$in": candidates}, **due},
+            {"$set": {"state": "publishing", "claim": claim, "claimed_until": claim_until}},
+        )
+        return list(self.dispatches.find({"claim": claim}))
+
+    def finish_dispatches(self, dispatch_ids, state, now):
+        if dispatch_ids:
+            self.dispatches.update_many({"_id": {"$in": list(dispatch_ids)}, "state": "publishing"},
+                                        {"$set": {"state": state, "published_at": now}})
+
+    def dispatch_counts(self, campaign_id):
+        pipeline = [{"$match": {"campaign_id": campaign_id}}, {"$group": {"_id": {"kind": "$kind", "state": "$state"}, "n": {"$sum": 1}}}]
+        return [{**row["_id"], "count": row["n"]} for row in self.dispatches.aggregate(pipeline)]
+
+    # -- members and participation -------------------------------------------
+
+    def upsert_members(self, members, now):
+        self.members.bulk_write([ReplaceOne({"_id": m["_id"]}, {**m, "updated_at": now}, upsert=True) for m in members], ordered=False)
+
+    def members_by_ids(self, member_ids):
+        return {doc["_id"]: doc for doc in self.members.find({"_id": {"$in": list(member_ids)}})}
+
+    def members_of_grid(self, grid_id):
+        return list(self.members.find({"grid_id": grid_id}).sort("_id", ASCENDING))
+
+    def participants_of(self, campaign_id, grid_id):
+        return set(self.participation.distinct("member_id", {"campaign_id": campaign_id, "grid_id": grid_id}))
+
+    def record_participation(self, entries):
+        """Store each (campaign, member, kind) once; returns how many were new."""
+        new = 0
+        for entry in entries:
+            try:
+                self.participation.insert_one(entry)
+                new += 1
+            except DuplicateKeyError:
+                pass
+        return new
+
+    def members_per_grid(self, grid_ids):
+        pipeline = [{"$match": {"grid_id": {"$in": list(grid_ids)}}}, {"$group": {"_id": "$grid_id", "n": {"$sum": 1}}}]
+        return {row["_id"]: row["n"] for row in self.members.aggregate(pipeline)}
+
+    def participants_per_grid(self, campaign_id):
+        pipeline = [
+            {"$match": {"campaign_id": campaign_id}},
+            {"$group": {"_id": {"grid": "$grid_id", "member": "$member_id"}}},
+            {"$group": {"_id": "$_id.grid", "n": {"$sum": 1}}},
+        ]
+        return {row["_id"]: row["n"] for row in self.participation.aggregate(pipeline)}
+
+    # -- sessions ------------------------------------------------------------
+
+    def insert_session(self, session):
+        self.sessions.insert_one(session)
+        return session
+
+    def get_session(self, session_id):
+        return self.sessions.find_one({"_id": session_id})
+
+    def add_attendees(self, session_id, member_ids):
+        self.sessions.update_one({"_id": session_id}, {"$addToSet": {"attendees": {"$each": list(member_ids)}}})
+
+    def team_report(self):
+        pipeline = [
+            {"$group": {"_id": "$team", "sessions": {"$sum": 1}, "attendance": {"$sum": {"$size": "$attendees"}},
+                        "kinds": {"$addToSet": "$kind"}}},
+            {"$sort": {"_id": 1}},
+        ]
+        return [{"team": row["_id"], "sessions": row["sessions"], "attendance": row["attendance"], "kinds": sorted(row["kinds"])}
+                for row in self.sessions.aggregate(pipeline)]

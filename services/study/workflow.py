@@ -1,0 +1,244 @@
+"""Study's operations over the store and the grid directory."""
+import csv
+import io
+import uuid
+from collections import Counter
+
+from marshmallow import ValidationError
+
+from wangge import events
+from wangge.http import ApiError, NotFound
+
+from services.study import campaigns as plans
+from services.study.schemas import MemberImportSchema
+
+SUMMARY_CHARS = 80
+
+
+class Conflict(ApiError):
+    http_status = 409
+    error_code = "conflict"
+
+
+def short_id(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+# -- contents ---------------------------------------------------------------------
+
+def create_content(store, body, now):
+    content = {"_id": short_id("CT"), "version": 1, **body, "created_at": now, "updated_at": now, "history": []}
+    return store.insert_content(content)
+
+
+def revise_content(store, content_id, body, now):
+    current = existing(store.get_content(content_id), f"No content {content_id}.")
+    previous = {key: current.get(key) for key in ("version", "title", "body", "media", "tags", "author", "team", "editor", "updated_at")}
+    if not store.revise_content(content_id, current["version"], {**body, "updated_at": now}, previous):
+        raise Conflict(f"Content {content_id} was edited meanwhile; read it again and retry.")
+    return store.get_content(content_id)
+
+
+# -- campaigns ----------------------------------------------------------------------
+
+def create_campaign(store, directory, body, now):
+    contents = store.contents_by_ids(body["content_ids"])
+    unknown = [content_id for content_id in body["content_ids"] if content_id not in contents]
+    if unknown:
+        raise NotFound(f"Unknown content: {', '.join(unknown)}.", {"content_ids": [f"Unknown: {', '.join(unknown)}."]})
+    grids = plans.targeted_grids(body["target"], directory.grids())
+    schedule = dict(body["schedule"])
+    first = plans.first_round_at(schedule, now)
+    campaign = {
+        "_id": short_id("CP"), **body, "schedule": schedule,
+        "grid_ids": [grid["grid_id"] for grid in grids],
+        # the grids as they were when targeted: every dispatch names its group from here
+        "grids": {grid["grid_id"]: {key: grid.get(key) for key in ("name", "town_id", "community_id", "wechat_groups")} for grid in grids},
+        "next_round_at": first, "last_round_at": None, "created_at": now,
+    }
+    return store.insert_campaign(campaign)
+
+
+def fan_out_due_rounds(store, now):
+    """Create the dispatches of every round that has fallen due; returns how many rounds."""
+    rounds = 0
+    for campaign in store.campaigns_with_round_due(now):
+        due_at = campaign["next_round_at"]
+        # dispatches first: if this process dies here, the round is simply fanned out again
+        store.add_dispatches(plans.round_dispatches(campaign, due_at))
+        if store.advance_round(campaign["_id"], due_at, plans.next_round_at(campaign["schedule"], due_at)):
+            rounds += 1
+    return rounds
+
+
+def dispatch_event(dispatch, campaign, contents, missing_members):
+    grid = campaign["grids"][dispatch["grid_id"]]
+    data = {
+        "campaign_id": campaign["_id"], "round": dispatch["round"], "title": campaign["title"], "grid_id": dispatch["grid_id"],
+        "grid_name": grid.get("name"), "town_id": grid.get("town_id"), "community_id": grid.get("community_id"),
+        "wechat_group_ids": grid.get("wechat_groups") or [], "due_at": dispatch["round_due_at"],
+        "contents": [
+            {"content_id": c["_id"], "version": c["version"], "title": c["title"], "summary": c["body"][:SUMMARY_CHARS], "media": c.get("media", [])}
+            for c in contents
+        ],
+    }
+    if dispatch["kind"] == plans.REMINDER:
+        data.update(reminder_number=dispatch["number"], final_reminder=dispatch["final"], members=[
+            {"member_id": m["_id"], "name": m.get("name"), "phone": m.get("phone")} for m in missing_members
+        ])
+        event_type = events.STUDY_REMINDER_DUE
+    else:
+        event_type = events.CAMPAIGN_DUE
+    # the dispatch id is the event id: a repeat after a crash is recognised downstream
+    return event_type, events.build_event(event_type, data, event_id=dispatch["_id"])
+
+
+def publish_due(store, publish, now, claim_until, batch):
+    """Publish the dispatches due now; returns a Counter of (kind, outcome)."""
+    published, skipped, outcomes = [], [], Counter()
+    campaigns, contents = {}, {}
+    try:
+        for dispatch in store.claim_due_dispatches(now, claim_until, batch):
+            if dispatch["campaign_id"] not in campaigns:
+                campaigns[dispatch["campaign_id"]] = store.get_campaign(dispatch["campaign_id"])
+            campaign = campaigns[dispatch["campaign_id"]]
+            missing_members = []
+            if dispatch["kind"] == plans.REMINDER:
+                missing_members = missing(store, campaign, dispatch["grid_id"])
+                if not missing_members:
+                    skipped.append(dispatch["_id"])  # everyone has taken part: nobody to remind
+                    outcomes[(dispatch["kind"], "skipped")] += 1
+                    continue
+            if campaign["_id"] not in contents:
+                found = store.contents_by_ids(campaign["content_ids"])
+                contents[campaign["_id"]] = [found[c] for c in campaign["content_ids"] if c in found]
+            event_type, event = dispatch_event(dispatch, campaign, contents[campaign["_id"]], missing_members)
+            publish(event_type, event)
+            published.append(dispatch["_id"])
+            outcomes[(dispatch["kind"], "published")] += 1
+    finally:
+        # what was not published stays claimed until claim_until, then is taken again
+        store.finish_dispatches(published, "published", now)
+        store.finish_dispatches(skipped, "skipped", now)
+    return outcomes
+
+
+# -- members, check-ins, sessions ------------------------------------------------------
+
+def members_from_csv(raw):
+    """CSV with a header row (member_id,name,grid_id,kind,phone) as the JSON import's document."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ApiError("The CSV file cannot be read.", {"body": [str(exc)]}) from exc
+    return {"members": [{key: value for key, value in row.items() if value not in (None, "")} for row in rows]}
+
+
+def parse_members(document):
+    """Validated members; errors name the row (members.3.grid_id; CSV row 3 is line 5)."""
+    return MemberImportSchema().load(document)["members"]
+
+
+def import_members(store, directory, members, now):
+    """All rows or none: every grid must be known before anything is written."""
+    grids = directory.grids()
+    problems = {index: {"grid_id": [f"Unknown grid {m['grid_id']}."]} for index, m in enumerate(members) if m["grid_id"] not in grids}
+    if problems:
+        raise ValidationError({"members": problems})
+    duplicates = sorted(member_id for member_id, n in Counter(m["member_id"] for m in members).items() if n > 1)
+    if duplicates:
+        raise ValidationError({"members": {"member_id": [f"Listed twice: {', '.join(sorted(duplicates))}."]}})
+    store.upsert_members([
+        {"_id": m["member_id"], "name": m["name"], "grid_id": m["grid_id"], "kind": m["kind"], "phone": m.get("phone"),
+         "town_id": grids[m["grid_id"]]["town_id"], "community_id": grids[m["grid_id"]]["community_id"]}
+        for m in members
+    ], now)
+    return len(members)
+
+
+def participation_entry(campaign_id, member, kind, now, **extra):
+    return {"_id": f"{campaign_id}|{member['_id']}|{kind}", "campaign_id": campaign_id, "member_id": member["_id"],
+            "grid_id": member["grid_id"], "town_id": member.get("town_id"), "community_id": member.get("community_id"),
+            "kind": kind, "at": now, **extra}
+
+
+def check_in(store, body, now):
+    """``True`` if this (campaign, member, kind) is new."""
+    campaign = existing(store.get_campaign(body["campaign_id"]), f"No campaign {body['campaign_id']}.")
+    member = existing(store.members_by_ids([body["member_id"]]).get(body["member_id"]), f"No member {body['member_id']}.")
+    if member["grid_id"] not in campaign["grids"]:
+        raise Conflict(f"Campaign {campaign['_id']} does not target grid {member['grid_id']} of member {member['_id']}.")
+    return store.record_participation([participation_entry(campaign["_id"], member, body["kind"], now, comment=body.get("comment"))]) == 1
+
+
+def record_session(store, directory, body, now):
+    if body["grid_id"] not in directory.grids():
+        raise NotFound(f"No grid {body['grid_id']}.", {"grid_id": ["Unknown grid."]})
+    campaign = None
+    if body.get("campaign_id"):
+        campaign = existing(store.get_campaign(body["campaign_id"]), f"No campaign {body['campaign_id']}.")
+    attendees = known_members(store, body["attendees"])
+    session = store.insert_session({"_id": short_id("SS"), **body, "attendees": sorted(attendees), "created_at": now})
+    count_attendance(store, session, campaign, attendees, now)
+    return session
+
+
+def add_attendance(store, session_id, member_ids, now):
+    session = existing(store.get_session(session_id), f"No session {session_id}.")
+    attendees = known_members(store, member_ids)
+    store.add_attendees(session_id, attendees)
+    campaign = store.get_campaign(session["campaign_id"]) if session.get("campaign_id") else None
+    count_attendance(store, session, campaign, attendees, now)
+    return store.get_session(session_id)
+
+
+def known_members(store, member_ids):
+    members = store.members_by_ids(member_ids)
+    unknown = sorted(set(member_ids) - set(members))
+    if unknown:
+        raise NotFound(f"Unknown members: {', '.join(unknown)}.", {"attendees": [f"Unknown: {', '.join(unknown)}."]})
+    return members
+
+
+def count_attendance(store, session, campaign, attendees, now):
+    """Attending a session of a campaign counts as taking part in it (for members it targets)."""
+    if campaign is None:
+        return
+    store.record_participation([
+        participation_entry(campaign["_id"], member, "attended", now, session_id=session["_id"])
+        for member in attendees.values() if member["grid_id"] in campaign["grids"]
+    ])
+
+
+# -- reports --------------------------------------------------------------------------
+
+def missing(store, campaign, grid_id):
+    """The grid's members who have not taken part yet (the 不掉队 list)."""
+    taken_part = store.participants_of(campaign["_id"], grid_id)
+    return [member for member in store.members_of_grid(grid_id) if member["_id"] not in taken_part]
+
+
+def report(store, campaign, by):
+    members = store.members_per_grid(campaign["grid_ids"])
+    participants = store.participants_per_grid(campaign["_id"])
+    rows = [
+        {"grid_id": grid_id, "grid_name": grid.get("name"), "community_id": grid.get("community_id"), "town_id": grid.get("town_id"),
+         "members": members.get(grid_id, 0), "participants": participants.get(grid_id, 0)}
+        for grid_id, grid in sorted(campaign["grids"].items())
+    ]
+    return plans.rollup(rows, by)
+
+
+def report_csv(rows):
+    output = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(output, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return output.getvalue()
+
+
+def existing(document, message):
+    if document is None:
+        raise NotFound(message)
+    return document
