@@ -150,6 +150,12 @@ class SignedWebhook:
         post_json(self.url, None, self.timeout, headers=headers, data=body)
 
 
+def recipient_label(recipient):
+    """A group by its name; a person by a masked one."""
+    name = recipient.get("name")
+    return name if recipient["role"] == "grid_group" else mask_name(name)
+
+
 class Outbox:
     """Appends every message to one JSON-lines file: what `make run` uses, so a
     newcomer can read every notice the platform would have sent."""
@@ -162,7 +168,7 @@ class Outbox:
     def send(self, notification):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = {"id": notification["_id"], "kind": notification["kind"], "role": notification["recipient"]["role"],
-                "recipient": mask_name(notification["recipient"].get("name")), "subject": notification["subject"], "body": notification["body"]}
+                "recipient": recipient_label(notification["recipient"]), "subject": notification["subject"], "body": notification["body"]}
         with open(self.path, "a", encoding="utf-8") as outbox:
             outbox.write(json.dumps(line, ensure_ascii=False) + "\n")
 

@@ -1,0 +1,161 @@
+"""Study end to end: routing's registry, two study processes and notify, over RabbitMQ,
+with a real HTTP peer standing in for the WeCom robot and the SMS gateway."""
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+
+from devstack.demo_county import build_county
+from tests.e2e.test_notify import notifications, peer_env, quiet_window
+from tests.support.peers import http_peer, smtp_peer
+from tests.support.polling import eventually
+from tests.support.services import running_platform
+
+COUNTY = build_county()
+GRIDS = [grid for town in COUNTY["towns"] for community in town["communities"] for grid in community["grids"]]
+
+
+@pytest.fixture(scope="module")
+def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("study")
+    with http_peer(directory) as http, smtp_peer(directory) as smtp:
+        env = {**peer_env(http, smtp), **quiet_window(datetime.now(timezone.utc), timedelta(hours=2), timedelta(hours=1)),
+               "STUDY_SCHEDULER_INTERVAL_SECONDS": "0.3", "STUDY_REPORT_INTERVAL_SECONDS": "0.5"}
+        with running_platform(["routing", "notify"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=directory, extra_env=env) as first:
+            routing = first["routing"][0]
+            assert requests.put(routing.url("/api/v1/registry"), json=COUNTY, timeout=120).status_code == 200
+            with running_platform(["study"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=directory, replicas={"study": 2},
+                                  extra_env={**env, "ROUTING_URL": routing.base_url}) as second:
+                studies = second["study"]
+                members_csv = io.StringIO()
+                writer = csv.writer(members_csv)
+                writer.writerow(["member_id", "name", "grid_id", "kind", "phone"])
+                for n, grid in enumerate(GRIDS[:50]):
+                    writer.writerow([f"m-{n}-a", f"党员{n}甲", grid["id"], "party_member", f"1370000{n:04d}"])
+                    writer.writerow([f"m-{n}-b", f"居民{n}乙", grid["id"], "resident", f"1371000{n:04d}"])
+                imported = requests.post(studies[0].url("/api/v1/members/import"), data=members_csv.getvalue().encode(),
+                                         headers={"Content-Type": "text/csv"}, timeout=60)
+                assert imported.status_code == 200, imported.text
+                content = requests.post(studies[0].url("/api/v1/contents"), timeout=10, json={
+                    "title": "扎根基层，从小事做起", "body": "学习习近平新时代中国特色社会主义思想，为社区美丽建设出一份力。",
+                    "tags": ["主题教育"], "team": "网格课堂宣讲队", "media": [{"type": "audio", "url": "https://example.org/lesson.mp3"}]})
+                assert content.status_code == 201, content.text
+                yield {"study": studies, "notify": first["notify"][0], "http": http, "content_id": content.json()["content_id"]}
+
+
+def create_campaign(platform, grids, **overrides):
+    body = {
+        "title": "网格课堂：主题教育学习", "content_ids": [platform["content_id"]],
+        "target": {"scope": "grids", "ids": [grid["id"] for grid in grids]},
+        "schedule": {"at": (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat()},
+        "reminder": {"after_hours": 0.001, "max": 1},  # 3.6 s
+        **overrides,
+    }
+    response = requests.post(platform["study"][0].url("/api/v1/campaigns"), json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()["campaign_id"]
+
+
+def group_notices(platform, campaign_id):
+    return [n for n in notifications(platform, campaign_id=campaign_id, per_page=500) if n["kind"] == "campaign_due.grid_group"]
+
+
+def report(platform, campaign_id, by="grid"):
+    return requests.get(platform["study"][1].url(f"/api/v1/campaigns/{campaign_id}/report"), params={"by": by}, timeout=10).json()["rows"]
+
+
+def test_campaign_to_fifty_grids_reaches_fifty_groups_once_with_two_study_processes(platform):
+    campaign_id = create_campaign(platform, GRIDS[:50], reminder={"after_hours": 1, "max": 1})
+    sent = eventually(lambda: (lambda found: found if len(found) >= 50 and all(n["status"] == "sent" for n in found) else None)(
+        group_notices(platform, campaign_id)), timeout=60)
+    assert len(sent) == 50
+    assert {n["recipient"]["key"] for n in sent} == {f"group:{grid['wechat_groups'][0]}" for grid in GRIDS[:50]}
+    posted = [r for r in platform["http"].received("/wecom") if "主题教育学习" in json.loads(r["body"])["text"]["content"]]
+    assert len(posted) == 50
+    assert "https://example.org/lesson.mp3" in json.loads(posted[0]["body"])["text"]["content"]
+    detail = requests.get(platform["study"][0].url(f"/api/v1/campaigns/{campaign_id}"), timeout=10).json()
+    assert {"kind": "campaign_due", "state": "published", "count": 50} in detail["dispatches"]
+
+
+def test_check_ins_move_the_rate_and_reminders_reach_only_those_who_did_not_take_part(platform):
+    grids = GRIDS[:2]
+    campaign_id = create_campaign(platform, grids)
+    study = platform["study"][0]
+    assert [row["rate"] for row in report(platform, campaign_id)] == [0.0, 0.0]
+
+    def check_in(member, kind="read"):
+        return requests.post(study.url("/api/v1/checkins"), json={"campaign_id": campaign_id, "member_id": member, "kind": kind}, timeout=10)
+
+    assert check_in("m-0-a").status_code == 201
+    assert check_in("m-0-a").status_code == 200  # idempotent per (campaign, member, kind)
+    assert check_in("m-0-b", "commented").status_code == 201
+    assert check_in("m-1-a").status_code == 201
+    rows = report(platform, campaign_id)
+    assert [(row["grid_id"], row["members"], row["participants"], row["rate"]) for row in rows] == [
+        (grids[0]["id"], 2, 2, 1.0), (grids[1]["id"], 2, 1, 0.5)]
+    assert report(platform, campaign_id, by="town")[0]["rate"] == 0.75
+
+    reminded = eventually(lambda: [n for n in notifications(platform, campaign_id=campaign_id, per_page=500)
+                                   if n["kind"] == "study_reminder_due.member" and n["status"] == "sent"], timeout=30)
+    assert [n["recipient"]["key"] for n in reminded] == ["m-1-b"]
+    missing = requests.get(study.url(f"/api/v1/campaigns/{campaign_id}/missing"), params={"grid_id": grids[1]["id"]}, timeout=10).json()
+    assert [m["member_id"] for m in missing["members"]] == ["m-1-b"]
+
+    csv_report = requests.get(study.url(f"/api/v1/campaigns/{campaign_id}/report"), params={"by": "grid", "format": "csv"}, timeout=10)
+    assert csv_report.headers["Content-Type"].startswith("text/csv")
+    assert [row["rate"] for row in csv.DictReader(io.StringIO(csv_report.text))] == ["1.0", "0.5"]
+
+
+def test_session_attendance_counts_as_taking_part(platform):
+    grid = GRIDS[2]
+    campaign_id = create_campaign(platform, [grid], reminder={"after_hours": 1, "max": 0})
+    study = platform["study"][1]
+    session = requests.post(study.url("/api/v1/sessions"), timeout=10, json={
+        "grid_id": grid["id"], "team": "葛岭镇网格课堂第1队", "kind": "bench", "held_at": datetime.now(timezone.utc).isoformat(),
+        "campaign_id": campaign_id, "attendees": ["m-2-a"]})
+    assert session.status_code == 201, session.text
+    assert report(platform, campaign_id)[0]["participants"] == 1
+    more = requests.post(study.url(f"/api/v1/sessions/{session.json()['_id']}/attendance"), data="member_id\nm-2-b\n".encode(),
+                         headers={"Content-Type": "text/csv"}, timeout=10)
+    assert more.status_code == 200, more.text
+    assert report(platform, campaign_id)[0]["rate"] == 1.0
+    teams = requests.get(study.url("/api/v1/teams/report"), timeout=10).json()["teams"]
+    assert {"team": "葛岭镇网格课堂第1队", "sessions": 1, "attendance": 2, "kinds": ["bench"]} in teams
+
+
+def test_bad_input_is_refused_and_leaves_nothing_behind(platform):
+    study = platform["study"][0]
+    bad_import = requests.post(study.url("/api/v1/members/import"), timeout=10, json={"members": [
+        {"member_id": "new-1", "name": "新成员", "grid_id": GRIDS[0]["id"]},
+        {"member_id": "new-2", "name": "新成员", "grid_id": "no-such-grid"}]})
+    assert bad_import.status_code == 400
+    assert bad_import.json()["fields"] == {"members": {"1": {"grid_id": ["Unknown grid no-such-grid."]}}}
+    campaign_id = create_campaign(platform, [GRIDS[0]], reminder={"after_hours": 1, "max": 0})
+    refused = requests.post(study.url("/api/v1/checkins"), json={"campaign_id": campaign_id, "member_id": "new-1", "kind": "read"}, timeout=10)
+    assert refused.status_code == 404  # the half of the import that was valid was not written either
+
+    elsewhere = requests.post(study.url("/api/v1/checkins"), json={"campaign_id": campaign_id, "member_id": "m-5-a", "kind": "read"}, timeout=10)
+    assert elsewhere.status_code == 409
+    past = requests.post(study.url("/api/v1/campaigns"), timeout=10, json={
+        "title": "过去", "content_ids": [platform["content_id"]], "target": {"scope": "all"},
+        "schedule": {"at": "2020-01-01T09:00:00+08:00"}})
+    assert past.status_code == 400 and "schedule" in past.json()["fields"]
+    unknown_town = requests.post(study.url("/api/v1/campaigns"), timeout=10, json={
+        "title": "未知乡镇", "content_ids": [platform["content_id"]], "target": {"scope": "towns", "ids": ["atlantis"]},
+        "schedule": {"at": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()}})
+    assert unknown_town.status_code == 400 and "target" in unknown_town.json()["fields"]
+    huge = requests.post(study.url("/api/v1/contents"), data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+                         headers={"Content-Type": "application/json"}, timeout=30)
+    assert huge.status_code == 400 and "body" in huge.json()["fields"]
+
+
+def test_content_edits_keep_earlier_versions(platform):
+    study = platform["study"][0]
+    created = requests.post(study.url("/api/v1/contents"), json={"title": "初稿", "body": "第一版", "tags": ["板凳会"]}, timeout=10).json()
+    revised = requests.put(study.url(f"/api/v1/contents/{created['content_id']}"), json={"title": "定稿", "body": "第二版", "tags": ["板凳会"]}, timeout=10).json()
+    assert revised["version"] == 2 and revised["history"][0]["title"] == "初稿"
+    tagged = requests.get(study.url("/api/v1/contents"), params={"tag": "板凳会"}, timeout=10).json()["items"]
+    assert [item["title"] for item in tagged] == ["定稿"]
