@@ -10,11 +10,12 @@ import eventlet
 eventlet.monkey_patch()  # before anything imports pymongo or kombu
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
 import logging.config  # noqa: E402
 import sys  # noqa: E402
 
 from kombu import Connection  # noqa: E402
-from nameko.cli.run import import_service, run  # noqa: E402
+from nameko.cli.run import run  # noqa: E402
 
 from wangge import topology  # noqa: E402
 from wangge.config import SERVICE_NAMES, load_config, service_config_path  # noqa: E402
@@ -25,6 +26,13 @@ from wangge.preflight import broker_problem, store_problem  # noqa: E402
 def declare_platform_topology(amqp_uri):
     with Connection(amqp_uri) as connection:
         topology.declare_topology(connection)
+
+
+def service_class(service_name):
+    """The class named ``service_name`` in services/<name>/service.py (a module also
+    holds mixins with entrypoints, which nameko's own lookup would take for services)."""
+    module = importlib.import_module(f"services.{service_name}.service")
+    return next(obj for obj in vars(module).values() if isinstance(obj, type) and getattr(obj, "name", None) == service_name)
 
 
 def main(argv=None):
@@ -42,7 +50,7 @@ def main(argv=None):
         return 2
     declare_platform_topology(config["AMQP_URI"])
 
-    run(import_service(f"services.{args.service}.service"), config)
+    run([service_class(args.service)], config)
     return 0
 
 

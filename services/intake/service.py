@@ -7,8 +7,9 @@ from nameko.events import EventDispatcher
 
 from wangge import events
 from wangge.http import ApiError, NotFound, http, read_json_body
-from wangge.metrics import EntrypointMetrics, metrics_response
+from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
+from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
 
@@ -28,7 +29,7 @@ class UnknownRequest(Exception):
     """A case event names a request intake does not have (retried, then dead-lettered)."""
 
 
-class IntakeService:
+class IntakeService(HealthAndMetrics):
     name = "intake"
 
     store = Storage(RequestStore)
@@ -108,18 +109,6 @@ class IntakeService:
         query = SentimentQuerySchema().load(request.args.to_dict())
         entries = self.store.sentiment_entries(query.get("grid_id"), query.get("since"), query["limit"])
         return {"items": SentimentEntrySchema(many=True).dump(entries)}
-
-    @http("GET", "/health")
-    def health(self, request):
-        try:
-            self.store.ping()
-        except Exception as exc:
-            return 503, {"status": "unavailable", "service": self.name, "checks": {"store": str(exc).split(",")[0]}}
-        return {"status": "ok", "service": self.name, "checks": {"store": "ok"}}
-
-    @http("GET", "/metrics")
-    def prometheus_metrics(self, request):
-        return metrics_response()
 
     # -- shared steps ---------------------------------------------------------
 

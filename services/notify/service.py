@@ -5,8 +5,9 @@ from nameko.extensions import DependencyProvider
 
 from wangge import events
 from wangge.http import NotFound, http, read_json_body
-from wangge.metrics import EntrypointMetrics, metrics_response
+from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
+from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
 
@@ -33,7 +34,7 @@ class MessageTemplates(DependencyProvider):
         return self.templates
 
 
-class NotifyService:
+class NotifyService(HealthAndMetrics):
     name = "notify"
 
     store = Storage(NotificationStore)
@@ -121,18 +122,6 @@ class NotifyService:
         preferences = schemas.PreferencesSchema().load(read_json_body(request))
         saved = self.store.save_preferences(recipient_key, preferences, events.utcnow())
         return {key: value for key, value in saved.items() if key != "wecom_key"} | {"recipient": saved["_id"]}
-
-    @http("GET", "/health")
-    def health(self, request):
-        try:
-            self.store.ping()
-        except Exception as exc:
-            return 503, {"status": "unavailable", "service": self.name, "checks": {"store": str(exc).split(",")[0]}}
-        return {"status": "ok", "service": self.name, "checks": {"store": "ok"}}
-
-    @http("GET", "/metrics")
-    def prometheus_metrics(self, request):
-        return metrics_response()
 
     # -- shared steps -----------------------------------------------------------------
 

@@ -7,8 +7,9 @@ from nameko.events import EventDispatcher
 
 from wangge import events
 from wangge.http import NotFound, http, read_json_body
-from wangge.metrics import EntrypointMetrics, metrics_response
+from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
+from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
 
@@ -21,7 +22,7 @@ from services.routing.storage import RoutingStore
 log = logging.getLogger(__name__)
 
 
-class RoutingService:
+class RoutingService(HealthAndMetrics):
     name = "routing"
 
     store = Storage(RoutingStore)
@@ -180,17 +181,8 @@ class RoutingService:
 
     # -- operations -----------------------------------------------------------------
 
-    @http("GET", "/health")
-    def health(self, request):
-        try:
-            self.store.ping()
-        except Exception as exc:
-            return 503, {"status": "unavailable", "service": self.name, "checks": {"store": str(exc).split(",")[0]}}
-        return {"status": "ok", "service": self.name, "checks": {"store": "ok"}, "registry_version": self.store.registry_edition()}
-
-    @http("GET", "/metrics")
-    def prometheus_metrics(self, request):
-        return metrics_response()
+    def health_details(self):
+        return {"registry_version": self.store.registry_edition()}
 
     # -- shared steps ---------------------------------------------------------------
 

@@ -8,8 +8,9 @@ from werkzeug.wrappers import Response
 
 from wangge import events
 from wangge.http import http, read_body, read_json_body
-from wangge.metrics import EntrypointMetrics, metrics_response
+from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
+from wangge.operations import HealthAndMetrics
 from wangge.timers import configured_timer
 
 from services.study import metrics, schemas, workflow
@@ -28,7 +29,7 @@ class Grids(DependencyProvider):
         return self.directory
 
 
-class StudyService:
+class StudyService(HealthAndMetrics):
     name = "study"
 
     store = Storage(StudyStore)
@@ -152,19 +153,6 @@ class StudyService:
                 if row["rate"] is not None:
                     metrics.PARTICIPATION.labels(campaign["_id"], row["town_id"]).set(row["rate"])
 
-    # -- operations ------------------------------------------------------------------
-
-    @http("GET", "/health")
-    def health(self, request):
-        try:
-            self.store.ping()
-        except Exception as exc:
-            return 503, {"status": "unavailable", "service": self.name, "checks": {"store": str(exc).split(",")[0]}}
-        return {"status": "ok", "service": self.name, "checks": {"store": "ok"}}
-
-    @http("GET", "/metrics")
-    def prometheus_metrics(self, request):
-        return metrics_response()
 
 
 def view(content):
