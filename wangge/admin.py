@@ -5,11 +5,13 @@
     wangge-admin topology declare
     wangge-admin topology definitions
     wangge-admin grids load FILE            (YAML or JSON; through routing's HTTP API)
+    wangge-admin rabbitmq setup             (users, permissions, topology; passwords from the environment)
 """
 import argparse
 import json
 import sys
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import requests
 import yaml
@@ -115,6 +117,25 @@ def load_grids(routing_url, path):
     return (3 if response.status_code == 409 else 1), lines
 
 
+def setup_rabbitmq(management_url, vhost, passwords, amqp_uri):
+    """Users (passwords from the environment), their permissions, and the whole
+    topology, idempotently. Returns the users set up."""
+    parts = urlsplit(management_url)
+    api = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
+    auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    quoted_vhost = quote(vhost, safe="")
+    missing = [user for user, _ in topology.users_and_permissions() if not passwords.get(user)]
+    if missing:
+        raise SystemExit(f"no password for {', '.join(missing)}: set RABBITMQ_<USER>_PASSWORD for each")
+    requests.put(f"{api}/vhosts/{quoted_vhost}", auth=auth, timeout=30).raise_for_status()
+    for user, allowed in topology.users_and_permissions():
+        requests.put(f"{api}/users/{user}", json={"password": passwords[user], "tags": ""}, auth=auth, timeout=30).raise_for_status()
+        requests.put(f"{api}/permissions/{quoted_vhost}/{user}", json=allowed, auth=auth, timeout=30).raise_for_status()
+    with Connection(amqp_uri) as connection:
+        topology.declare_topology(connection)
+    return [user for user, _ in topology.users_and_permissions()]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="wangge-admin", description="Wangge operator commands.")
     parser.add_argument("--amqp-uri", help="default: AMQP_URI from wangge/admin.yml (env AMQP_URI)")
@@ -140,10 +161,17 @@ def main(argv=None):
     grids_load.add_argument("file")
     grids_load.add_argument("--routing-url", help="default: ROUTING_URL from wangge/admin.yml")
 
+    rabbit = commands.add_parser("rabbitmq", help="the broker").add_subparsers(dest="action", required=True)
+    rabbit.add_parser("setup", help="users, permissions and topology (RABBITMQ_MANAGEMENT_URL, RABBITMQ_*_PASSWORD)")
+
     args = parser.parse_args(argv)
     config = load_config(CONFIG_PATH)
     amqp_uri = args.amqp_uri or config["AMQP_URI"]
 
+    if args.command == "rabbitmq":
+        users = setup_rabbitmq(config["RABBITMQ_MANAGEMENT_URL"], config["RABBITMQ_VHOST"], config["RABBITMQ_PASSWORDS"], amqp_uri)
+        print(f"set up users {', '.join(users)}, their permissions and every exchange and queue")
+        return 0
     if args.command == "grids":
         code, lines = load_grids(args.routing_url or config["ROUTING_URL"], args.file)
         print("\n".join(lines), file=sys.stdout if code == 0 else sys.stderr)

@@ -2,8 +2,8 @@
 
 Before nameko starts it checks the broker and the store (a service that cannot
 reach either exits with one line naming the URI, not a stack trace) and
-declares the platform's exchanges and queues, so nothing a publisher sends
-before its consumers first run is dropped.
+declares the exchanges and queues the service needs (its own and those bound to
+what it publishes), so nothing it publishes before its consumers first run is dropped.
 """
 import eventlet
 
@@ -23,9 +23,9 @@ from wangge.logs import logging_config  # noqa: E402
 from wangge.preflight import broker_problem, store_problem  # noqa: E402
 
 
-def declare_platform_topology(amqp_uri):
+def declare_platform_topology(amqp_uri, service_name):
     with Connection(amqp_uri) as connection:
-        topology.declare_topology(connection)
+        topology.declare_topology(connection, service_name)
 
 
 def service_class(service_name):
@@ -48,7 +48,7 @@ def main(argv=None):
     if problem:
         print(f"wangge-service {args.service}: {problem}", file=sys.stderr)
         return 2
-    declare_platform_topology(config["AMQP_URI"])
+    declare_platform_topology(config["AMQP_URI"], args.service)
 
     run([service_class(args.service)], config)
     return 0

@@ -6,6 +6,7 @@ relies on is declared here, before anything publishes: by each service at
 start (``wangge-service``), by ``wangge-admin topology declare``, and in the
 RabbitMQ definitions generated from this module for production.
 """
+import re
 from dataclasses import dataclass
 
 from kombu import Exchange, Queue
@@ -16,6 +17,7 @@ INBOUND_EXCHANGE_NAME = "wangge.inbound"
 INBOUND_QUEUE_NAME = "wangge.inbound.requests"
 INBOUND_DEAD_LETTER_QUEUE = "wangge.inbound.dead"
 INBOUND_ROUTING_PATTERN = "request.#"
+INBOUND_CONSUMER = "intake"
 
 
 @dataclass(frozen=True)
@@ -118,17 +120,76 @@ def all_exchanges():
     return [inbound_exchange()] + [events_exchange(name) for name in sources]
 
 
-def declare_topology(connection):
-    """Declare every exchange and queue (idempotent) on an open kombu connection."""
+def consumed_by(service_name):
+    queues = [event_queue(s) for s in SUBSCRIPTIONS if s.service == service_name]
+    return ([inbound_queue()] if service_name == INBOUND_CONSUMER else []) + queues
+
+
+def dead_letter_queues_of(service_name):
+    return [dead_letter_queue_name(service_name)] + ([INBOUND_DEAD_LETTER_QUEUE] if service_name == INBOUND_CONSUMER else [])
+
+
+def queues_needed_by(service_name):
+    """What a service must find in place: the queues it consumes (with their retry
+    queues), its dead-letter queues, and every queue bound to the events it
+    publishes, so that nothing it publishes finds no queue."""
+    own = consumed_by(service_name)
+    downstream = [event_queue(s) for s in SUBSCRIPTIONS if s.source == service_name]
+    queues = []
+    for queue in own:
+        queues += [queue, retry_queue(queue.name)]
+    queues += downstream
+    queues += [dead_letter_queue(name) for name in dead_letter_queues_of(service_name)]
+    return queues
+
+
+def declare_topology(connection, service_name=None):
+    """Declare (idempotently) what ``service_name`` needs, or everything."""
     channel = connection.default_channel
-    for exchange in all_exchanges():
+    queues = all_queues() if service_name is None else queues_needed_by(service_name)
+    exchanges = {q.exchange.name: q.exchange for q in queues if q.exchange is not None and q.exchange.name}
+    if service_name is not None:
+        exchanges.setdefault(f"{service_name}.events", events_exchange(service_name))
+    for exchange in (all_exchanges() if service_name is None else exchanges.values()):
         exchange(channel).declare()
-    for queue in all_queues():
+    for queue in queues:
         queue(channel).declare()
 
 
+def _names(names):
+    return "^(" + "|".join(re.escape(name) for name in sorted(set(names))) + ")$"
+
+
+def users_and_permissions():
+    """(user, permissions) for every account the platform's broker needs."""
+    return [(name, permissions_for(name)) for name in SERVICE_USERS] + [("external", EXTERNAL_PERMISSIONS)]
+
+
+def permissions_for(service_name):
+    """RabbitMQ permissions for a service's own user: declare and bind what it
+    needs, publish to its events exchange and (for retries and dead letters) the
+    default exchange, consume its own queues."""
+    needed = queues_needed_by(service_name)
+    own = [q.name for q in consumed_by(service_name)]
+    sources = {q.exchange.name for q in consumed_by(service_name)}
+    published = f"{service_name}.events"
+    touched = [q.name for q in needed] + list(sources) + [published]
+    return {
+        "configure": _names(touched),
+        "write": _names(touched + ["amq.default"]),
+        "read": _names(own + list(sources) + [published] + [q.name for q in needed]),
+    }
+
+
+# Systems outside the platform may publish requests and nothing else.
+EXTERNAL_PERMISSIONS = {"configure": "^$", "write": _names([INBOUND_EXCHANGE_NAME]), "read": "^$"}
+SERVICE_USERS = ("intake", "routing", "notify", "study")
+
+
 def rabbitmq_definitions(vhost="/"):
-    """The same topology as a RabbitMQ definitions document (``deploy/rabbitmq``)."""
+    """The same topology as a RabbitMQ definitions document (``deploy/rabbitmq``),
+    with a user per service and an ``external`` user for other systems. The users
+    carry no password: ``wangge-admin rabbitmq setup`` sets them from the environment."""
     exchanges = [
         {"name": e.name, "vhost": vhost, "type": e.type, "durable": True,
          "auto_delete": False, "internal": False, "arguments": {}}
@@ -144,4 +205,7 @@ def rabbitmq_definitions(vhost="/"):
          "destination_type": "queue", "routing_key": q.routing_key, "arguments": {}}
         for q in consumed_queues()
     ]
-    return {"vhosts": [{"name": vhost}], "exchanges": exchanges, "queues": queues, "bindings": bindings}
+    users = [{"name": name, "password_hash": "", "tags": ""} for name, _ in users_and_permissions()]
+    permissions = [{"user": name, "vhost": vhost, **allowed} for name, allowed in users_and_permissions()]
+    return {"vhosts": [{"name": vhost}], "users": users, "permissions": permissions,
+            "exchanges": exchanges, "queues": queues, "bindings": bindings}
