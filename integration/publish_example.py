@@ -23,7 +23,8 @@ INBOUND_EXCHANGE = Exchange("wangge.inbound", type="topic", durable=True)
 
 def publish_request(connection, body, *, message_id, source):
     """Publish one request and wait for the broker's confirmation."""
-    producer = Producer(connection.channel(), exchange=INBOUND_EXCHANGE)
+    # auto_declare off: the exchange exists, and an integrator's account may only publish to it
+    producer = Producer(connection.channel(), exchange=INBOUND_EXCHANGE, auto_declare=False)
     producer.publish(
         json.dumps(body, ensure_ascii=False).encode("utf-8"),
         routing_key=f"request.{source}",

@@ -5,6 +5,7 @@ the request's tracking number), which with the event id and the channel makes a
 notification's identity: the same event never reaches the same person twice on
 the same channel.
 """
+import hashlib
 from dataclasses import dataclass
 
 from wangge import events
@@ -49,6 +50,25 @@ def resident(data):
     if not reporter.get("phone"):
         return None  # the resident left no way to reach them
     return Recipient("resident", f"resident:{data['tracking_no']}", reporter.get("name"), reporter.get("phone"))
+
+
+OPERATIONS = Recipient("ops", "ops", "运维值班")
+OPS_ALERT = "ops_alert"
+
+
+def alert_envelope(payload, now):
+    """Alertmanager's notification as an event: one message per group and state
+    (a repeat of the same firing group is recognised and not sent twice)."""
+    alerts = [
+        {"name": alert["labels"].get("alertname"), "severity": alert["labels"].get("severity"),
+         "summary": alert["annotations"].get("summary") or alert["labels"].get("alertname"), "status": alert["status"]}
+        for alert in payload["alerts"]
+    ]
+    identity = "|".join([payload["groupKey"], payload["status"], *sorted(f"{a['fingerprint']}@{a['startsAt']}" for a in payload["alerts"])])
+    return {
+        "event_id": hashlib.sha1(identity.encode("utf-8")).hexdigest(), "event_type": OPS_ALERT, "occurred_at": now,
+        "data": {"status": payload["status"], "alerts": alerts},
+    }
 
 
 def for_study_event(event_type, data):

@@ -1,5 +1,5 @@
 """What comes into notify over HTTP and what goes out."""
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
 from wangge.logs import mask_name, mask_phone
 
@@ -18,6 +18,28 @@ class NotificationQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf((PENDING, HELD, SENDING, SENT, FAILED)))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class AlertSchema(Schema):
+    class Meta:
+        unknown = INCLUDE
+
+    status = fields.String(required=True)
+    labels = fields.Dict(required=True)
+    annotations = fields.Dict(load_default=dict)
+    startsAt = fields.String(required=True)
+    fingerprint = fields.String(load_default="")
+
+
+class AlertmanagerPayloadSchema(Schema):
+    """Alertmanager's webhook body (version 4)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    status = fields.String(required=True, validate=validate.OneOf(("firing", "resolved")))
+    groupKey = fields.String(required=True)
+    alerts = fields.List(fields.Nested(AlertSchema), required=True, validate=validate.Length(min=1))
 
 
 class PreferencesSchema(Schema):

@@ -11,7 +11,7 @@ from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
 
-from services.notify import metrics, outgoing, schemas
+from services.notify import metrics, outgoing, recipients, schemas
 from services.notify.channels import build_channels
 from services.notify.delivery import FAILED, SENT
 from services.notify.storage import NotificationStore
@@ -116,6 +116,15 @@ class NotifyService(HealthAndMetrics):
             return 409, {"error": "not_finished", "message": f"The notification is {notification['status']}: it is still being delivered."}
         self._send([notification_id])
         return schemas.NotificationViewSchema().dump(self.store.get(notification_id))
+
+    @http("POST", "/api/v1/alerts")
+    def receive_alerts(self, request):
+        """Alertmanager's webhook receiver: alerts reach the operators' WeCom group."""
+        payload = schemas.AlertmanagerPayloadSchema().load(read_json_body(request))
+        envelope = recipients.alert_envelope(payload, events.utcnow())
+        chosen = [(recipients.OPERATIONS, f"{recipients.OPS_ALERT}.ops")]
+        self._send(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
+        return {"accepted": len(payload["alerts"])}
 
     @http("PUT", "/api/v1/preferences/<string:recipient_key>")
     def save_preferences(self, request, recipient_key):

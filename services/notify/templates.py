@@ -30,6 +30,7 @@ TITLES = {
     "sla_breached.department": "诉求已超时",
     "campaign_due.grid_group": "网格课堂学习内容",
     "study_reminder_due.member": "学习提醒",
+    "ops_alert.ops": "平台告警",
 }
 
 

@@ -1,0 +1,112 @@
+"""What can be checked here of the production deployment (there is no Docker engine):
+the compose file, the Prometheus and Alertmanager configs, the alert rules' own
+unit tests, and the Grafana dashboards."""
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE = ROOT / "docker-compose.yml"
+ONE_SHOT = {"rabbitmq-setup", "mongo-init"}
+SCALABLE = {"intake", "routing", "notify", "study"}
+
+
+def require(tool):
+    path = shutil.which(tool)
+    assert path, f"{tool} is not installed: `make test` installs it (apt-get install prometheus prometheus-alertmanager docker-compose)"
+    return path
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def test_compose_file_is_valid_with_every_secret_given():
+    secrets = re.findall(r"^([A-Z_]+)=", (DEPLOY / "env.example").read_text(encoding="utf-8"), re.M)
+    env = {**os.environ, **{name: "x" for name in secrets}}
+    result = subprocess.run([require("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_start_without_its_secrets():
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("RABBITMQ_", "MONGO_", "GRAFANA_"))}
+    result = subprocess.run([require("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "set RABBITMQ_ADMIN_PASSWORD" in result.stderr
+
+
+def test_every_long_running_service_has_a_health_check_and_a_restart_policy(compose):
+    for name, service in compose["services"].items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no", name
+            continue
+        assert "healthcheck" in service or "healthcheck" in compose.get("x-wangge-service", {}), name
+        assert service.get("restart", compose["x-wangge-service"].get("restart")) == "unless-stopped", name
+
+
+def test_every_image_is_pinned_and_every_build_is_in_the_repo(compose):
+    for name, service in compose["services"].items():
+        image = service.get("image") or compose["x-wangge-service"].get("image")
+        assert image and not image.endswith(":latest") and ":" in image, name
+        build = service.get("build")
+        if build:
+            assert (ROOT / (build if isinstance(build, str) else build["context"]) / "Dockerfile").exists(), name
+
+
+def test_scaled_services_publish_no_host_port(compose):
+    for name in SCALABLE:
+        assert "ports" not in compose["services"][name], f"{name} would clash with itself under --scale"
+
+
+def test_mounted_files_exist(compose):
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source}"
+
+
+def test_prometheus_config_is_valid():
+    result = subprocess.run([require("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_rules_pass_their_unit_tests():
+    result = subprocess.run([require("promtool"), "test", "rules", "wangge_test.yml"], cwd=DEPLOY / "prometheus" / "tests", capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_every_alert_has_a_unit_test_and_a_runbook_entry():
+    rules = [rule["alert"] for group in yaml.safe_load((DEPLOY / "prometheus" / "rules" / "wangge.yml").read_text())["groups"] for rule in group["rules"]]
+    tested = (DEPLOY / "prometheus" / "tests" / "wangge_test.yml").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for alert in rules:
+        assert f"alertname: {alert}" in tested, f"{alert} has no promtool test"
+        assert f"`{alert}`" in readme, f"{alert} has no runbook entry in README.md"
+
+
+def test_alertmanager_config_is_valid():
+    result = subprocess.run([require("amtool"), "check-config", str(DEPLOY / "alertmanager" / "alertmanager.yml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def dashboards():
+    return sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", dashboards(), ids=lambda p: p.stem)
+def test_dashboards_query_the_provisioned_datasource(path):
+    datasource = yaml.safe_load((DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"][0]["uid"]
+    dashboard = json.loads(path.read_text(encoding="utf-8"))
+    assert dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == datasource
+        assert all(target["expr"].strip() for target in panel["targets"])
