@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run up down status test contracts clean
+.PHONY: install tools run up down status test contracts clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,12 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+## promtool, amtool, a Prometheus server and docker-compose (to validate deploy/), from Debian's packages
+tools:
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v docker-compose >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      prometheus prometheus-alertmanager docker-compose >/dev/null; }
 
 ## the store, every service and demo data, in the foreground (Ctrl-C stops all)
 run: install
@@ -30,7 +36,7 @@ status: install
 	$(PY) -m devstack status
 
 ## unit and end-to-end tests against real RabbitMQ and a real store
-test: install
+test: install tools
 	$(PY) -m devstack test-broker
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -143,16 +143,19 @@ def _interrupt(signum, frame):
 
 
 def ensure_test_broker():
-    """RabbitMQ up with its management API, which the tests use for throwaway vhosts."""
+    """RabbitMQ up with its management API (the tests make throwaway vhosts through
+    it) and its Prometheus endpoint (the observability test scrapes queue depths)."""
     ensure_broker(os.environ.get("AMQP_URI", DEFAULT_AMQP_URI))
     management = "http://127.0.0.1:15672/api/overview"
-    if http_ok(management, auth=("guest", "guest")):
+    prometheus = "http://127.0.0.1:15692/metrics"
+    if http_ok(management, auth=("guest", "guest")) and http_ok(prometheus):
         return 0
     if not shutil.which("rabbitmq-plugins"):
-        sys.exit(f"wangge: RabbitMQ's management API does not answer at {management}: enable the rabbitmq_management plugin")
-    say("enabling RabbitMQ's management plugin (the tests make a throwaway vhost through it)")
-    subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management"], check=True, capture_output=True)
-    wait_until(lambda: http_ok(management, auth=("guest", "guest")), 60, "the management API to answer", interval=1)
+        sys.exit(f"wangge: RabbitMQ's management API ({management}) or Prometheus endpoint ({prometheus}) does not answer: "
+                 "enable the rabbitmq_management and rabbitmq_prometheus plugins")
+    say("enabling RabbitMQ's management and prometheus plugins")
+    subprocess.run(["rabbitmq-plugins", "enable", "rabbitmq_management", "rabbitmq_prometheus"], check=True, capture_output=True)
+    wait_until(lambda: http_ok(management, auth=("guest", "guest")) and http_ok(prometheus), 60, "the plugins to answer", interval=1)
     return 0
 
 
