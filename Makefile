@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install tools run up down status test contracts clean
+.PHONY: install tools run up down status test bench contracts clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ status: install
 test: install tools
 	$(PY) -m devstack test-broker
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## throughput, latency, fan-out and memory against bare kombu/pymongo baselines: bench/results.json
+bench: install
+	$(PY) -m devstack test-broker
+	$(PY) -m bench.run
 
 ## regenerate the JSON Schema and RabbitMQ definitions from the code
 contracts: install

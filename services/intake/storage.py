@@ -113,17 +113,17 @@ class RequestStore:
         the events arrive in."""
         if self.requests.count_documents({"tracking_no": tracking_no}, limit=1) == 0:
             return False
-        self.requests.update_one(
-            {"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}},
-            {
-                "$push": {"history": {"$each": [entry], "$sort": {"at": ASCENDING}}},
-                "$set": {key: value for key, value in case_fields.items() if value is not None},
-            },
-        )
-        self.requests.update_one(
+        known = {key: value for key, value in case_fields.items() if value is not None}
+        # Status (with the case it belongs to) first: whoever sees the history entry
+        # also sees the status it brought, and whoever sees the status sees its case.
+        newer = self.requests.update_one(
             {"tracking_no": tracking_no, "status_at": {"$lte": entry["at"]}},
-            {"$set": {"status": entry["status"], "status_at": entry["at"]}},
+            {"$set": {"status": entry["status"], "status_at": entry["at"], **known}},
         )
+        history = {"$push": {"history": {"$each": [entry], "$sort": {"at": ASCENDING}}}}
+        if newer.modified_count == 0 and known:
+            history["$set"] = known
+        self.requests.update_one({"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}}, history)
         return True
 
     # -- sentiment log (民情日志) -----------------------------------------

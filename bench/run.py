@@ -1,0 +1,360 @@
+"""``make bench``: how fast and how far one node goes, against the raw broker and store.
+
+Every figure is a median of several runs and sits next to a baseline measured in
+the same run on the same RabbitMQ and store; results go to bench/results.json.
+"""
+import json
+import os
+import platform as host
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import requests
+from kombu import Connection, Queue
+from pymongo import MongoClient
+
+from devstack.demo_county import build_county
+from devstack.processes import ManagedProcess, start_store, store_answers, wait_until
+from integration.publish_example import publish_request
+from services.routing.registry import flatten, validate_registry
+from services.routing.storage import RoutingStore
+from tests.support.broker import throwaway_vhost
+from tests.support.ports import free_port
+from tests.support.services import running_service
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = int(os.environ.get("BENCH_RUNS", 3))
+BURST = int(os.environ.get("BENCH_REQUESTS", 400))
+OFFERED_RATE = 50
+LATENCY_SECONDS = 10
+# outbox everywhere: the bench measures the platform, not an SMS gateway
+QUIET_LOCAL = {f"NOTIFY_{role}_CHANNEL": "outbox" for role in ("WORKER", "GRID_HEAD", "LEAD", "DEPARTMENT", "RESIDENT", "GROUP", "MEMBER")}
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def machine_facts():
+    memory = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    return {"cpus": os.cpu_count(), "memory": memory.split(":")[1].strip(), "python": host.python_version(),
+            "platform": host.platform(), "store": "SecantusDB (sync-on-commit)", "broker": "RabbitMQ on 127.0.0.1",
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def wait_for(check, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bench step did not finish within {timeout}s")
+        time.sleep(interval)
+
+
+def writes(client):
+    counters = client.admin.command("serverStatus")["opcounters"]
+    return counters["insert"] + counters["update"] + counters["delete"]
+
+
+# -- baselines ---------------------------------------------------------------------
+
+def baseline_direct(amqp_uri, mongo_uri, messages=2000):
+    """(a) kombu publisher → one kombu consumer that stores each message: messages/s."""
+    queue, database = f"bench.direct.{uuid.uuid4().hex[:6]}", f"bench_{uuid.uuid4().hex[:6]}"
+    return _hops(amqp_uri, mongo_uri, database, [queue], [1], messages)
+
+
+def baseline_hops(amqp_uri, mongo_uri, writes_per_hop, messages=BURST):
+    """(b) the pipeline's three hops as bare kombu consumers doing the pipeline's writes."""
+    tag = uuid.uuid4().hex[:6]
+    queues = [f"bench.hop{n}.{tag}" for n in range(len(writes_per_hop))]
+    return _hops(amqp_uri, mongo_uri, f"bench_{tag}", queues, writes_per_hop, messages)
+
+
+def _hops(amqp_uri, mongo_uri, database, queues, writes_per_hop, messages):
+    with Connection(amqp_uri) as connection:
+        for queue in queues:
+            Queue(queue, durable=True)(connection.default_channel).declare()
+    processes = []
+    for index, (queue, count) in enumerate(zip(queues, writes_per_hop)):
+        out = queues[index + 1] if index + 1 < len(queues) else "-"
+        argv = [sys.executable, "-m", "bench.hop", amqp_uri, mongo_uri, database, queue, out, str(count)]
+        processes.append(ManagedProcess(f"hop{index}", argv, Path(tempfile.gettempdir()) / f"bench-hop{index}.log").start())
+    last = MongoClient(mongo_uri)[database]["hop_" + queues[-1].replace(".", "_")]
+    try:
+        time.sleep(1)  # consumers connected
+        started = time.monotonic()
+        with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+            producer = connection.Producer()
+            for n in range(messages):
+                producer.publish({"n": n, "text": "南湖花园二区的路灯坏了"}, routing_key=queues[0], serializer="json", delivery_mode=2)
+        wait_for(lambda: last.count_documents({"write": writes_per_hop[-1] - 1}) >= messages, 300)
+        return messages / (time.monotonic() - started)
+    finally:
+        for process in processes:
+            process.stop()
+
+
+# -- the pipeline ------------------------------------------------------------------
+
+def inbound(n, tag, grid_ids, phone=True):
+    body = {"source": "bench", "submitted_at": datetime.now(timezone.utc).isoformat(), "external_ref": f"{tag}-{n}",
+            "text": f"第{n}号楼的路灯不亮了，请尽快修理（{tag}）", "grid_id": grid_ids[n % len(grid_ids)]}
+    if phone:
+        body["reporter"] = {"phone": f"139{n % 100000000:08d}"}
+    return body
+
+
+class Pipeline:
+    """The stores of a running platform, read directly to time each stage."""
+
+    def __init__(self, mongo_uri, databases):
+        client = MongoClient(mongo_uri, tz_aware=True)
+        self.client = client
+        self.intake = client[databases["intake"]]["requests"]
+        self.cases = client[databases["routing"]]["cases"]
+        self.notifications = client[databases["notify"]]["notifications"]
+
+    def done(self, tag, count):
+        """Every request's case assigned and its worker told."""
+        return self.notifications.count_documents({"kind": "case_assigned.worker", "status": "sent", "tracking_no": {"$in": self.tracking(tag)}}) >= count
+
+    def tracking(self, tag):
+        return [r["tracking_no"] for r in self.intake.find({"external_ref": {"$regex": f"^{tag}-"}}, {"tracking_no": 1})]
+
+
+def publish_burst(amqp_uri, grid_ids, count, tag, rate=None):
+    sent = {}
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        started = time.monotonic()
+        for n in range(count):
+            if rate:
+                delay = started + n / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            body = inbound(n, tag, grid_ids)
+            sent[body["external_ref"]] = datetime.now(timezone.utc)
+            publish_request(connection, body, message_id=f"{tag}-{n}", source="bench")
+    return sent
+
+
+def pipeline_throughput(amqp_uri, pipeline, grid_ids, count=BURST):
+    tag = uuid.uuid4().hex[:8]
+    started = time.monotonic()
+    publish_burst(amqp_uri, grid_ids, count, tag)
+    wait_for(lambda: pipeline.done(tag, count), 600, interval=0.2)
+    return count / (time.monotonic() - started)
+
+
+def pipeline_latency(amqp_uri, pipeline, grid_ids):
+    tag = uuid.uuid4().hex[:8]
+    count = OFFERED_RATE * LATENCY_SECONDS
+    sent = publish_burst(amqp_uri, grid_ids, count, tag, rate=OFFERED_RATE)
+    wait_for(lambda: pipeline.done(tag, count), 600, interval=0.2)
+    by_tracking = {r["tracking_no"]: sent[r["external_ref"]] for r in pipeline.intake.find({"external_ref": {"$regex": f"^{tag}-"}})}
+    assigned, notified = [], []
+    for case in pipeline.cases.find({"tracking_no": {"$in": list(by_tracking)}}, {"tracking_no": 1, "timeline": 1}):
+        at = next(e["at"] for e in case["timeline"] if e.get("to") == "assigned")
+        assigned.append((at - by_tracking[case["tracking_no"]]).total_seconds())
+    for note in pipeline.notifications.find({"tracking_no": {"$in": list(by_tracking)}, "kind": "case_assigned.worker"}, {"tracking_no": 1, "created_at": 1}):
+        notified.append((note["created_at"] - by_tracking[note["tracking_no"]]).total_seconds())
+    return {"to_case_assigned": percentiles(assigned), "to_notification_recorded": percentiles(notified)}
+
+
+def percentiles(values):
+    ordered = sorted(values)
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)  # noqa: E731
+    return {"p50_ms": pick(0.50), "p95_ms": pick(0.95), "p99_ms": pick(0.99), "samples": len(ordered)}
+
+
+def writes_per_request(amqp_uri, mongo_uri, start, pipeline, grid_ids, count=100):
+    """Store writes per request at each hop, from the store's own counters, by
+    starting the services one after another over the same requests."""
+    client, tag = pipeline.client, uuid.uuid4().hex[:8]
+    before = writes(client)
+    publish_burst(amqp_uri, grid_ids, count, tag)
+    wait_for(lambda: pipeline.intake.count_documents({"external_ref": {"$regex": f"^{tag}-"}, "announce.state": "announced"}) >= count, 120)
+    after_intake = writes(client)
+    start("routing")
+    wait_for(lambda: pipeline.intake.count_documents({"external_ref": {"$regex": f"^{tag}-"}, "status": "assigned"}) >= count, 120)
+    time.sleep(1)
+    after_routing = writes(client)
+    start("notify")
+    wait_for(lambda: pipeline.done(tag, count), 120)
+    time.sleep(1)
+    after_notify = writes(client)
+    per_hop = [(after_intake - before) / count, (after_routing - after_intake) / count, (after_notify - after_routing) / count]
+    return [round(w, 2) for w in per_hop]
+
+
+def load_registry(database, county):
+    store = RoutingStore(database)
+    store.ensure_indexes({"REGISTRY": {"AREA_INDEX": False}})
+    towns, communities, grids, departments = flatten(validate_registry(county))
+    store.replace_registry(county["version"], county["county"],
+                           {"towns": towns, "communities": communities, "grids": grids, "departments": departments},
+                           datetime.now(timezone.utc))
+
+
+# -- study -------------------------------------------------------------------------
+
+def study_fan_out(study, mongo_uri, notify_database, grid_ids):
+    content = requests.post(study.url("/api/v1/contents"), json={"title": "主题教育", "body": "学习内容"}, timeout=10).json()
+    at = datetime.now(timezone.utc) + timedelta(seconds=2)
+    campaign = requests.post(study.url("/api/v1/campaigns"), timeout=60, json={
+        "title": "全县网格课堂", "content_ids": [content["content_id"]], "target": {"scope": "all"},
+        "schedule": {"at": at.isoformat()}, "reminder": {"after_hours": 24, "max": 0}}).json()
+    notifications = MongoClient(mongo_uri)[notify_database]["notifications"]
+    wait_for(lambda: notifications.count_documents({"campaign_id": campaign["campaign_id"], "status": "sent"}) >= len(grid_ids), 600, interval=0.2)
+    return {"grid_groups": len(grid_ids), "seconds_from_due_to_last_notice": round((datetime.now(timezone.utc) - at).total_seconds(), 2)}, campaign["campaign_id"]
+
+
+def check_in_rate(study, campaign_id, member_ids, threads=8):
+    queue = list(member_ids)
+    lock = threading.Lock()
+
+    def worker():
+        session = requests.Session()
+        while True:
+            with lock:
+                if not queue:
+                    return
+                member = queue.pop()
+            session.post(study.url("/api/v1/checkins"), json={"campaign_id": campaign_id, "member_id": member, "kind": "read"}, timeout=30).raise_for_status()
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return len(member_ids) / (time.monotonic() - started)
+
+
+# -- the run -------------------------------------------------------------------------
+
+@contextmanager
+def local_store(directory):
+    port = free_port()
+    store = start_store(port, directory / "store", directory / "store.log")
+    uri = f"mongodb://127.0.0.1:{port}/?retryWrites=false"
+    try:
+        wait_until(lambda: store_answers(uri), 60, "the store answered", process=store)
+        yield uri
+    finally:
+        store.stop()
+
+
+def median(values):
+    return round(statistics.median(values), 1)
+
+
+def main():
+    started = time.monotonic()
+    results = {"machine": machine_facts(), "runs_per_figure": RUNS, "burst_requests": BURST}
+    county = build_county()
+    grid_ids = [g["id"] for t in county["towns"] for c in t["communities"] for g in c["grids"]]
+    with tempfile.TemporaryDirectory() as scratch, local_store(Path(scratch)) as mongo_uri, throwaway_vhost() as amqp_uri, ExitStack() as stack:
+        scratch = Path(scratch)
+        run_id = uuid.uuid4().hex[:6]
+        databases = {name: f"bench_{name}_{run_id}" for name in ("intake", "routing", "notify", "study")}
+        processes = {}
+
+        def start(name):
+            service = stack.enter_context(running_service(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=scratch, database=databases[name],
+                                                          extra_env={**QUIET_LOCAL, "NOTIFY_OUTBOX_PATH": str(scratch / "outbox.jsonl"),
+                                                                     "ROUTING_AREA_INDEX": "false", "ANNOUNCE_INTERVAL_SECONDS": "1",
+                                                                     "RETRY_DELAY_SECONDS": "1",
+                                                                     **({"ROUTING_URL": processes["routing"][0].base_url} if name == "study" else {})}))
+            processes.setdefault(name, []).append(service)
+            return service
+
+        log("baseline (a): kombu → store")
+        results["baseline_a_direct_msgs_per_s"] = median([baseline_direct(amqp_uri, mongo_uri) for _ in range(RUNS)])
+
+        start("intake")
+        pipeline = Pipeline(mongo_uri, databases)
+        load_registry(pipeline.client[databases["routing"]], county)  # before routing consumes anything
+
+        log("store writes per request, hop by hop")
+        per_hop = writes_per_request(amqp_uri, mongo_uri, start, pipeline, grid_ids)
+        results["store_writes_per_request"] = {"intake": per_hop[0], "routing_and_tracking": per_hop[1], "notify": per_hop[2], "total": round(sum(per_hop), 2)}
+
+        log("baseline (b): the same three hops with bare kombu consumers")
+        hop_writes = [max(1, round(w)) for w in per_hop]
+        results["baseline_b_three_hops_req_per_s"] = median([baseline_hops(amqp_uri, mongo_uri, hop_writes) for _ in range(RUNS)])
+        results["baseline_b_writes_per_hop"] = hop_writes
+
+        results["memory_idle_mb"] = {name: rss_mb(services[0].process.pid) for name, services in processes.items()}
+        log("pipeline, one process per service")
+        peak = {}
+        sampler_stop = threading.Event()
+
+        def sample():
+            while not sampler_stop.is_set():
+                for name, services in processes.items():
+                    for service in services:
+                        peak[name] = max(peak.get(name, 0), rss_mb(service.process.pid) or 0)
+                time.sleep(0.5)
+
+        threading.Thread(target=sample, daemon=True).start()
+        results["pipeline_req_per_s"] = median([pipeline_throughput(amqp_uri, pipeline, grid_ids) for _ in range(RUNS)])
+        log("latency at a fixed offered load")
+        results["latency_at_50_req_per_s"] = pipeline_latency(amqp_uri, pipeline, grid_ids)
+
+        log("pipeline, two routing and two notify processes")
+        start("routing")
+        start("notify")
+        results["pipeline_2_routing_2_notify_req_per_s"] = median([pipeline_throughput(amqp_uri, pipeline, grid_ids) for _ in range(RUNS)])
+        sampler_stop.set()
+        results["memory_under_load_peak_mb"] = peak
+
+        log("study fan-out to every grid group, and check-ins")
+        study = start("study")
+        members = [{"member_id": f"bm-{grid}", "name": "周婷艳", "grid_id": grid} for grid in grid_ids]
+        requests.post(study.url("/api/v1/members/import"), json={"members": members}, timeout=300).raise_for_status()
+        results["study_fan_out"], campaign_id = study_fan_out(study, mongo_uri, databases["notify"], grid_ids)
+        results["study_check_ins_per_s"] = round(check_in_rate(study, campaign_id, [m["member_id"] for m in members[:1000]]), 1)
+
+    results["pipeline_to_baseline_ratio"] = round(results["pipeline_req_per_s"] / results["baseline_b_three_hops_req_per_s"], 3)
+    results["pipeline_2x_to_baseline_ratio"] = round(results["pipeline_2_routing_2_notify_req_per_s"] / results["baseline_b_three_hops_req_per_s"], 3)
+    results["bench_seconds"] = round(time.monotonic() - started)
+    output = ROOT / "bench" / "results.json"
+    output.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print_table(results)
+
+
+def print_table(results):
+    rows = [
+        ("baseline (a) kombu → store", f"{results['baseline_a_direct_msgs_per_s']} msg/s"),
+        ("baseline (b) 3 bare hops, same writes", f"{results['baseline_b_three_hops_req_per_s']} req/s  (writes/hop {results['baseline_b_writes_per_hop']})"),
+        ("pipeline, 1 process per service", f"{results['pipeline_req_per_s']} req/s  ratio {results['pipeline_to_baseline_ratio']}"),
+        ("pipeline, 2 routing + 2 notify", f"{results['pipeline_2_routing_2_notify_req_per_s']} req/s  ratio {results['pipeline_2x_to_baseline_ratio']}"),
+        ("store writes per request", f"{results['store_writes_per_request']}"),
+        ("latency @50 req/s → assigned", f"{results['latency_at_50_req_per_s']['to_case_assigned']}"),
+        ("latency @50 req/s → notification", f"{results['latency_at_50_req_per_s']['to_notification_recorded']}"),
+        ("study fan-out", f"{results['study_fan_out']}"),
+        ("check-ins", f"{results['study_check_ins_per_s']} /s"),
+        ("memory idle (MB)", f"{results['memory_idle_mb']}"),
+        ("memory under load, peak (MB)", f"{results['memory_under_load_peak_mb']}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
