@@ -12,13 +12,16 @@ from pymongo import MongoClient
 def main():
     amqp_uri, mongo_uri, database, in_queue, out_queue, writes = sys.argv[1:7]
     writes = int(writes)
-    store = MongoClient(mongo_uri)[database]["hop_" + in_queue.replace(".", "_")]
+    database = MongoClient(mongo_uri)[database]
+    store = database["hop_" + in_queue.replace(".", "_")]
+    # the last hop's last write marks the message done, in a collection counted from metadata
+    done = database["done"] if out_queue == "-" else store
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
         producer = connection.Producer()
 
         def handle(body, message):
             for n in range(writes):
-                store.insert_one({"message": body["n"], "write": n})
+                (done if n == writes - 1 else store).insert_one({"message": body["n"], "write": n})
             if out_queue != "-":
                 producer.publish(body, routing_key=out_queue, serializer="json", delivery_mode=2)
             message.ack()

@@ -28,6 +28,7 @@ class StudyStore:
         self.campaigns.create_indexes([IndexModel([("next_round_at", ASCENDING)], name="next_round")])
         self.dispatches.create_indexes([
             IndexModel([("state", ASCENDING), ("due_at", ASCENDING)], name="due"),
+            IndexModel([("state", ASCENDING), ("claimed_until", ASCENDING)], name="stale_claims"),
             IndexModel([("claim", ASCENDING)], name="claim"),
             IndexModel([("campaign_id", ASCENDING), ("grid_id", ASCENDING)], name="campaign_grid"),
         ])
@@ -101,18 +102,16 @@ class StudyStore:
     def claim_due_dispatches(self, now, claim_until, limit):
         """Take up to ``limit`` due dispatches for this process (stale claims of a
         silent process included); no two processes get the same one."""
-        due = {"$or": [
-            {"state": "pending", "due_at": {"$lte": now}},
-            {"state": "publishing", "claimed_until": {"$lte": now}},
-        ]}
-        candidates = [doc["_id"] for doc in self.dispatches.find(due, {"_id": 1}).sort("due_at", ASCENDING).limit(limit)]
-        if not candidates:
-            return []
+        # one indexed query per state: an $or is a collection scan on some stores
+        due = [{"state": "pending", "due_at": {"$lte": now}}, {"state": "publishing", "claimed_until": {"$lte": now}}]
         claim = uuid.uuid4().hex
-        self.dispatches.update_many(
-            {"_id": {"$in": candidates}, **due},
-            {"$set": {"state": "publishing", "claim": claim, "claimed_until": claim_until}},
-        )
+        for condition in due:
+            candidates = [doc["_id"] for doc in self.dispatches.find(condition, {"_id": 1}).sort("due_at", ASCENDING).limit(limit)]
+            if candidates:
+                self.dispatches.update_many(
+                    {"_id": {"$in": candidates}, **condition},
+                    {"$set": {"state": "publishing", "claim": claim, "claimed_until": claim_until}},
+                )
         return list(self.dispatches.find({"claim": claim}))
 
     def finish_dispatches(self, dispatch_ids, state, now):
