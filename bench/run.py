@@ -282,6 +282,8 @@ def main():
                                                           extra_env={**QUIET_LOCAL, "NOTIFY_OUTBOX_PATH": str(scratch / "outbox.jsonl"),
                                                                      "ROUTING_AREA_INDEX": "false", "ANNOUNCE_INTERVAL_SECONDS": "1",
                                                                      "RETRY_DELAY_SECONDS": "1",
+                                                                     # every request a case of its own: the bench's texts are near-duplicates
+                                                                     "DUPLICATE_WINDOW_HOURS": "0",
                                                                      **({"ROUTING_URL": processes["routing"][0].base_url} if name == "study" else {})}))
             processes.setdefault(name, []).append(service)
             return service

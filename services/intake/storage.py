@@ -20,10 +20,9 @@ class RequestStore:
     def ensure_indexes(self, config=None):
         self.requests.create_indexes([
             IndexModel([("tracking_no", ASCENDING)], unique=True, name="tracking_no"),
-            IndexModel(
-                [("idempotency_key", ASCENDING)], unique=True, name="idempotency_key",
-                partialFilterExpression={"idempotency_key": {"$type": "string"}},
-            ),
+            # every request has a key (its own id when the sender gave none): a plain
+            # unique index, which every store answers from the index
+            IndexModel([("idempotency_key", ASCENDING)], unique=True, name="idempotency_key_all"),
             IndexModel([("source", ASCENDING), ("external_ref", ASCENDING)], name="source_external_ref"),
             IndexModel([("announce.state", ASCENDING), ("announce.next_attempt_at", ASCENDING)], name="announce_due"),
         ])
@@ -111,8 +110,6 @@ class RequestStore:
         """Record one status change; ``False`` if no such request. Idempotent per
         event id; the current status follows the latest change, whatever order
         the events arrive in."""
-        if self.requests.count_documents({"tracking_no": tracking_no}, limit=1) == 0:
-            return False
         known = {key: value for key, value in case_fields.items() if value is not None}
         # Status (with the case it belongs to) first: whoever sees the history entry
         # also sees the status it brought, and whoever sees the status sees its case.
@@ -123,8 +120,9 @@ class RequestStore:
         history = {"$push": {"history": {"$each": [entry], "$sort": {"at": ASCENDING}}}}
         if newer.modified_count == 0 and known:
             history["$set"] = known
-        self.requests.update_one({"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}}, history)
-        return True
+        recorded = self.requests.update_one({"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}}, history)
+        # nothing matched twice: unknown, or this event was recorded before (ask only then)
+        return bool(newer.matched_count or recorded.matched_count) or self.find_by_tracking_no(tracking_no) is not None
 
     # -- sentiment log (民情日志) -----------------------------------------
 

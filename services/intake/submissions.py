@@ -46,8 +46,7 @@ def new_request_document(fields, *, tracking_no, channel, source, idempotency_ke
     }
     for name in OPTIONAL_FIELDS:
         document[name] = fields.get(name)
-    if idempotency_key is not None:
-        document["idempotency_key"] = idempotency_key
+    document["idempotency_key"] = idempotency_key or f"auto:{document['_id']}"
     return document
 
 

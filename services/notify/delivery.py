@@ -79,7 +79,7 @@ def template_context(data, recipient=None):
     }
 
 
-def plan_notification(envelope, recipient, kind, channel, templates, preferences, config, now):
+def plan_notification(envelope, recipient, kind, channel, templates, preferences, config, now, claim_for):
     """The notification document for one recipient of one event (not yet stored)."""
     data = envelope["data"]
     subject, body = templates.render(kind, template_context(data, recipient))
@@ -101,10 +101,13 @@ def plan_notification(envelope, recipient, kind, channel, templates, preferences
         "channel": channel,
         "subject": subject,
         "body": body,
-        "status": HELD if hold else PENDING,
+        # Stored already taken by the worker that stored it, which sends it next: one
+        # write less per message. If that worker dies, the claim runs out and the
+        # timer sends it.
+        "status": HELD if hold else SENDING,
         "held_until": hold,
         "attempts": 0,
-        "next_attempt_at": hold or now,
+        "next_attempt_at": hold or now + claim_for,
         "created_at": now,
         "sent_at": None,
         "last_error": None,

@@ -21,17 +21,23 @@ class Outcome:
 
 
 def accept_event(store, templates, config, envelope, chosen, now):
-    """Store one notification per (recipient, channel) of the event; returns the
-    ids newly stored (a redelivered event stores, and so sends, nothing)."""
+    """Store one notification per (recipient, channel) of the event; returns those
+    newly stored and taken for sending now (a redelivered event stores, and so
+    sends, nothing; messages held for quiet hours wait for the timer)."""
     preferences = store.preferences_for([recipient.key for recipient, _ in chosen])
-    stored = []
+    claim_for = claim_period(config)
+    taken = []
     for recipient, kind in chosen:
         wishes = preferences.get(recipient.key)
         channel = delivery.channel_for(recipient, wishes, config["ROUTES"])
-        notification = delivery.plan_notification(envelope, recipient, kind, channel, templates, wishes, config, now)
-        if store.insert_new(notification):
-            stored.append(notification["_id"])
-    return stored
+        notification = delivery.plan_notification(envelope, recipient, kind, channel, templates, wishes, config, now, claim_for)
+        if store.insert_new(notification) and notification["status"] == delivery.SENDING:
+            taken.append(notification)
+    return taken
+
+
+def claim_period(config):
+    return timedelta(seconds=float(config["DELIVERY"]["CLAIM_SECONDS"]))
 
 
 def recipients_of(envelope):
@@ -40,12 +46,15 @@ def recipients_of(envelope):
     return recipients.for_case_event(envelope["event_type"], envelope["data"])
 
 
-def send(store, channels, config, notification_id, now):
-    """Claim and send one notification; ``None`` if another process has it."""
+def claim(store, config, notification_id, now):
+    """Take a due notification for sending; ``None`` if another process has it."""
+    return store.claim(notification_id, now, claim_period(config))
+
+
+def send(store, channels, config, notification, now):
+    """Send a notification this process has taken, and record what happened."""
     settings = config["DELIVERY"]
-    notification = store.claim(notification_id, now, timedelta(seconds=float(settings["CLAIM_SECONDS"])))
-    if notification is None:
-        return None
+    notification_id = notification["_id"]
     channel = channels[notification["channel"]]
     try:
         channel.send(notification)

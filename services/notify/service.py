@@ -91,7 +91,8 @@ class NotifyService(HealthAndMetrics):
 
     @configured_timer("DELIVERY", "INTERVAL_SECONDS", default=1)
     def deliver_due(self):
-        self._send(self.store.due_ids(events.utcnow()))
+        for notification_id in self.store.due_ids(events.utcnow()):
+            self._claim_and_send(notification_id)
         metrics.HELD.set(self.store.count_held())
 
     # -- HTTP -----------------------------------------------------------------------
@@ -114,7 +115,7 @@ class NotifyService(HealthAndMetrics):
         notification = self._existing(notification_id)
         if not self.store.reset_for_resend(notification_id, events.utcnow()):
             return 409, {"error": "not_finished", "message": f"The notification is {notification['status']}: it is still being delivered."}
-        self._send([notification_id])
+        self._claim_and_send(notification_id)
         return schemas.NotificationViewSchema().dump(self.store.get(notification_id))
 
     @http("POST", "/api/v1/alerts")
@@ -139,12 +140,15 @@ class NotifyService(HealthAndMetrics):
         chosen = outgoing.recipients_of(envelope)
         self._send(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
 
-    def _send(self, notification_ids):
-        for notification_id in notification_ids:
+    def _claim_and_send(self, notification_id):
+        notification = outgoing.claim(self.store, self.config, notification_id, events.utcnow())
+        if notification is not None:
+            self._send([notification])
+
+    def _send(self, notifications):
+        for taken in notifications:
             now = events.utcnow()
-            outcome = outgoing.send(self.store, self.channels, self.config, notification_id, now)
-            if outcome is None:
-                continue
+            outcome = outgoing.send(self.store, self.channels, self.config, taken, now)
             notification = outcome.notification
             metrics.ATTEMPTS.labels(notification["channel"], "ok" if outcome.status == SENT else "error").inc()
             if outcome.status in (SENT, FAILED):

@@ -95,6 +95,7 @@ def new_case(request, classification, category_name, location, grid, assignee, p
     case["timeline"] = [{"kind": "status", "from": None, "to": "received", "at": now, "by": SYSTEM_ACTOR, "note": located}]
     if assignee:
         case["timeline"].append({"kind": "status", "from": "received", "to": "assigned", "at": now, "by": SYSTEM_ACTOR, "note": f"分派给 {assignee['name']} · assigned"})
+    case["outbox_pending_since"] = now
     case["outbox"] = outbox_entries(case, [
         (events.CASE_STATUS_CHANGED, {"previous_status": "received" if assignee else None, "note": located}),
         *([(events.CASE_ASSIGNED, {"previous_status": "received"})] if assignee else []),

@@ -182,7 +182,7 @@ def test_failing_case_event_is_retried_then_dead_lettered_and_can_be_replayed(in
     # routing's change follows the filing, which happens below
     event = publish_case_event(amqp_uri, case_change(future, "assigned", "received", events.utcnow() + timedelta(seconds=5)))
 
-    dead = eventually(lambda: dead_case_event(amqp_uri, event["event_id"]), timeout=20)
+    dead = eventually(lambda: dead_case_event(amqp_uri, event["event_id"]), timeout=40)
     assert dead["attempts"] == 3  # RETRY_MAX_ATTEMPTS in the test tuning
     assert "UnknownRequest" in dead["reason"]
 
@@ -201,6 +201,6 @@ def test_invalid_case_event_is_dead_lettered_at_once_naming_the_field(intake, am
                 "schema_version": 1, "data": {"case_id": "C-1", "request_id": "r", "tracking_no": "YT-1", "status": "teleported", "at": events.utcnow().isoformat()}}
     publish_event(amqp_uri, envelope)
 
-    dead = eventually(lambda: dead_case_event(amqp_uri, envelope["event_id"]), timeout=20)
+    dead = eventually(lambda: dead_case_event(amqp_uri, envelope["event_id"]), timeout=40)
     assert dead["attempts"] == 1  # validation failures are not retried
     assert json.loads(dead["reason"].split(": ", 1)[1]) == {"data": {"status": ["Must be one of: " + ", ".join(events.CASE_STATUSES) + "."]}}

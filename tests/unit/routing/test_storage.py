@@ -76,7 +76,17 @@ def test_a_request_opens_at_most_one_case(store):
 
 def test_published_events_leave_the_outbox(store):
     entries = [{"event_id": f"e{n}", "queued_at": NOW} for n in range(3)]
-    store.insert_case({**case(version=0), "timeline": [], "outbox": entries})
+    store.insert_case({**case(version=0), "timeline": [], "outbox": entries, "outbox_pending_since": NOW})
     store.clear_outbox("C-YT-20261128-000001", ["e0", "e2"])
     assert [e["event_id"] for e in store.get_case("C-YT-20261128-000001")["outbox"]] == ["e1"]
     assert [c["_id"] for c in store.cases_with_stale_outbox(NOW)] == ["C-YT-20261128-000001"]
+    store.clear_outbox("C-YT-20261128-000001", ["e1"])
+    assert store.cases_with_stale_outbox(NOW) == []
+    assert store.get_case("C-YT-20261128-000001")["outbox_pending_since"] is None
+
+
+def test_an_outbox_is_emptied_only_of_the_events_published(store):
+    entries = [{"event_id": f"e{n}", "queued_at": NOW} for n in range(2)]
+    store.insert_case({**case(version=0), "timeline": [], "outbox": entries, "outbox_pending_since": NOW})
+    store.clear_outbox("C-YT-20261128-000001", ["e0", "e9"])  # same size, not the same events
+    assert [e["event_id"] for e in store.get_case("C-YT-20261128-000001")["outbox"]] == ["e1"]
