@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,12 +21,12 @@ from kombu import Connection, Queue
 from pymongo import MongoClient
 
 from devstack.demo_county import build_county
-from devstack.processes import ManagedProcess, start_store, store_answers, wait_until
+from devstack.processes import ManagedProcess
 from integration.publish_example import publish_request
 from services.routing.registry import flatten, validate_registry
 from services.routing.storage import RoutingStore
 from tests.support.broker import throwaway_vhost
-from tests.support.ports import free_port
+from tests.support.store import running_store
 from tests.support.services import running_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,18 +252,6 @@ def check_in_rate(study, campaign_id, member_ids, threads=8):
 
 # -- the run -------------------------------------------------------------------------
 
-@contextmanager
-def local_store(directory):
-    port = free_port()
-    store = start_store(port, directory / "store", directory / "store.log")
-    uri = f"mongodb://127.0.0.1:{port}/?retryWrites=false"
-    try:
-        wait_until(lambda: store_answers(uri), 60, "the store answered", process=store)
-        yield uri
-    finally:
-        store.stop()
-
-
 def median(values):
     return round(statistics.median(values), 1)
 
@@ -273,7 +261,7 @@ def main():
     results = {"machine": machine_facts(), "runs_per_figure": RUNS, "burst_requests": BURST}
     county = build_county()
     grid_ids = [g["id"] for t in county["towns"] for c in t["communities"] for g in c["grids"]]
-    with tempfile.TemporaryDirectory() as scratch, local_store(Path(scratch)) as mongo_uri, throwaway_vhost() as amqp_uri, ExitStack() as stack:
+    with tempfile.TemporaryDirectory() as scratch, running_store(Path(scratch)) as mongo_uri, throwaway_vhost() as amqp_uri, ExitStack() as stack:
         scratch = Path(scratch)
         run_id = uuid.uuid4().hex[:6]
         databases = {name: f"bench_{name}_{run_id}" for name in ("intake", "routing", "notify", "study")}
