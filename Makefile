@@ -4,6 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install tools run up down status test bench contracts clean
 
@@ -18,7 +19,7 @@ install: $(INSTALLED)
 ## promtool, amtool, a Prometheus server and docker-compose (to validate deploy/), from Debian's packages
 tools:
 	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v docker-compose >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      prometheus prometheus-alertmanager docker-compose >/dev/null; }
 
 ## the store, every service and demo data, in the foreground (Ctrl-C stops all)
