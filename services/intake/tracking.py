@@ -1,8 +1,5 @@
 """Tracking numbers residents can read out on the phone: ``YT-20261128-000123``."""
-import re
 from zoneinfo import ZoneInfo
-
-TRACKING_NO_PATTERN = re.compile(r"^[A-Z]{1,6}-\d{8}-\d{6,}$")
 
 
 def tracking_day(now, timezone_name):
@@ -17,6 +14,3 @@ def format_tracking_no(prefix, day, sequence):
 def counter_key(prefix, day):
     return f"tracking:{prefix}:{day}"
 
-
-def looks_like_tracking_no(value):
-    return bool(TRACKING_NO_PATTERN.match(value))

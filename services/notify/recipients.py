@@ -23,10 +23,6 @@ class Recipient:
     email: str | None = None
     group: str | None = None  # a WeChat group id, for grid_group
 
-    @property
-    def reachable(self):
-        return bool(self.phone or self.email or self.group or self.role in ("worker", "grid_head", "lead"))
-
 
 def _person(role, record):
     if not record or not record.get("id"):

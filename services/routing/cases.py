@@ -87,8 +87,6 @@ def new_case(request, classification, category_name, location, grid, assignee, p
         "five_steps": [],
         "notes": [],
         "follow_up": None,
-        "sla_breaches": 0,
-        "escalations": 0,
     }
     case["sla_next_check_at"] = sla.next_check_at(case)
     located = "进入乡镇分拨队列 · town triage: no grid found" if location.method == TRIAGE else f"定位到网格 {grid['name']} · located by {location.method}"
@@ -248,7 +246,6 @@ def plan_escalation(case, actor, note, now, policy, registry, department_id=None
         "assignee": {**person(assignee), "role": f"{level}_lead"} if assignee else None,
         "awaiting_response": True,
         "sla": sla.start_clocks(now, policy, escalated=True),
-        "escalations": case.get("escalations", 0) + 1,
     }
     if department:
         changes["department"] = department
@@ -283,7 +280,7 @@ def plan_sla_tick(case, now, policy, registry):
             breached = True
             planned.append((events.SLA_BREACHED, {"sla_clock": clock, "due_at": state["due_at"], "note": "已超时 · deadline missed"}))
         timeline.append({"kind": f"sla_{kind}", "clock": clock, "due_at": state["due_at"], "at": now, "by": SYSTEM_ACTOR})
-    plan = Plan(changes={"sla": clocks, "sla_breaches": case.get("sla_breaches", 0) + (1 if breached else 0)}, timeline=timeline, events=planned)
+    plan = Plan(changes={"sla": clocks}, timeline=timeline, events=planned)
     if breached and case["level"] != "department":
         try:
             escalation = plan_escalation(case, SYSTEM_ACTOR, "超时自动上报 · escalated on a missed deadline", now, policy, registry)

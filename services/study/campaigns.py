@@ -79,7 +79,7 @@ def round_dispatches(campaign, due_at):
     """Every dispatch of one round: the material for each grid, then its reminders."""
     policy = campaign["reminder"]
     documents = []
-    for grid_id in campaign["grid_ids"]:
+    for grid_id in sorted(campaign["grids"]):
         documents.append(_dispatch(campaign, due_at, grid_id, CAMPAIGN_DUE, 0, due_at))
         for number in range(1, policy["max"] + 1):
             remind_at = due_at + timedelta(hours=policy["after_hours"] * number)

@@ -76,7 +76,7 @@ class StudyStore:
         return self.campaigns.find_one({"_id": campaign_id})
 
     def list_campaigns(self, limit=100):
-        return list(self.campaigns.find({}, {"grid_ids": 0}).sort("created_at", DESCENDING).limit(limit))
+        return list(self.campaigns.find({}).sort("created_at", DESCENDING).limit(limit))
 
     def campaigns_with_round_due(self, now):
         return list(self.campaigns.find({"next_round_at": {"$lte": now}}))

@@ -51,7 +51,6 @@ def create_campaign(store, directory, body, now):
     first = plans.first_round_at(schedule, now)
     campaign = {
         "_id": short_id("CP"), **body, "schedule": schedule,
-        "grid_ids": [grid["grid_id"] for grid in grids],
         # the grids as they were when targeted: every dispatch names its group from here
         "grids": {grid["grid_id"]: {key: grid.get(key) for key in ("name", "town_id", "community_id", "wechat_groups")} for grid in grids},
         "next_round_at": first, "last_round_at": None, "created_at": now,
@@ -219,7 +218,7 @@ def missing(store, campaign, grid_id):
 
 
 def report(store, campaign, by):
-    members = store.members_per_grid(campaign["grid_ids"])
+    members = store.members_per_grid(campaign["grids"])
     participants = store.participants_per_grid(campaign["_id"])
     rows = [
         {"grid_id": grid_id, "grid_name": grid.get("name"), "community_id": grid.get("community_id"), "town_id": grid.get("town_id"),

@@ -3,7 +3,6 @@ panel's query and every alert expression parses and returns data."""
 import json
 import re
 import shutil
-import subprocess
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path

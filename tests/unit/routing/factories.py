@@ -42,7 +42,7 @@ def case(status="assigned", level="grid", **overrides):
         "department": None, "assignee": {"id": "G-1-w1", "name": "李梅", "role": "worker"},
         "grid_head": {"id": "G-1-head", "name": "张水如"}, "wechat_group_ids": ["wx-g-1"],
         "opened_at": NOW, "first_response_at": None, "awaiting_response": True, "sla": sla.start_clocks(NOW, policy),
-        "five_steps": [], "escalations": 0, "sla_breaches": 0,
+        "five_steps": [],
     }
     record.update(overrides)
     return record

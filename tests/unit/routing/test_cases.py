@@ -48,10 +48,9 @@ def test_escalation_to_department_picks_the_one_handling_the_category():
     assert plan.changes["assignee"]["id"] == "d-power"
 
 
-def test_merge_is_guarded_against_linking_the_same_request_twice():
+def test_merged_request_is_told_it_is_already_being_handled():
     request = {"request_id": "r-2", "tracking_no": "YT-20261128-000002", "reporter": {"phone": "13800000007"}}
     plan = cases.plan_merge(case(), request, NOW)
-    assert plan.guard == {"request_ids": {"$ne": "r-2"}}
     assert plan.changes["reporter_count"] == 2
     status_event = plan.events[0][1]
     assert (status_event["tracking_no"], status_event["status"]) == ("YT-20261128-000002", "merged")

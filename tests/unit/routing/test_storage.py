@@ -4,6 +4,7 @@ import uuid
 import eventlet
 import pytest
 
+from services.routing import cases
 from services.routing.registry import flatten, validate_registry
 from services.routing.storage import RoutingStore, StaleRegistry
 from tests.unit.routing.factories import NOW, case, square
@@ -90,3 +91,16 @@ def test_an_outbox_is_emptied_only_of_the_events_published(store):
     store.insert_case({**case(version=0), "timeline": [], "outbox": entries, "outbox_pending_since": NOW})
     store.clear_outbox("C-YT-20261128-000001", ["e0", "e9"])  # same size, not the same events
     assert [e["event_id"] for e in store.get_case("C-YT-20261128-000001")["outbox"]] == ["e1"]
+
+
+def test_a_request_is_merged_into_a_case_once_even_from_a_stale_read(store):
+    record = {**case(version=0), "timeline": [], "outbox": []}
+    store.insert_case(record)
+    request = {"request_id": "r-2", "tracking_no": "YT-20261128-000002", "reporter": None}
+    plan = cases.plan_merge(record, request, NOW)
+    assert store.apply_change(record["_id"], 0, plan.changes, plan.timeline, (), plan.pushes, plan.guard) is True
+    # the same merge planned again from a read that already shows version 1: refused by the guard
+    replanned = cases.plan_merge(store.get_case(record["_id"]), request, NOW)
+    assert store.apply_change(record["_id"], 1, replanned.changes, replanned.timeline, (), replanned.pushes, replanned.guard) is False
+    stored = store.get_case(record["_id"])
+    assert stored["request_ids"] == ["r-1", "r-2"] and stored["reporter_count"] == 2

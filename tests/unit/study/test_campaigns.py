@@ -61,7 +61,7 @@ def test_a_rule_that_does_not_parse_names_the_rrule():
 
 
 def test_a_round_fans_out_once_per_grid_with_its_reminders():
-    campaign = {"_id": "CP-1", "grid_ids": ["G-1", "G-2"], "reminder": {"after_hours": 24, "max": 2}}
+    campaign = {"_id": "CP-1", "grids": {"G-2": {}, "G-1": {}}, "reminder": {"after_hours": 24, "max": 2}}
     dispatches = campaigns.round_dispatches(campaign, NOW)
     assert [(d["grid_id"], d["kind"], d["number"], d["due_at"] - NOW) for d in dispatches] == [
         ("G-1", "campaign_due", 0, timedelta(0)), ("G-1", "reminder", 1, timedelta(hours=24)), ("G-1", "reminder", 2, timedelta(hours=48)),
