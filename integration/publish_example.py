@@ -24,7 +24,9 @@ INBOUND_EXCHANGE = Exchange("wangge.inbound", type="topic", durable=True)
 def publish_request(connection, body, *, message_id, source):
     """Publish one request and wait for the broker's confirmation."""
     # auto_declare off: the exchange exists, and an integrator's account may only publish to it
-    producer = Producer(connection.channel(), exchange=INBOUND_EXCHANGE, auto_declare=False)
+    # one channel for every publish on this connection (a channel per message would
+    # soon reach the broker's channel limit)
+    producer = Producer(connection.default_channel, exchange=INBOUND_EXCHANGE, auto_declare=False)
     producer.publish(
         json.dumps(body, ensure_ascii=False).encode("utf-8"),
         routing_key=f"request.{source}",

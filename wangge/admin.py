@@ -24,7 +24,7 @@ from wangge.config import load_config
 from wangge.logs import redact_phones
 from wangge.reliable import (
     ATTEMPTS_HEADER, DEAD_LETTER_ID_HEADER, FAILED_AT_HEADER, QUEUE_HEADER, REASON_HEADER, SERVICE_HEADER,
-    WANGGE_HEADERS, republish_properties,
+    WANGGE_HEADERS, raw_body, republish_properties,
 )
 
 CONFIG_PATH = Path(__file__).with_name("admin.yml")
@@ -52,52 +52,54 @@ def describe_dead_letter(message):
     }
 
 
-def fetch_all(channel, queue_name, limit):
-    """Take up to ``limit`` messages without acknowledging them: whatever is
-    not acked returns to the queue when the channel closes."""
+def browse(channel, queue_name, limit=None):
+    """Yield up to ``limit`` messages without acknowledging them: whatever is not
+    acked returns to the queue, in its order, when the channel closes. One message
+    at a time is held here, so a queue of any length can be read."""
     queue = topology.dead_letter_queue(queue_name)(channel)
     queue.declare()
-    taken = []
-    while limit is None or len(taken) < limit:
+    taken = 0
+    while limit is None or taken < limit:
         message = queue.get(no_ack=False)
         if message is None:
-            break
-        taken.append(message)
-    return taken
+            return
+        taken += 1
+        yield message
 
 
-def list_dead_letters(amqp_uri, queue_name, limit=None):
+def iter_dead_letters(amqp_uri, queue_name, limit=None):
+    """Each dead letter described, as it is read; the queue is left as it was."""
     with Connection(amqp_uri) as connection:
         channel = connection.channel()
         try:
-            return [describe_dead_letter(m) for m in fetch_all(channel, queue_name, limit)]
+            for message in browse(channel, queue_name, limit):
+                yield describe_dead_letter(message)
         finally:
             channel.close()
 
 
 def replay_dead_letters(amqp_uri, queue_name, ids=None):
     """Send dead letters back to the queue they failed in, with a fresh attempt
-    count; returns what was replayed. Only that one consumer sees them again."""
-    replayed = []
+    count, acknowledging each once the broker has its copy; yields what was
+    replayed. Only that one consumer sees them again."""
     publisher = Publisher(amqp_uri)
     with Connection(amqp_uri) as connection:
         channel = connection.channel()
         try:
-            for message in fetch_all(channel, queue_name, None):
+            for message in browse(channel, queue_name):
                 entry = describe_dead_letter(message)
                 wanted = ids is None or entry["id"] in ids
                 if not wanted or not entry["queue"]:
                     continue
                 headers = {k: v for k, v in (message.headers or {}).items() if k not in WANGGE_HEADERS}
                 publisher.publish(
-                    message.body, exchange="", routing_key=entry["queue"], headers=headers,
+                    raw_body(message), exchange="", routing_key=entry["queue"], headers=headers,
                     mandatory=True, **republish_properties(message),
                 )
                 message.ack()
-                replayed.append(entry)
+                yield entry
         finally:
             channel.close()
-    return replayed
 
 
 def load_grids(routing_url, path):
@@ -178,17 +180,17 @@ def main(argv=None):
         return code
 
     if args.command == "dead-letters" and args.action == "list":
-        entries = list_dead_letters(amqp_uri, args.queue, args.limit)
-        for entry in entries:
+        count = 0
+        for count, entry in enumerate(iter_dead_letters(amqp_uri, args.queue, args.limit), start=1):
             if args.json:
-                print(json.dumps(entry, ensure_ascii=False))
+                print(json.dumps(entry, ensure_ascii=False), flush=True)
             else:
-                print(f"{entry['id']}  message_id={entry['message_id']}  attempts={entry['attempts']}  failed_at={entry['failed_at']}  queue={entry['queue']}\n    reason: {entry['reason']}\n    body: {entry['body']}")
+                print(f"{entry['id']}  message_id={entry['message_id']}  attempts={entry['attempts']}  failed_at={entry['failed_at']}  queue={entry['queue']}\n    reason: {entry['reason']}\n    body: {entry['body']}", flush=True)
         if not args.json:
-            print(f"{len(entries)} dead letter(s) in {args.queue}")
+            print(f"{count} dead letter(s) in {args.queue}")
     elif args.command == "dead-letters" and args.action == "replay":
-        replayed = replay_dead_letters(amqp_uri, args.queue, None if args.all else set(args.ids))
-        print(f"replayed {len(replayed)} message(s) from {args.queue}")
+        count = sum(1 for _ in replay_dead_letters(amqp_uri, args.queue, None if args.all else set(args.ids)))
+        print(f"replayed {count} message(s) from {args.queue}")
     elif args.action == "declare":
         with Connection(amqp_uri) as connection:
             topology.declare_topology(connection)

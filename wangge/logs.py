@@ -71,3 +71,13 @@ def logging_config(level="INFO"):
         "loggers": {"nameko.containers": {"level": "ERROR"}},
     }
 
+
+
+def short_error(exc, limit=500):
+    """``Type: message`` for a log line or a dead letter's reason: one line, bounded,
+    without the topology description pymongo appends to connection errors."""
+    text = " ".join(str(exc).split())
+    text = text.split(", Timeout: ")[0].split(", Topology Description: ")[0]
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    return f"{type(exc).__name__}: {text}"

@@ -22,13 +22,18 @@ import uuid
 from datetime import datetime, timezone
 from functools import partial
 
+import amqp.exceptions
+import eventlet
+import kombu.exceptions
+import pymongo.errors
 from kombu import Connection
 from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
 from nameko.messaging import Consumer, QueueConsumer
 
-from wangge import metrics, topology
+from wangge import amqp_decoding, metrics, topology
+from wangge.logs import short_error
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +44,30 @@ SERVICE_HEADER = "x-wangge-service"
 FAILED_AT_HEADER = "x-wangge-failed-at"
 # Operators address a dead letter by this id (not every message has a message_id).
 DEAD_LETTER_ID_HEADER = "x-wangge-dead-letter-id"
-WANGGE_HEADERS = (ATTEMPTS_HEADER, REASON_HEADER, QUEUE_HEADER, SERVICE_HEADER, FAILED_AT_HEADER, DEAD_LETTER_ID_HEADER)
+# Retries forced by an outage of the store or broker: they do not use up attempts.
+OUTAGE_RETRIES_HEADER = "x-wangge-outage-retries"
+# Set when a message's own properties could not be sent again and were dropped.
+DROPPED_HEADER = "x-wangge-dropped"
+WANGGE_HEADERS = (
+    ATTEMPTS_HEADER, REASON_HEADER, QUEUE_HEADER, SERVICE_HEADER, FAILED_AT_HEADER, DEAD_LETTER_ID_HEADER,
+    OUTAGE_RETRIES_HEADER, DROPPED_HEADER,
+)
 
 DEFAULT_RETRY = {"MAX_ATTEMPTS": 5, "DELAY_SECONDS": 2.0, "MAX_DELAY_SECONDS": 300.0}
+
+
+# A failure of these is the infrastructure's, not the message's.
+OUTAGE_ERRORS = (
+    pymongo.errors.ConnectionFailure,
+    kombu.exceptions.OperationalError,
+    amqp.exceptions.ConnectionError,
+    ConnectionError,
+    TimeoutError,
+)
+
+# Pause before handing back a message that could not be moved, doubling while
+# moving keeps failing, so a broker in trouble is not hammered in a tight loop.
+SETTLE_BACKOFF_SECONDS = (0.5, 30.0)
 
 
 class PoisonMessage(Exception):
@@ -53,7 +79,7 @@ def describe_failure(exc):
         return "invalid message: " + json.dumps(exc.messages, ensure_ascii=False, sort_keys=True)
     if isinstance(exc, PoisonMessage):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    return short_error(exc)
 
 
 def retry_delay(attempt, policy):
@@ -63,30 +89,49 @@ def retry_delay(attempt, policy):
 
 
 def is_retriable(exc):
-    return not isinstance(exc, (ValidationError, PoisonMessage))
+    # RecursionError: a payload nested too deeply fails the same way every time.
+    return not isinstance(exc, (ValidationError, PoisonMessage, RecursionError))
 
 
-def previous_attempts(message):
-    """Attempts so far, as counted by our retry queue. Only a message coming back
-    from a retry queue (the default exchange) carries a count we wrote; a header
-    a sender set on a new message is not trusted."""
+def is_outage(exc):
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
+def _counted_header(message, header):
+    """A count we wrote on a message coming back from a retry queue (the default
+    exchange); the same header set by a sender on a new message is not trusted."""
     if (message.delivery_info or {}).get("exchange"):
         return 0
     try:
-        return max(int((message.headers or {}).get(ATTEMPTS_HEADER, 0)), 0)
-    except (TypeError, ValueError):
+        return max(int((message.headers or {}).get(header, 0)), 0)
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
+def previous_attempts(message):
+    """Attempts so far, as counted by our retry queue."""
+    return _counted_header(message, ATTEMPTS_HEADER)
+
+
+def raw_body(message):
+    # py-amqp gives a message without a body the str '' rather than bytes.
+    body = message.body
+    return body if isinstance(body, bytes) else str(body or "").encode("utf-8", "surrogateescape")
+
+
 def republish_properties(message):
-    """The properties of ``message`` worth keeping when it is moved to another queue."""
+    """The properties of ``message`` worth keeping when it is moved to another
+    queue; text that is not UTF-8 is left behind (the reason names it)."""
+    def sendable(value):
+        return value is not None and (not isinstance(value, str) or amqp_decoding.is_utf8_text(value))
+
     properties = {
-        "content_type": message.content_type or "application/octet-stream",
-        "content_encoding": message.content_encoding or "binary",
+        "content_type": message.content_type if sendable(message.content_type) and message.content_type else "application/octet-stream",
+        "content_encoding": message.content_encoding if sendable(message.content_encoding) and message.content_encoding else "binary",
     }
     for key in ("message_id", "correlation_id", "timestamp", "type", "app_id"):
         value = message.properties.get(key)
-        if value is not None:
+        if sendable(value):
             properties[key] = value
     return properties
 
@@ -117,6 +162,12 @@ class RetryOrDeadLetter:
     queue_consumer = RawMessageQueueConsumer()
     dead_letter_queue_name = None  # default: wangge.<service>.dead
 
+    def __init__(self, *args, expected_exceptions=Exception, **kwargs):
+        # Every failure is handled (retried or dead-lettered, with one log line of
+        # ours): nameko's own traceback per failure would only repeat it.
+        super().__init__(*args, expected_exceptions=expected_exceptions, **kwargs)
+        self._failed_moves = 0
+
     @property
     def retry_policy(self):
         return {**DEFAULT_RETRY, **(self.container.config.get("RETRY") or {})}
@@ -134,15 +185,19 @@ class RetryOrDeadLetter:
 
     def decode(self, message):
         """The body as the handler receives it; raise ``PoisonMessage`` if it cannot be."""
-        try:
-            return message.decode()
-        except Exception as exc:
-            raise PoisonMessage(f"undecodable body ({message.content_type}): {exc}") from exc
+        return message.decode()
 
     def handle_raw_message(self, message):
         try:
+            unreadable = amqp_decoding.unreadable_parts(message)
+            if unreadable:
+                raise PoisonMessage("unreadable message: " + "; ".join(unreadable))
             body = self.decode(message)
-        except PoisonMessage as exc:
+        except Exception as exc:
+            # Whatever fails before the handler is the message's own fault: any
+            # exception escaping this thread would stop the whole service.
+            if not isinstance(exc, PoisonMessage):
+                exc = PoisonMessage(f"undecodable body ({message.content_type}): {short_error(exc)}")
             self.settle(message, exc)
             return
         self.handle_message(body, message)
@@ -158,40 +213,55 @@ class RetryOrDeadLetter:
         Never raises: it runs inside nameko's result handling, where an exception
         would kill the container and leave the message to kill the next one."""
         try:
-            attempts = previous_attempts(message) + 1
             reason = describe_failure(exc)
             policy = self.retry_policy
-            if is_retriable(exc) and attempts < int(policy["MAX_ATTEMPTS"]):
+            if is_outage(exc):
+                outages = _counted_header(message, OUTAGE_RETRIES_HEADER) + 1
+                self.publish_retry(message, previous_attempts(message), reason, retry_delay(outages, policy),
+                                   {OUTAGE_RETRIES_HEADER: outages})
+            elif is_retriable(exc) and previous_attempts(message) + 1 < int(policy["MAX_ATTEMPTS"]):
+                attempts = previous_attempts(message) + 1
                 self.publish_retry(message, attempts, reason, retry_delay(attempts, policy))
             else:
-                self.publish_dead_letter(message, attempts, reason)
-        except Exception:
-            # Broker trouble: leave the message to be redelivered rather than lose it.
-            log.exception("could not move failed message", extra={"queue": self.queue.name})
+                self.publish_dead_letter(message, previous_attempts(message) + 1, reason)
+        except Exception as move_error:
+            # Broker trouble: hand the message back to be redelivered rather than
+            # lose it, after a pause that grows while moving keeps failing.
+            self._failed_moves += 1
+            first, longest = SETTLE_BACKOFF_SECONDS
+            pause = min(first * 2 ** (self._failed_moves - 1), longest)
+            log.warning(
+                "could not move failed message, handing it back",
+                extra={"queue": self.queue.name, "reason": short_error(move_error), "retry_in_seconds": pause},
+            )
+            eventlet.sleep(pause)
             self.queue_consumer.requeue_message(message)
             return
+        self._failed_moves = 0
         self.queue_consumer.ack_message(message)
 
-    def _publish(self, message, routing_key, headers, **options):
-        Publisher(self.container.config["AMQP_URI"]).publish(
-            message.body,
-            exchange="",
-            routing_key=routing_key,
-            headers={**(message.headers or {}), **headers},
-            mandatory=True,
-            **republish_properties(message),
-            **options,
-        )
+    def _move(self, message, routing_key, headers, **options):
+        publish = partial(Publisher(self.container.config["AMQP_URI"]).publish, raw_body(message),
+                          exchange="", routing_key=routing_key, mandatory=True, **options)
+        try:
+            publish(headers={**(message.headers or {}), **headers}, **republish_properties(message))
+        except OUTAGE_ERRORS:
+            raise
+        except Exception as exc:
+            # Some property or header of the original cannot be sent again: keep
+            # the body, drop the rest, and say so.
+            publish(headers={**headers, DROPPED_HEADER: f"original properties and headers: {short_error(exc)}"},
+                    content_type="application/octet-stream", content_encoding="binary")
 
-    def publish_retry(self, message, attempts, reason, delay):
+    def publish_retry(self, message, attempts, reason, delay, extra_headers=None):
         log.warning(
             "handler failed, will retry",
             extra={"queue": self.queue.name, "attempt": attempts, "retry_in_seconds": delay, "reason": reason},
         )
-        self._publish(
+        self._move(
             message,
             topology.retry_queue_name(self.queue.name),
-            {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason},
+            {ATTEMPTS_HEADER: attempts, REASON_HEADER: reason, **(extra_headers or {})},
             expiration=delay,
         )
         metrics.HANDLER_RETRIES.labels(self.container.service_name, self.queue.name).inc()
@@ -201,7 +271,7 @@ class RetryOrDeadLetter:
             "message dead-lettered",
             extra={"queue": self.queue.name, "dead_letter_queue": self.dead_letters, "attempts": attempts, "reason": reason},
         )
-        self._publish(
+        self._move(
             message,
             self.dead_letters,
             {
@@ -223,6 +293,8 @@ class ReliableEventHandler(RetryOrDeadLetter, EventHandler):
 class ReliableConsumer(RetryOrDeadLetter, Consumer):
     """``@consume`` with the same failure policy."""
 
+
+amqp_decoding.install()
 
 event_handler = ReliableEventHandler.decorator
 consume = ReliableConsumer.decorator

@@ -4,8 +4,10 @@ from types import SimpleNamespace
 import pytest
 from kombu import Queue
 from marshmallow import ValidationError
+from pymongo.errors import ServerSelectionTimeoutError
 
-from wangge.reliable import ATTEMPTS_HEADER, QUEUE_HEADER, REASON_HEADER, RetryOrDeadLetter
+from wangge import reliable
+from wangge.reliable import ATTEMPTS_HEADER, OUTAGE_RETRIES_HEADER, QUEUE_HEADER, REASON_HEADER, RetryOrDeadLetter
 
 
 class FakeQueueConsumer:
@@ -26,8 +28,9 @@ class Entrypoint(RetryOrDeadLetter):
         self.container = SimpleNamespace(service_name="intake", config={"RETRY": {"MAX_ATTEMPTS": 3, "DELAY_SECONDS": 2, "MAX_DELAY_SECONDS": 60}})
         self.broken_broker = broken_broker
         self.published = []
+        self._failed_moves = 0
 
-    def _publish(self, message, routing_key, headers, **options):
+    def _move(self, message, routing_key, headers, **options):
         if self.broken_broker:
             raise ConnectionError("broker gone")
         self.published.append({"routing_key": routing_key, "headers": headers, **options})
@@ -39,7 +42,7 @@ def message(headers=None, exchange="routing.events"):
 
 def test_first_failure_goes_to_the_retry_queue_then_is_acked():
     entrypoint, failed = Entrypoint(), message()
-    entrypoint.settle(failed, TimeoutError("store slow"))
+    entrypoint.settle(failed, KeyError("handler bug"))
     [published] = entrypoint.published
     assert published["routing_key"].endswith(".retry")
     assert published["headers"][ATTEMPTS_HEADER] == 1 and published["expiration"] == 2
@@ -48,7 +51,7 @@ def test_first_failure_goes_to_the_retry_queue_then_is_acked():
 
 def test_attempts_counted_by_the_retry_queue_lead_to_the_dead_letter_queue():
     entrypoint = Entrypoint()
-    entrypoint.settle(message({ATTEMPTS_HEADER: 2}, exchange=""), TimeoutError("store slow"))
+    entrypoint.settle(message({ATTEMPTS_HEADER: 2}, exchange=""), KeyError("handler bug"))
     [published] = entrypoint.published
     assert published["routing_key"] == "wangge.intake.dead"
     assert published["headers"][ATTEMPTS_HEADER] == 3
@@ -58,7 +61,7 @@ def test_attempts_counted_by_the_retry_queue_lead_to_the_dead_letter_queue():
 @pytest.mark.parametrize("forged", [99, "abc", None, -5])
 def test_an_attempt_count_set_by_a_sender_is_not_trusted(forged):
     entrypoint = Entrypoint()
-    entrypoint.settle(message({ATTEMPTS_HEADER: forged}), TimeoutError("store slow"))
+    entrypoint.settle(message({ATTEMPTS_HEADER: forged}), KeyError("handler bug"))
     assert entrypoint.published[0]["headers"][ATTEMPTS_HEADER] == 1
 
 
@@ -72,6 +75,37 @@ def test_invalid_message_is_dead_lettered_at_once_with_the_field_named():
 
 def test_when_the_broker_cannot_take_the_move_the_message_is_requeued_not_lost():
     entrypoint, failed = Entrypoint(broken_broker=True), message()
-    entrypoint.settle(failed, TimeoutError("store slow"))  # must not raise
+    entrypoint.settle(failed, KeyError("handler bug"))  # must not raise
     assert entrypoint.queue_consumer.acked == []
     assert entrypoint.queue_consumer.requeued == [failed]
+
+
+def test_a_store_outage_retries_without_using_up_attempts():
+    entrypoint = Entrypoint()
+    outage = ServerSelectionTimeoutError("127.0.0.1:27017: [Errno 111] Connection refused, Timeout: 30s, Topology Description: <…>")
+    entrypoint.settle(message({ATTEMPTS_HEADER: 2, OUTAGE_RETRIES_HEADER: 6}, exchange=""), outage)
+    [published] = entrypoint.published
+    assert published["routing_key"].endswith(".retry")  # not dead, though 2 + 1 attempts is the limit
+    assert published["headers"][ATTEMPTS_HEADER] == 2
+    assert published["headers"][OUTAGE_RETRIES_HEADER] == 7
+    assert published["expiration"] == 60  # doubling with each outage retry, capped
+    assert "Topology Description" not in published["headers"][REASON_HEADER]
+
+
+def test_a_payload_nested_too_deeply_is_dead_lettered_at_once():
+    entrypoint = Entrypoint()
+    entrypoint.settle(message(), RecursionError("maximum recursion depth exceeded"))
+    assert entrypoint.published[0]["routing_key"] == "wangge.intake.dead"
+
+
+def test_moves_that_keep_failing_hand_messages_back_after_growing_pauses(monkeypatch):
+    pauses = []
+    monkeypatch.setattr(reliable.eventlet, "sleep", pauses.append)
+    entrypoint = Entrypoint(broken_broker=True)
+    for _ in range(10):
+        entrypoint.settle(message(), KeyError("handler bug"))
+    assert pauses == sorted(pauses) and pauses[0] > 0 and pauses[-1] == reliable.SETTLE_BACKOFF_SECONDS[1]
+    assert len(entrypoint.queue_consumer.requeued) == 10
+    entrypoint.broken_broker = False
+    entrypoint.settle(message(), KeyError("handler bug"))
+    assert entrypoint._failed_moves == 0
