@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_IDEMPOTENCY_KEY_CHARS = 128
 
 
 class ApiError(Exception):
@@ -66,6 +67,16 @@ def read_body(request, max_bytes=MAX_BODY_BYTES):
     if len(raw) > max_bytes:
         raise ApiError("Request body too large.", {"body": [f"Must be at most {max_bytes} bytes."]})
     return raw
+
+
+def idempotency_key(request):
+    """The request's ``Idempotency-Key`` header, ``None`` without one, or
+    ``ApiError`` naming it: a client retrying a POST after a time-out sends the
+    same key and gets the first result instead of a second resource."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        raise ApiError("Bad Idempotency-Key header.", {"Idempotency-Key": [f"Must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters."]})
+    return key
 
 
 def read_json_body(request, max_bytes=MAX_BODY_BYTES):

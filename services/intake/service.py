@@ -6,7 +6,7 @@ from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 
 from wangge import events
-from wangge.http import ApiError, NotFound, http, read_json_body
+from wangge.http import ApiError, NotFound, http, idempotency_key, read_json_body
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
@@ -21,8 +21,6 @@ from services.intake.schemas import (
 from services.intake.storage import RequestStore
 
 log = logging.getLogger(__name__)
-
-MAX_IDEMPOTENCY_KEY_CHARS = 128
 
 
 class UnknownRequest(Exception):
@@ -54,9 +52,7 @@ class IntakeService(HealthAndMetrics):
         except ApiError as error:
             self._count_invalid(channel, error.fields or {}, HttpRequestSchema)
             raise
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
-            raise ApiError("Bad Idempotency-Key header.", {"Idempotency-Key": [f"Must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters."]})
+        key = idempotency_key(request)
         filing = self._file(fields, fields["channel"], fields.get("source") or fields["channel"], key and f"http:{key}")
         request_doc = filing.request
         body = {
