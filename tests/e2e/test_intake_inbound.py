@@ -185,6 +185,10 @@ def test_failing_case_event_is_retried_then_dead_lettered_and_can_be_replayed(in
     dead = eventually(lambda: dead_case_event(amqp_uri, event["event_id"]), timeout=40)
     assert dead["attempts"] == 3  # RETRY_MAX_ATTEMPTS in the test tuning
     assert "UnknownRequest" in dead["reason"]
+    # one log line per failure, with its reason; no second traceback from nameko
+    about_it = [line for line in intake.process.log_path.read_text().splitlines() if future["tracking_no"] in line]
+    assert [json.loads(line)["message"] for line in about_it] == ["handler failed, will retry"] * 2 + ["message dead-lettered"]
+    assert "error handling worker" not in intake.process.log_path.read_text()
 
     filed = requests.post(intake.url("/api/v1/requests"), json={"channel": "web", "text": "现在有了"}, timeout=10).json()
     assert filed["tracking_no"] == future["tracking_no"]
