@@ -7,6 +7,7 @@ from nameko.events import EventDispatcher
 
 from wangge import events
 from wangge.http import ApiError, NotFound, http, idempotency_key, read_json_body
+from wangge.logs import short_error
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
@@ -127,7 +128,7 @@ class IntakeService(HealthAndMetrics):
         except Exception as exc:
             # Stored and pending: the timer announces it once the broker takes it.
             metrics.ANNOUNCE_FAILURES.inc()
-            log.warning("request_received not published yet", extra={"tracking_no": request["tracking_no"], "reason": f"{type(exc).__name__}: {exc}"})
+            log.warning("request_received not published yet", extra={"tracking_no": request["tracking_no"], "reason": short_error(exc)})
 
     def _count_invalid(self, channel, messages, schema_cls):
         metrics.REQUESTS.labels(channel, "invalid").inc()

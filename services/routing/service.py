@@ -7,6 +7,7 @@ from nameko.events import EventDispatcher
 
 from wangge import events
 from wangge.http import NotFound, http, read_json_body
+from wangge.logs import short_error
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
@@ -203,7 +204,7 @@ class RoutingService(HealthAndMetrics):
             try:
                 self.dispatch(entry["event_type"], entry["event"])
             except Exception as exc:
-                log.warning("event not published yet", extra={"case_id": case_id, "event_type": entry["event_type"], "reason": f"{type(exc).__name__}: {exc}"})
+                log.warning("event not published yet", extra={"case_id": case_id, "event_type": entry["event_type"], "reason": short_error(exc)})
                 break  # keep the order: later events wait for this one
             published.append(entry["event_id"])
         if published:

@@ -37,3 +37,19 @@ def test_filter_masks_message_and_arguments():
 
 def test_numbers_that_are_not_phones_are_left_alone():
     assert redact_phones("YT-20261128-000123 and 112 items") == "YT-20261128-000123 and 112 items"
+
+
+def test_short_error_keeps_one_bounded_line_without_the_store_topology():
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    from wangge.logs import short_error
+
+    exc = ServerSelectionTimeoutError(
+        "127.0.0.1:27017: [Errno 111] Connection refused (configured timeouts: socketTimeoutMS: 20000.0ms),\n"
+        " Timeout: 5.0s, Topology Description: <TopologyDescription id: 1, topology_type: Unknown, servers: [...]>"
+    )
+    assert short_error(exc) == (
+        "ServerSelectionTimeoutError: 127.0.0.1:27017: [Errno 111] Connection refused "
+        "(configured timeouts: socketTimeoutMS: 20000.0ms)"
+    )
+    assert len(short_error(ValueError("x" * 10_000))) < 600
