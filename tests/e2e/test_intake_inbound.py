@@ -6,6 +6,7 @@ from datetime import timedelta
 import requests
 from kombu import Connection
 
+from integration.publish_example import publish_request
 from tests.e2e.conftest import inbound_body
 from tests.support.broker import drain, watch_queue
 from tests.support.polling import eventually
@@ -209,3 +210,11 @@ def test_invalid_case_event_is_dead_lettered_at_once_naming_the_field(intake, am
     dead = eventually(lambda: dead_case_event(amqp_uri, envelope["event_id"]), timeout=40)
     assert dead["attempts"] == 1  # validation failures are not retried
     assert json.loads(dead["reason"].split(": ", 1)[1]) == {"data": {"status": ["Must be one of: " + ", ".join(events.CASE_STATUSES) + "."]}}
+
+
+def test_the_example_publisher_reuses_one_channel_for_many_requests(intake, amqp_uri):
+    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
+        for _ in range(50):
+            publish_request(connection, inbound_body(), message_id=uuid.uuid4().hex, source="hotline12345")
+        open_channels = [number for number in connection.connection.channels if number != 0]  # 0: the connection's own
+        assert len(open_channels) == 1
