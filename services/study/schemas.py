@@ -54,8 +54,8 @@ class TargetSchema(StrictSchema):
 
 class ScheduleSchema(StrictSchema):
     at = fields.AwareDateTime(metadata={"description": "When to send, once (ISO 8601 with zone)."})
-    rrule = fields.String(validate=validate.Length(min=5, max=300), metadata={"description": "RFC 5545 rule, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0"})
-    start = fields.AwareDateTime(metadata={"description": "The first moment the rule may fire (default: now)."})
+    rrule = fields.String(validate=validate.Length(min=5, max=300), metadata={"description": "RFC 5545 rule on the county's clock, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0; FREQ at least HOURLY, no UNTIL (use until)."})
+    start = fields.AwareDateTime(metadata={"description": "The first moment the rule may fire (default: now; within a year of now)."})
     until = fields.AwareDateTime()
 
     @validates_schema
@@ -65,7 +65,8 @@ class ScheduleSchema(StrictSchema):
 
 
 class ReminderPolicySchema(StrictSchema):
-    after_hours = fields.Float(load_default=24, validate=validate.Range(min=0.0001, max=24 * 30))
+    # the lower bound is CAMPAIGNS.MIN_REMINDER_HOURS, checked with the campaign
+    after_hours = fields.Float(load_default=24, validate=validate.Range(min=0, min_inclusive=False, max=24 * 30))
     max = fields.Integer(load_default=2, validate=validate.Range(min=0, max=10))
 
 

@@ -7,13 +7,14 @@ from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from wangge import events
-from wangge.http import http, read_body, read_json_body
+from wangge.http import http, idempotency_key, read_body, read_json_body
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.timers import configured_timer
 
 from services.study import metrics, schemas, workflow
+from services.study.campaigns import CampaignPolicy
 from services.study.directory import GridDirectory
 from services.study.storage import StudyStore
 
@@ -29,11 +30,22 @@ class Grids(DependencyProvider):
         return self.directory
 
 
+class Policy(DependencyProvider):
+    """The county's clock and the campaign minimums, resolved once from ``CAMPAIGNS``."""
+
+    def setup(self):
+        self.policy = CampaignPolicy.from_config(self.container.config["CAMPAIGNS"])
+
+    def get_dependency(self, worker_ctx):
+        return self.policy
+
+
 class StudyService(HealthAndMetrics):
     name = "study"
 
     store = Storage(StudyStore)
     grids = Grids()
+    policy = Policy()
     # mandatory: a dispatch nobody is bound to receive raises and is published again later
     dispatch = EventDispatcher(mandatory=True)
     config = Config()
@@ -53,7 +65,7 @@ class StudyService(HealthAndMetrics):
 
     @http("GET", "/api/v1/contents/<string:content_id>")
     def get_content(self, request, content_id):
-        return view(workflow.existing(self.store.get_content(content_id), f"No content {content_id}."))
+        return view(workflow.content_with_history(self.store, content_id))
 
     @http("GET", "/api/v1/contents")
     def list_contents(self, request):
@@ -66,8 +78,8 @@ class StudyService(HealthAndMetrics):
     @http("POST", "/api/v1/campaigns")
     def create_campaign(self, request):
         body = schemas.CampaignSchema().load(read_json_body(request))
-        campaign = workflow.create_campaign(self.store, self.grids, body, events.utcnow())
-        return 201, campaign_view(campaign)
+        campaign, created = workflow.create_campaign(self.store, self.grids, self.policy, body, events.utcnow(), idempotency_key(request))
+        return (201 if created else 200), campaign_view(campaign)
 
     @http("GET", "/api/v1/campaigns")
     def list_campaigns(self, request):
@@ -118,7 +130,8 @@ class StudyService(HealthAndMetrics):
     @http("POST", "/api/v1/sessions")
     def record_session(self, request):
         body = schemas.SessionSchema().load(read_json_body(request))
-        return 201, workflow.record_session(self.store, self.grids, body, events.utcnow())
+        session, created = workflow.record_session(self.store, self.grids, body, events.utcnow(), idempotency_key(request))
+        return (201 if created else 200), session_view(session)
 
     @http("POST", "/api/v1/sessions/<string:session_id>/attendance")
     def add_attendance(self, request, session_id):
@@ -128,7 +141,7 @@ class StudyService(HealthAndMetrics):
         else:
             document = read_json_body(request)
         body = schemas.AttendanceSchema().load(document)
-        return workflow.add_attendance(self.store, session_id, body["attendees"], events.utcnow())
+        return session_view(workflow.add_attendance(self.store, session_id, body["attendees"], events.utcnow()))
 
     @http("GET", "/api/v1/teams/report")
     def team_report(self, request):
@@ -140,7 +153,7 @@ class StudyService(HealthAndMetrics):
     def run_schedule(self):
         now = events.utcnow()
         settings = self.config["SCHEDULER"]
-        workflow.fan_out_due_rounds(self.store, now)
+        workflow.fan_out_due_rounds(self.store, self.policy, now)
         outcomes = workflow.publish_due(self.store, self.dispatch, now, now + timedelta(seconds=float(settings["CLAIM_SECONDS"])), int(settings["BATCH"]))
         for (kind, outcome), count in outcomes.items():
             metrics.DISPATCHES.labels(kind, outcome).inc(count)
@@ -156,6 +169,10 @@ class StudyService(HealthAndMetrics):
 
 def view(content):
     return {"content_id": content["_id"], **{k: v for k, v in content.items() if k != "_id"}}
+
+
+def session_view(session):
+    return {k: v for k, v in session.items() if k != "idempotency_key"}
 
 
 def campaign_view(campaign):

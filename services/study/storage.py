@@ -1,6 +1,7 @@
 """The only code that touches study's collections.
 
-``contents``       study items, with every earlier version kept
+``contents``       study items as they are now
+``content_versions`` every earlier version of each study item, one document each
 ``campaigns``      what goes to which grids when, and its reminder policy
 ``dispatches``     one document per (campaign, round, grid, kind): the material
                    and its reminders, each published exactly once
@@ -13,10 +14,16 @@ import uuid
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+# Only documents created with an Idempotency-Key carry one: sparse, so the others
+# (and those stored before keys were accepted) stay out of it.
+IDEMPOTENCY_INDEX = IndexModel([("idempotency_key", ASCENDING)], unique=True, sparse=True, name="idempotency_key")
+WITHOUT_EMBEDDED_HISTORY = {"history": 0}
+
 
 class StudyStore:
     def __init__(self, database):
         self.contents = database["contents"]
+        self.content_versions = database["content_versions"]
         self.campaigns = database["campaigns"]
         self.dispatches = database["dispatches"]
         self.members = database["members"]
@@ -25,7 +32,8 @@ class StudyStore:
 
     def ensure_indexes(self, config=None):
         self.contents.create_indexes([IndexModel([("tags", ASCENDING), ("updated_at", DESCENDING)], name="tags")])
-        self.campaigns.create_indexes([IndexModel([("next_round_at", ASCENDING)], name="next_round")])
+        self.content_versions.create_indexes([IndexModel([("content_id", ASCENDING), ("version", ASCENDING)], unique=True, name="content_version")])
+        self.campaigns.create_indexes([IndexModel([("next_round_at", ASCENDING)], name="next_round"), IDEMPOTENCY_INDEX])
         self.dispatches.create_indexes([
             IndexModel([("state", ASCENDING), ("due_at", ASCENDING)], name="due"),
             IndexModel([("state", ASCENDING), ("claimed_until", ASCENDING)], name="stale_claims"),
@@ -36,7 +44,8 @@ class StudyStore:
         self.participation.create_indexes([
             IndexModel([("campaign_id", ASCENDING), ("grid_id", ASCENDING), ("member_id", ASCENDING)], name="campaign_grid_member"),
         ])
-        self.sessions.create_indexes([IndexModel([("team", ASCENDING), ("held_at", DESCENDING)], name="team")])
+        self.sessions.create_indexes([IndexModel([("team", ASCENDING), ("held_at", DESCENDING)], name="team"), IDEMPOTENCY_INDEX])
+        self.move_embedded_history()
 
     def ping(self):
         self.contents.database.client.admin.command("ping")
@@ -48,29 +57,50 @@ class StudyStore:
         return content
 
     def get_content(self, content_id):
-        return self.contents.find_one({"_id": content_id})
+        return self.contents.find_one({"_id": content_id}, WITHOUT_EMBEDDED_HISTORY)
 
-    def contents_by_ids(self, content_ids):
-        return {doc["_id"]: doc for doc in self.contents.find({"_id": {"$in": list(content_ids)}})}
+    def known_content_ids(self, content_ids):
+        return {doc["_id"] for doc in self.contents.find({"_id": {"$in": list(content_ids)}}, {"_id": 1})}
 
-    def revise_content(self, content_id, expected_version, changes, previous):
-        """A new version, only if nobody revised it meanwhile; the old one goes to history."""
-        updated = self.contents.update_one(
-            {"_id": content_id, "version": expected_version},
-            {"$set": {**changes, "version": expected_version + 1}, "$push": {"history": previous}},
-        )
+    def contents_for_dispatch(self, content_ids, summary_chars):
+        """What a dispatch names of each content: version, title, media and the body's start."""
+        pipeline = [
+            {"$match": {"_id": {"$in": list(content_ids)}}},
+            {"$project": {"version": 1, "title": 1, "media": 1, "summary": {"$substrCP": ["$body", 0, summary_chars]}}},
+        ]
+        return {doc["_id"]: doc for doc in self.contents.aggregate(pipeline)}
+
+    def revise_content(self, content_id, expected_version, changes):
+        """A new version, only if nobody revised it meanwhile (keep the old one first)."""
+        updated = self.contents.update_one({"_id": content_id, "version": expected_version}, {"$set": {**changes, "version": expected_version + 1}})
         return updated.modified_count == 1
+
+    def keep_version(self, content_id, version):
+        insert_new(self.content_versions, [{**version, "content_id": content_id}])
+
+    def versions_before(self, content_id, version):
+        cursor = self.content_versions.find({"content_id": content_id, "version": {"$lt": version}}, {"_id": 0, "content_id": 0})
+        return list(cursor.sort("version", ASCENDING))
+
+    def move_embedded_history(self):
+        """Contents stored while earlier versions were kept inside them: move those out."""
+        for content in self.contents.find({"history": {"$exists": True}}, {"history": 1}):
+            insert_new(self.content_versions, [{**version, "content_id": content["_id"]} for version in content["history"]])
+            self.contents.update_one({"_id": content["_id"]}, {"$unset": {"history": ""}})
 
     def find_contents(self, tag=None, skip=0, limit=50):
         query = {"tags": tag} if tag else {}
-        cursor = self.contents.find(query, {"history": 0}).sort("updated_at", DESCENDING)
+        cursor = self.contents.find(query, WITHOUT_EMBEDDED_HISTORY).sort("updated_at", DESCENDING)
         return list(cursor.skip(skip).limit(limit)), self.contents.count_documents(query)
 
     # -- campaigns and dispatches --------------------------------------------
 
     def insert_campaign(self, campaign):
-        self.campaigns.insert_one(campaign)
-        return campaign
+        """Store a new campaign; ``None`` if one with its idempotency key is there already."""
+        return insert_keyed(self.campaigns, campaign)
+
+    def campaign_by_idempotency_key(self, key):
+        return self.campaigns.find_one({"idempotency_key": key})
 
     def get_campaign(self, campaign_id):
         return self.campaigns.find_one({"_id": campaign_id})
@@ -83,13 +113,7 @@ class StudyStore:
 
     def add_dispatches(self, documents):
         """Insert what is missing; dispatches another process created already stay as they are."""
-        if not documents:
-            return
-        try:
-            self.dispatches.insert_many(documents, ordered=False)
-        except BulkWriteError as error:
-            if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
-                raise
+        insert_new(self.dispatches, documents)
 
     def advance_round(self, campaign_id, round_due_at, next_round_at):
         """Move the campaign past a round it has fanned out; ``False`` if another process did."""
@@ -138,15 +162,8 @@ class StudyStore:
         return set(self.participation.distinct("member_id", {"campaign_id": campaign_id, "grid_id": grid_id}))
 
     def record_participation(self, entries):
-        """Store each (campaign, member, kind) once; returns how many were new."""
-        new = 0
-        for entry in entries:
-            try:
-                self.participation.insert_one(entry)
-                new += 1
-            except DuplicateKeyError:
-                pass
-        return new
+        """Store each (campaign, member, kind) once, all in one batch; returns how many were new."""
+        return insert_new(self.participation, entries)
 
     def members_per_grid(self, grid_ids):
         pipeline = [{"$match": {"grid_id": {"$in": list(grid_ids)}}}, {"$group": {"_id": "$grid_id", "n": {"$sum": 1}}}]
@@ -163,8 +180,11 @@ class StudyStore:
     # -- sessions ------------------------------------------------------------
 
     def insert_session(self, session):
-        self.sessions.insert_one(session)
-        return session
+        """Store a new session; ``None`` if one with its idempotency key is there already."""
+        return insert_keyed(self.sessions, session)
+
+    def session_by_idempotency_key(self, key):
+        return self.sessions.find_one({"idempotency_key": key})
 
     def get_session(self, session_id):
         return self.sessions.find_one({"_id": session_id})
@@ -180,3 +200,26 @@ class StudyStore:
         ]
         return [{"team": row["_id"], "sessions": row["sessions"], "attendance": row["attendance"], "kinds": sorted(row["kinds"])}
                 for row in self.sessions.aggregate(pipeline)]
+
+
+def insert_new(collection, documents):
+    """Insert, in one round trip, the documents whose ids are not there yet; how many were new."""
+    if not documents:
+        return 0
+    try:
+        return len(collection.insert_many(documents, ordered=False).inserted_ids)
+    except BulkWriteError as error:
+        if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+            raise
+        return error.details["nInserted"]
+
+
+def insert_keyed(collection, document):
+    """Insert a document that may carry an idempotency key; ``None`` if that key is taken."""
+    try:
+        collection.insert_one(document)
+    except DuplicateKeyError as error:
+        if "idempotency_key" in (error.details or {}).get("keyPattern", {}):
+            return None
+        raise
+    return document

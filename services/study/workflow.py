@@ -1,6 +1,7 @@
 """Study's operations over the store and the grid directory."""
 import csv
 import io
+import logging
 import uuid
 from collections import Counter
 
@@ -12,7 +13,10 @@ from wangge.http import ApiError, NotFound
 from services.study import campaigns as plans
 from services.study.schemas import MemberImportSchema
 
+log = logging.getLogger(__name__)
+
 SUMMARY_CHARS = 80
+VERSION_FIELDS = ("version", "title", "body", "media", "tags", "author", "team", "editor", "updated_at")
 
 
 class Conflict(ApiError):
@@ -27,47 +31,75 @@ def short_id(prefix):
 # -- contents ---------------------------------------------------------------------
 
 def create_content(store, body, now):
-    content = {"_id": short_id("CT"), "version": 1, **body, "created_at": now, "updated_at": now, "history": []}
-    return store.insert_content(content)
+    content = {"_id": short_id("CT"), "version": 1, **body, "created_at": now, "updated_at": now}
+    return {**store.insert_content(content), "history": []}
 
 
 def revise_content(store, content_id, body, now):
     current = existing(store.get_content(content_id), f"No content {content_id}.")
-    previous = {key: current.get(key) for key in ("version", "title", "body", "media", "tags", "author", "team", "editor", "updated_at")}
-    if not store.revise_content(content_id, current["version"], {**body, "updated_at": now}, previous):
+    # the version being replaced is kept before it is replaced: a version is never
+    # edited, so keeping it twice (a retry, a concurrent edit) stores it once
+    store.keep_version(content_id, {key: current.get(key) for key in VERSION_FIELDS})
+    if not store.revise_content(content_id, current["version"], {**body, "updated_at": now}):
         raise Conflict(f"Content {content_id} was edited meanwhile; read it again and retry.")
-    return store.get_content(content_id)
+    return content_with_history(store, content_id)
+
+
+def content_with_history(store, content_id):
+    """The content with its earlier versions, oldest first, under ``history``."""
+    content = existing(store.get_content(content_id), f"No content {content_id}.")
+    return {**content, "history": store.versions_before(content_id, content["version"])}
 
 
 # -- campaigns ----------------------------------------------------------------------
 
-def create_campaign(store, directory, body, now):
-    contents = store.contents_by_ids(body["content_ids"])
-    unknown = [content_id for content_id in body["content_ids"] if content_id not in contents]
+def create_campaign(store, directory, policy, body, now, idempotency_key=None):
+    """``(campaign, created)``: a key seen before returns the campaign it created."""
+    if idempotency_key is not None:
+        earlier = store.campaign_by_idempotency_key(idempotency_key)
+        if earlier is not None:
+            return earlier, False
+    known = store.known_content_ids(body["content_ids"])
+    unknown = [content_id for content_id in body["content_ids"] if content_id not in known]
     if unknown:
         raise NotFound(f"Unknown content: {', '.join(unknown)}.", {"content_ids": [f"Unknown: {', '.join(unknown)}."]})
     grids = plans.targeted_grids(body["target"], directory.grids())
+    plans.check_reminder(body["reminder"], policy)
     schedule = dict(body["schedule"])
-    first = plans.first_round_at(schedule, now)
+    first = plans.first_round_at(schedule, now, policy)
     campaign = {
         "_id": short_id("CP"), **body, "schedule": schedule,
         # the grids as they were when targeted: every dispatch names its group from here
         "grids": {grid["grid_id"]: {key: grid.get(key) for key in ("name", "town_id", "community_id", "wechat_groups")} for grid in grids},
         "next_round_at": first, "last_round_at": None, "created_at": now,
     }
-    return store.insert_campaign(campaign)
+    if idempotency_key is not None:
+        campaign["idempotency_key"] = idempotency_key
+    if store.insert_campaign(campaign) is None:  # a concurrent request with the same key won
+        return store.campaign_by_idempotency_key(idempotency_key), False
+    # as stored (times to the millisecond), so a retry answers exactly the same
+    return store.get_campaign(campaign["_id"]), True
 
 
-def fan_out_due_rounds(store, now):
+def fan_out_due_rounds(store, policy, now):
     """Create the dispatches of every round that has fallen due; returns how many rounds."""
     rounds = 0
     for campaign in store.campaigns_with_round_due(now):
         due_at = campaign["next_round_at"]
         # dispatches first: if this process dies here, the round is simply fanned out again
         store.add_dispatches(plans.round_dispatches(campaign, due_at))
-        if store.advance_round(campaign["_id"], due_at, plans.next_round_at(campaign["schedule"], due_at)):
+        if store.advance_round(campaign["_id"], due_at, following_round(campaign, due_at, policy)):
             rounds += 1
     return rounds
+
+
+def following_round(campaign, due_at, policy):
+    try:
+        return plans.next_round_at(campaign["schedule"], due_at, policy)
+    except plans.CampaignRejected as rejected:
+        # stored before its rule was refused (FREQ=SECONDLY, UNTIL in the rule …): no more rounds
+        log.warning("campaign rule no longer accepted; no further rounds", extra={"campaign_id": campaign["_id"], "reason": str(rejected.fields)})
+        return None
 
 
 def dispatch_event(dispatch, campaign, contents, missing_members):
@@ -77,7 +109,7 @@ def dispatch_event(dispatch, campaign, contents, missing_members):
         "grid_name": grid.get("name"), "town_id": grid.get("town_id"), "community_id": grid.get("community_id"),
         "wechat_group_ids": grid.get("wechat_groups") or [], "due_at": dispatch["round_due_at"],
         "contents": [
-            {"content_id": c["_id"], "version": c["version"], "title": c["title"], "summary": c["body"][:SUMMARY_CHARS], "media": c.get("media", [])}
+            {"content_id": c["_id"], "version": c["version"], "title": c["title"], "summary": c["summary"], "media": c.get("media", [])}
             for c in contents
         ],
     }
@@ -109,7 +141,7 @@ def publish_due(store, publish, now, claim_until, batch):
                     outcomes[(dispatch["kind"], "skipped")] += 1
                     continue
             if campaign["_id"] not in contents:
-                found = store.contents_by_ids(campaign["content_ids"])
+                found = store.contents_for_dispatch(campaign["content_ids"], SUMMARY_CHARS)
                 contents[campaign["_id"]] = [found[c] for c in campaign["content_ids"] if c in found]
             event_type, event = dispatch_event(dispatch, campaign, contents[campaign["_id"]], missing_members)
             publish(event_type, event)
@@ -170,15 +202,32 @@ def check_in(store, body, now):
     return store.record_participation([participation_entry(campaign["_id"], member, body["kind"], now, comment=body.get("comment"))]) == 1
 
 
-def record_session(store, directory, body, now):
+def record_session(store, directory, body, now, idempotency_key=None):
+    """``(session, created)``: a key seen before returns the session it recorded."""
+    if idempotency_key is not None:
+        earlier = store.session_by_idempotency_key(idempotency_key)
+        if earlier is not None:
+            return count_earlier_attendance(store, earlier, now), False
     if body["grid_id"] not in directory.grids():
         raise NotFound(f"No grid {body['grid_id']}.", {"grid_id": ["Unknown grid."]})
     campaign = None
     if body.get("campaign_id"):
         campaign = existing(store.get_campaign(body["campaign_id"]), f"No campaign {body['campaign_id']}.")
     attendees = known_members(store, body["attendees"])
-    session = store.insert_session({"_id": short_id("SS"), **body, "attendees": sorted(attendees), "created_at": now})
+    session = {"_id": short_id("SS"), **body, "attendees": sorted(attendees), "created_at": now}
+    if idempotency_key is not None:
+        session["idempotency_key"] = idempotency_key
+    if store.insert_session(session) is None:  # a concurrent request with the same key won
+        return count_earlier_attendance(store, store.session_by_idempotency_key(idempotency_key), now), False
     count_attendance(store, session, campaign, attendees, now)
+    return store.get_session(session["_id"]), True
+
+
+def count_earlier_attendance(store, session, now):
+    """Count a session's attendance again (it counts once): the first request may have
+    stopped between storing the session and counting its attendance."""
+    campaign = store.get_campaign(session["campaign_id"]) if session.get("campaign_id") else None
+    count_attendance(store, session, campaign, store.members_by_ids(session["attendees"]), now)
     return session
 
 

@@ -3,6 +3,8 @@ with a real HTTP peer standing in for the WeCom robot and the SMS gateway."""
 import csv
 import io
 import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -23,7 +25,8 @@ def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
     directory = tmp_path_factory.mktemp("study")
     with http_peer(directory) as http, smtp_peer(directory) as smtp:
         env = {**peer_env(http, smtp), **quiet_window(datetime.now(timezone.utc), timedelta(hours=2), timedelta(hours=1)),
-               "STUDY_SCHEDULER_INTERVAL_SECONDS": "0.3", "STUDY_REPORT_INTERVAL_SECONDS": "0.5"}
+               "STUDY_SCHEDULER_INTERVAL_SECONDS": "0.3", "STUDY_REPORT_INTERVAL_SECONDS": "0.5",
+               "STUDY_MIN_REMINDER_HOURS": "0.001"}  # reminders within the test: 3.6 s after their round
         with running_platform(["routing", "notify"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=directory, extra_env=env) as first:
             routing = first["routing"][0]
             assert requests.put(routing.url("/api/v1/registry"), json=COUNTY, timeout=120).status_code == 200
@@ -46,15 +49,18 @@ def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
                 yield {"study": studies, "notify": first["notify"][0], "http": http, "content_id": content.json()["content_id"]}
 
 
-def create_campaign(platform, grids, **overrides):
-    body = {
+def campaign_body(platform, grids, **overrides):
+    return {
         "title": "网格课堂：主题教育学习", "content_ids": [platform["content_id"]],
         "target": {"scope": "grids", "ids": [grid["id"] for grid in grids]},
         "schedule": {"at": (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat()},
         "reminder": {"after_hours": 0.001, "max": 1},  # 3.6 s
         **overrides,
     }
-    response = requests.post(platform["study"][0].url("/api/v1/campaigns"), json=body, timeout=30)
+
+
+def create_campaign(platform, grids, **overrides):
+    response = requests.post(platform["study"][0].url("/api/v1/campaigns"), json=campaign_body(platform, grids, **overrides), timeout=30)
     assert response.status_code == 201, response.text
     return response.json()["campaign_id"]
 
@@ -159,3 +165,62 @@ def test_content_edits_keep_earlier_versions(platform):
     assert revised["version"] == 2 and revised["history"][0]["title"] == "初稿"
     tagged = requests.get(study.url("/api/v1/contents"), params={"tag": "板凳会"}, timeout=10).json()["items"]
     assert [item["title"] for item in tagged] == ["定稿"]
+
+
+def test_a_campaign_retried_with_the_same_idempotency_key_is_created_once_and_reaches_each_group_once(platform):
+    grids = GRIDS[3:5]
+    title = f"重试的学习任务 {uuid.uuid4().hex[:6]}"
+    body = campaign_body(platform, grids, title=title, reminder={"after_hours": 1, "max": 0})
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = requests.post(platform["study"][0].url("/api/v1/campaigns"), json=body, headers=key, timeout=30)
+    again = requests.post(platform["study"][1].url("/api/v1/campaigns"), json=body, headers=key, timeout=30)
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert again.json() == first.json()
+    campaign_id = first.json()["campaign_id"]
+
+    # the same retry reaching both processes at once
+    raced_title = f"{title} 并发"
+    raced_key = {"Idempotency-Key": uuid.uuid4().hex}
+    with ThreadPoolExecutor(2) as pool:
+        raced = list(pool.map(lambda study: requests.post(study.url("/api/v1/campaigns"), json={**body, "title": raced_title}, headers=raced_key, timeout=30),
+                              platform["study"]))
+    assert sorted(r.status_code for r in raced) == [200, 201]
+    assert raced[0].json()["campaign_id"] == raced[1].json()["campaign_id"]
+
+    listed = requests.get(platform["study"][0].url("/api/v1/campaigns"), timeout=10).json()["items"]
+    assert [c["campaign_id"] for c in listed if c["title"] == title] == [campaign_id]
+    assert len([c for c in listed if c["title"] == raced_title]) == 1
+    sent = eventually(lambda: (lambda found: found if len(found) >= 2 and all(n["status"] == "sent" for n in found) else None)(
+        group_notices(platform, campaign_id)), timeout=60)
+    assert sorted(n["recipient"]["key"] for n in sent) == sorted(f"group:{grid['wechat_groups'][0]}" for grid in grids)
+
+
+def test_a_session_retried_with_the_same_idempotency_key_is_recorded_once(platform):
+    team = f"重试宣讲队 {uuid.uuid4().hex[:6]}"
+    body = {"grid_id": GRIDS[6]["id"], "team": team, "kind": "courtyard", "held_at": datetime.now(timezone.utc).isoformat(),
+            "attendees": ["m-6-a", "m-6-b"]}
+    key = {"Idempotency-Key": f"session-{uuid.uuid4().hex}"}
+    first = requests.post(platform["study"][0].url("/api/v1/sessions"), json=body, headers=key, timeout=10)
+    again = requests.post(platform["study"][1].url("/api/v1/sessions"), json=body, headers=key, timeout=10)
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert again.json()["_id"] == first.json()["_id"] and "idempotency_key" not in again.json()
+    teams = requests.get(platform["study"][0].url("/api/v1/teams/report"), timeout=10).json()["teams"]
+    assert {"team": team, "sessions": 1, "attendance": 2, "kinds": ["courtyard"]} in teams
+    bad_key = requests.post(platform["study"][0].url("/api/v1/sessions"), json=body, headers={"Idempotency-Key": "k" * 129}, timeout=10)
+    assert bad_key.status_code == 400 and "Idempotency-Key" in bad_key.json()["fields"]
+
+
+@pytest.mark.parametrize("schedule, reminder, field", [
+    ({"rrule": "FREQ=SECONDLY"}, {"after_hours": 1, "max": 1}, ("schedule", "rrule")),
+    ({"rrule": "FREQ=HOURLY;BYMINUTE=0,30"}, {"after_hours": 1, "max": 1}, ("schedule", "rrule")),
+    ({"rrule": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"}, {"after_hours": 1, "max": 1}, ("schedule", "rrule")),
+    ({"at": "2099-01-01T09:00:00+08:00"}, {"after_hours": 0.0001, "max": 2}, ("reminder", "after_hours")),
+], ids=["every second", "every half hour", "february 30th", "reminders seconds apart"])
+def test_schedules_that_would_flood_or_stall_are_refused_naming_the_field(platform, schedule, reminder, field):
+    study = platform["study"][0]
+    refused = requests.post(study.url("/api/v1/campaigns"), timeout=30, json=campaign_body(platform, GRIDS[:1], schedule=schedule, reminder=reminder))
+    assert refused.status_code == 400, refused.text
+    section, name = field
+    problems = refused.json()["fields"][section][name]
+    assert "at least" in problems[0] or "within 4 years" in problems[0]
+    assert requests.get(study.url("/health"), timeout=10).status_code == 200

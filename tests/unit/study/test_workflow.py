@@ -1,0 +1,186 @@
+"""Study's operations over a real store (no broker; the grid directory is a stand-in)."""
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pymongo import monitoring
+
+from services.study import campaigns, workflow
+from services.study.storage import StudyStore
+from wangge.config import load_service_config
+from wangge.mongo import connect
+
+NOW = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)  # a Saturday, 10:00 in the county
+COUNTY = timezone(timedelta(hours=8))
+POLICY = campaigns.CampaignPolicy.from_config(load_service_config("study")["CAMPAIGNS"])
+GRIDS = {grid_id: {"grid_id": grid_id, "name": grid_id, "town_id": "geling", "community_id": "fangguang", "wechat_groups": []}
+         for grid_id in ("G-1", "G-2")}
+
+
+class Directory:
+    def grids(self):
+        return GRIDS
+
+
+class Commands(monitoring.CommandListener):
+    """The commands the store was sent, as (name, collection)."""
+
+    def __init__(self):
+        self.sent = []
+
+    def started(self, event):
+        self.sent.append((event.command_name, event.command.get(event.command_name)))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+@pytest.fixture
+def commands():
+    return Commands()
+
+
+@pytest.fixture
+def store(mongo_uri, commands):
+    client = connect(mongo_uri, event_listeners=[commands])
+    store = StudyStore(client[f"study_unit_{uuid.uuid4().hex[:8]}"])
+    store.ensure_indexes()
+    yield store
+    client.close()
+
+
+def content(store, **fields):
+    return workflow.create_content(store, {"title": "主题教育", "body": "学习内容" * 50, "media": [], "tags": [], **fields}, NOW)
+
+
+def campaign_body(content_id, schedule, **overrides):
+    return {"title": "网格课堂", "content_ids": [content_id], "target": {"scope": "all", "ids": []}, "schedule": schedule,
+            "reminder": {"after_hours": 24, "max": 0}, **overrides}
+
+
+def create_campaign(store, schedule, key=None, **overrides):
+    return workflow.create_campaign(store, Directory(), POLICY, campaign_body(content(store)["_id"], schedule, **overrides), NOW, key)
+
+
+def members(store, count, grid_id="G-1"):
+    rows = [{"member_id": f"m-{n}", "name": f"居民{n}", "grid_id": grid_id, "kind": "resident"} for n in range(count)]
+    workflow.import_members(store, Directory(), rows, NOW)
+    return [row["member_id"] for row in rows]
+
+
+# -- rounds on the county's clock -------------------------------------------------------
+
+def test_weekly_rounds_stay_at_nine_county_time_round_after_round_through_the_store(store):
+    start = datetime(2026, 11, 28, 10, 0, tzinfo=COUNTY)
+    campaign, created = create_campaign(store, {"rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0", "start": start})
+    assert created
+    mondays_at_nine = [datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc) + timedelta(days=7 * n) for n in range(4)]
+    assert store.get_campaign(campaign["_id"])["next_round_at"] == mondays_at_nine[0]
+    for due_at, following in zip(mondays_at_nine, mondays_at_nine[1:]):
+        assert workflow.fan_out_due_rounds(store, POLICY, due_at) == 1
+        assert store.get_campaign(campaign["_id"])["next_round_at"] == following
+    rounds = {d["round_due_at"] for d in store.dispatches.find({"campaign_id": campaign["_id"]})}
+    assert sorted(rounds) == mondays_at_nine[:3]
+
+
+def test_a_stored_rule_no_longer_accepted_ends_its_campaign_instead_of_stopping_the_others(store):
+    campaign, _ = create_campaign(store, {"rrule": "FREQ=DAILY;BYHOUR=9;BYMINUTE=0"})
+    store.campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"schedule.rrule": "FREQ=SECONDLY"}})  # as an earlier release let in
+    assert workflow.fan_out_due_rounds(store, POLICY, campaign["next_round_at"]) == 1
+    assert store.get_campaign(campaign["_id"])["next_round_at"] is None
+
+
+def test_a_refused_schedule_or_reminder_stores_nothing(store):
+    with pytest.raises(campaigns.CampaignRejected) as raised:
+        create_campaign(store, {"rrule": "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"})
+    assert "rrule" in raised.value.fields["schedule"]
+    with pytest.raises(campaigns.CampaignRejected) as raised:
+        create_campaign(store, {"at": NOW + timedelta(hours=1)}, reminder={"after_hours": 0.0001, "max": 2})
+    assert "after_hours" in raised.value.fields["reminder"]
+    assert store.list_campaigns() == []
+
+
+# -- the same Idempotency-Key, the same campaign or session --------------------------------
+
+def test_a_campaign_retried_with_the_same_key_is_created_once(store):
+    schedule = {"at": NOW + timedelta(hours=1)}
+    first, created = create_campaign(store, schedule, key="retry-1")
+    again, created_again = create_campaign(store, schedule, key="retry-1")
+    assert (created, created_again) == (True, False)
+    assert again["_id"] == first["_id"]
+    other, _ = create_campaign(store, schedule, key="retry-2")
+    unkeyed = [create_campaign(store, schedule)[0]["_id"] for _ in range(2)]
+    assert len({first["_id"], other["_id"], *unkeyed}) == 4
+    assert len(store.list_campaigns()) == 4
+
+
+def test_a_key_taken_by_a_concurrent_request_is_reported_not_raised(store):
+    first, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)}, key="race")
+    assert store.insert_campaign({**first, "_id": "CP-loser"}) is None
+    assert store.insert_session({"_id": "SS-1", "idempotency_key": "race", "attendees": []}) is not None
+    assert store.insert_session({"_id": "SS-2", "idempotency_key": "race", "attendees": []}) is None
+
+
+def test_a_session_retried_with_the_same_key_is_recorded_once_and_its_attendance_counted(store):
+    member_ids = members(store, 3)
+    campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
+    body = {"grid_id": "G-1", "team": "宣讲队", "kind": "bench", "held_at": NOW, "campaign_id": campaign["_id"], "attendees": member_ids}
+    session, created = workflow.record_session(store, Directory(), body, NOW, "meeting-1")
+    # the first request stopped after storing the session, before counting its attendance
+    store.participation.delete_many({"campaign_id": campaign["_id"]})
+    again, created_again = workflow.record_session(store, Directory(), body, NOW, "meeting-1")
+    assert (created, created_again) == (True, False)
+    assert again["_id"] == session["_id"]
+    assert store.sessions.count_documents({}) == 1
+    assert store.participants_of(campaign["_id"], "G-1") == set(member_ids)
+
+
+# -- content versions -------------------------------------------------------------------
+
+def test_earlier_versions_live_in_their_own_collection_not_in_the_content(store):
+    created = content(store, title="初稿", body="第一版")
+    for n, title in enumerate(["二稿", "定稿"], start=2):
+        revised = workflow.revise_content(store, created["_id"], {"title": title, "body": f"第{n}版", "media": [], "tags": []}, NOW)
+        assert revised["version"] == n
+    assert "history" not in store.contents.find_one({"_id": created["_id"]})
+    assert store.content_versions.count_documents({"content_id": created["_id"]}) == 2
+    history = workflow.content_with_history(store, created["_id"])["history"]
+    assert [(v["version"], v["title"], v["body"]) for v in history] == [(1, "初稿", "第一版"), (2, "二稿", "第2版")]
+
+
+def test_a_dispatch_loads_a_summary_of_each_content_not_its_body_or_history(store):
+    created = content(store, body="学" * 50_000)
+    workflow.revise_content(store, created["_id"], {"title": "定稿", "body": "习" * 50_000, "media": [], "tags": []}, NOW)
+    loaded = store.contents_for_dispatch([created["_id"]], workflow.SUMMARY_CHARS)[created["_id"]]
+    assert loaded["summary"] == "习" * workflow.SUMMARY_CHARS
+    assert set(loaded) == {"_id", "version", "title", "media", "summary"}
+
+
+def test_versions_kept_inside_contents_by_an_earlier_release_move_out_at_start(store):
+    legacy = {"_id": "CT-legacy", "version": 3, "title": "三稿", "body": "第三版", "media": [], "tags": [], "updated_at": NOW,
+              "history": [{"version": 1, "title": "初稿", "body": "第一版", "updated_at": NOW},
+                          {"version": 2, "title": "二稿", "body": "第二版", "updated_at": NOW}]}
+    store.contents.insert_one(legacy)
+    store.ensure_indexes()
+    store.ensure_indexes()  # every process does it at start
+    assert "history" not in store.contents.find_one({"_id": "CT-legacy"})
+    assert [v["title"] for v in workflow.content_with_history(store, "CT-legacy")["history"]] == ["初稿", "二稿"]
+    assert {"content_version", "_id_"} <= set(store.content_versions.index_information())
+
+
+# -- attendance in one batch ----------------------------------------------------------------
+
+def test_attendance_of_many_members_is_stored_in_one_batch_and_counted_once(store, commands):
+    member_ids = members(store, 300)
+    campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
+    session, _ = workflow.record_session(store, Directory(), {"grid_id": "G-1", "team": "宣讲队", "kind": "courtyard", "held_at": NOW,
+                                                              "campaign_id": campaign["_id"], "attendees": member_ids[:50]}, NOW)
+    commands.sent.clear()
+    workflow.add_attendance(store, session["_id"], member_ids, NOW)
+    assert commands.sent.count(("insert", "participation")) == 1
+    workflow.add_attendance(store, session["_id"], member_ids, NOW)  # the same list again
+    assert store.participation.count_documents({"campaign_id": campaign["_id"]}) == 300
+    assert len(store.get_session(session["_id"])["attendees"]) == 300
