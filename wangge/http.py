@@ -1,17 +1,25 @@
-"""HTTP entrypoint that speaks JSON, with every error mapped in one place."""
+"""HTTP entrypoint that speaks JSON, with every error mapped in one place.
+
+Every answer is JSON, errors included: the handlers' own (``ApiError``,
+``ValidationError``), the router's (unknown path, wrong method) and the HTTP
+server's (a malformed request, a URL too long)."""
 import json
 import logging
 from datetime import datetime
 
+import eventlet.wsgi
 from marshmallow import ValidationError
 from nameko.web.handlers import HttpRequestHandler
-from werkzeug.exceptions import ClientDisconnected
-from werkzeug.wrappers import Response
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
+from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.wrappers import Request, Response
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_IDEMPOTENCY_KEY_CHARS = 128
+# Deeper than any body we accept; deeper still and parsing or storing it would fail.
+MAX_JSON_DEPTH = 32
 
 
 class ApiError(Exception):
@@ -79,21 +87,93 @@ def idempotency_key(request):
     return key
 
 
+def json_depth(value):
+    """How deeply ``value`` nests lists and objects (without recursion: it may be deep)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
+
+
 def read_json_body(request, max_bytes=MAX_BODY_BYTES):
     """The request's JSON object, or ``ApiError`` naming ``body`` as the problem."""
     raw = read_body(request, max_bytes)
+    too_deep = ApiError("Request body is nested too deeply.", {"body": [f"Must nest at most {MAX_JSON_DEPTH} levels."]})
     try:
         body = json.loads(raw.decode("utf-8"))
+    except RecursionError as exc:
+        raise too_deep from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError("Request body is not JSON.", {"body": [f"Not valid UTF-8 JSON: {exc}"]}) from exc
     if not isinstance(body, dict):
         raise ApiError("Request body must be a JSON object.", {"body": ["Must be a JSON object."]})
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise too_deep
     return body
+
+
+def http_error_response(exc):
+    """A werkzeug ``HTTPException`` (no route, wrong method, …) as our JSON error."""
+    code = (exc.name or "error").lower().replace(" ", "_")
+    headers = [(name, value) for name, value in exc.get_headers() if name.lower() in ("allow", "location")]
+    return json_response(error_body(code, exc.description or exc.name), exc.code or 500, headers)
+
+
+class JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, answering the router's errors in JSON instead of HTML."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)  # as nameko's: the handler unsets it
+        try:
+            provider, request.path_values = self.url_map.bind_to_environ(environ).match()
+            response = provider.handle_request(request)
+        except HTTPException as exc:
+            response = http_error_response(exc)
+        return response(environ, start_response)
+
+
+class JsonProtocol(HttpOnlyProtocol):
+    """The HTTP server's own errors (a malformed request line, say) as JSON too."""
+
+    def send_error(self, code, message=None, explain=None):
+        body = json.dumps(error_body(f"http_{code}", message or explain or "Bad request.")).encode()
+        self.close_connection = True
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+_URL_TOO_LONG = json.dumps(error_body("uri_too_long", "The URL is too long.")).encode()
+# eventlet answers an over-long request line with these bytes, before any handler.
+eventlet.wsgi.RESPONSE_414 = (
+    b"HTTP/1.0 414 Request URI Too Long\r\nConnection: close\r\n"
+    b"Content-Type: application/json; charset=utf-8\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_URL_TOO_LONG), _URL_TOO_LONG)
+)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=JsonProtocol, debug=False):
+        return super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
 
 
 class JsonHttpHandler(HttpRequestHandler):
     """``@http`` whose handlers return dicts (or ``(status, dict)``) and raise
     ``ApiError``/``ValidationError``; clients always get a JSON body."""
+
+    server = JsonWebServer()
 
     def __init__(self, method, url, expected_exceptions=(ApiError, ValidationError), **kwargs):
         super().__init__(method, url, expected_exceptions=expected_exceptions, **kwargs)
@@ -111,6 +191,8 @@ class JsonHttpHandler(HttpRequestHandler):
             body = error_body(exc.error_code, str(exc), exc.fields)
             body.update(getattr(exc, "details", None) or {})
             return json_response(body, exc.http_status)
+        if isinstance(exc, HTTPException):
+            return http_error_response(exc)
         log.error("unhandled error in HTTP handler", exc_info=exc)
         return json_response(error_body("internal_error", "Something went wrong on our side; it has been logged."), 500)
 

@@ -3,6 +3,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from marshmallow_jsonschema import JSONSchema
 
 from wangge.events import LocationSchema, ReporterSchema
+from wangge.fields import Moment
 
 CHANNELS = ("wechat_group", "hotline", "web", "visit", "external")
 MAX_TEXT_CHARS = 5000
@@ -43,14 +44,14 @@ class HttpRequestSchema(RequestFieldsSchema):
 
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     source = fields.String(validate=_source_name)
-    submitted_at = fields.AwareDateTime(metadata={"description": "ISO 8601 with zone; defaults to the time of receipt."})
+    submitted_at = Moment(metadata={"description": "ISO 8601 with zone; defaults to the time of receipt."})
 
 
 class InboundRequestSchema(RequestFieldsSchema):
     """A message on the ``wangge.inbound`` exchange (routing key ``request.<source>``)."""
 
     source = fields.String(required=True, validate=_source_name, metadata={"description": "The sending system, e.g. hotline12345."})
-    submitted_at = fields.AwareDateTime(required=True, metadata={"description": "ISO 8601 with zone, e.g. 2026-11-28T09:30:00+08:00."})
+    submitted_at = Moment(required=True, metadata={"description": "ISO 8601 with zone, e.g. 2026-11-28T09:30:00+08:00."})
 
 
 class LookupSchema(Schema):
@@ -64,7 +65,7 @@ class SentimentQuerySchema(Schema):
     """``GET /api/v1/sentiment-log?grid_id=…&since=…&limit=…``."""
 
     grid_id = fields.String(validate=_identifier)
-    since = fields.AwareDateTime()
+    since = Moment()
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 

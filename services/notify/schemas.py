@@ -1,6 +1,7 @@
 """What comes into notify over HTTP and what goes out."""
 from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
+from wangge.fields import page_number
 from wangge.logs import mask_name, mask_phone
 
 from services.notify.channels import CHANNEL_NAMES
@@ -16,7 +17,7 @@ class NotificationQuerySchema(Schema):
     campaign_id = fields.String(validate=validate.Length(min=1, max=64))
     recipient = fields.String(validate=validate.Length(min=1, max=80), metadata={"description": "A recipient key: a person's id, or resident:<tracking_no>."})
     status = fields.String(validate=validate.OneOf((PENDING, HELD, SENDING, SENT, FAILED)))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_number()
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 

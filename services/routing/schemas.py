@@ -1,6 +1,8 @@
 """What comes into routing over HTTP and what goes out."""
 from marshmallow import RAISE, Schema, fields, validate
 
+from wangge.fields import page_number
+
 from services.routing.lifecycle import FIVE_STEPS, TRANSITIONS
 
 STATUSES = tuple(TRANSITIONS)
@@ -14,7 +16,7 @@ class BodySchema(Schema):
 
 
 class PageSchema(BodySchema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_number()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 
 

@@ -2,6 +2,7 @@
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from wangge.events import phone_number
+from wangge.fields import Moment, page_number
 
 _id = validate.Length(min=1, max=64)
 MEDIA_TYPES = ("picture", "audio", "video", "link")
@@ -36,7 +37,7 @@ class ContentSchema(StrictSchema):
 
 class ContentQuerySchema(StrictSchema):
     tag = fields.String(validate=validate.Length(min=1, max=30))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = page_number()
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
@@ -53,10 +54,10 @@ class TargetSchema(StrictSchema):
 
 
 class ScheduleSchema(StrictSchema):
-    at = fields.AwareDateTime(metadata={"description": "When to send, once (ISO 8601 with zone)."})
+    at = Moment(metadata={"description": "When to send, once (ISO 8601 with zone)."})
     rrule = fields.String(validate=validate.Length(min=5, max=300), metadata={"description": "RFC 5545 rule on the county's clock, e.g. FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0; FREQ at least HOURLY, no UNTIL (use until)."})
-    start = fields.AwareDateTime(metadata={"description": "The first moment the rule may fire (default: now; within a year of now)."})
-    until = fields.AwareDateTime()
+    start = Moment(metadata={"description": "The first moment the rule may fire (default: now; within a year of now)."})
+    until = Moment()
 
     @validates_schema
     def one_kind(self, data, **kwargs):
@@ -103,7 +104,7 @@ class SessionSchema(StrictSchema):
     grid_id = fields.String(required=True, validate=_id)
     team = fields.String(required=True, validate=validate.Length(min=1, max=100))
     kind = fields.String(required=True, validate=validate.OneOf(SESSION_KINDS))
-    held_at = fields.AwareDateTime(required=True)
+    held_at = Moment(required=True)
     title = fields.String(validate=validate.Length(max=200), load_default=None)
     campaign_id = fields.String(validate=_id, load_default=None)
     attendees = fields.List(fields.String(validate=_id), load_default=list, validate=validate.Length(max=5000))
