@@ -16,11 +16,11 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-## promtool, amtool, a Prometheus server and docker-compose (to validate deploy/), from Debian's packages
+## promtool, amtool, a Prometheus server, docker-compose and nginx (to validate and try deploy/), from Debian's packages
 tools:
-	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v docker-compose >/dev/null || \
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v docker-compose >/dev/null && command -v nginx >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      prometheus prometheus-alertmanager docker-compose >/dev/null; }
+	      prometheus prometheus-alertmanager docker-compose nginx >/dev/null; }
 
 ## the store, every service and demo data, in the foreground (Ctrl-C stops all)
 run: install

@@ -113,9 +113,9 @@ class StudyService(HealthAndMetrics):
     @http("POST", "/api/v1/members/import")
     def import_members(self, request):
         if (request.content_type or "").startswith("text/csv"):
-            document = workflow.members_from_csv(read_body(request, max_bytes=32 * 1024 * 1024))
+            document = workflow.members_from_csv(read_body(request, max_bytes=8 * 1024 * 1024))
         else:
-            document = read_json_body(request, max_bytes=32 * 1024 * 1024)
+            document = read_json_body(request, max_bytes=8 * 1024 * 1024)
         imported = workflow.import_members(self.store, self.grids, workflow.parse_members(document), events.utcnow())
         return {"imported": imported}
 
