@@ -3,6 +3,7 @@ from this tree: build the wheel, install it into a clean virtualenv, and run
 every service from there."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -42,8 +43,11 @@ def installed(tmp_path_factory):
     """A virtualenv with the wheel installed; the dependencies come from this
     environment's site-packages (a .pth line), so nothing is downloaded."""
     work = tmp_path_factory.mktemp("installed")
+    # built from a copy: setuptools leaves build/ behind, and files a stale one holds would be packaged
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "var", "build", "web", "*.egg-info", "__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--wheel-dir", str(work / "dist"), str(ROOT)], check=True, cwd=work)
+                    "--wheel-dir", str(work / "dist"), str(source)], check=True, cwd=work)
     [wheel] = (work / "dist").glob("wangge-*.whl")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
