@@ -18,7 +18,7 @@ def _not_blank(value):
 
 
 class RequestFieldsSchema(Schema):
-    """The resident's request as every channel describes it (DESIGN.md, inbound contract)."""
+    """The resident's request as every channel describes it (the inbound contract: docs/architecture.md, integration/inbound-request.schema.json)."""
 
     class Meta:
         unknown = RAISE  # a misspelt field is an error the sender should see, not silently dropped

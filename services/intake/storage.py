@@ -38,7 +38,7 @@ class RequestStore:
 
     def next_sequence(self, counter_key):
         """1, 2, 3 … per key, safe under concurrency (compare-and-set on the
-        current value; find_one_and_update is avoided, see STACK notes)."""
+        current value; find_one_and_update is avoided: see "Stores" in docs/architecture.md)."""
         while True:
             counter = self.counters.find_one({"_id": counter_key})
             if counter is None:
@@ -108,16 +108,26 @@ class RequestStore:
 
     def apply_case_status(self, tracking_no, entry, case_fields):
         """Record one status change; ``False`` if no such request. Idempotent per
-        event id; the current status follows the latest change, whatever order
-        the events arrive in."""
+        event id; the current status follows the latest change of the case (its
+        ``case_version``), whatever order the events arrive in."""
         known = {key: value for key, value in case_fields.items() if value is not None}
+        version = entry["case_version"]
+        if version is None:
+            # From routing before events carried the case version: only its clock
+            # orders them, and only until a versioned change has been recorded.
+            newer_than_recorded = {"case_version": None, "status_at": {"$lte": entry["at"]}}
+        else:
+            # Not the clocks: the request's status_at comes from this host's, ``at``
+            # from routing's. $not also matches a request with no case change yet.
+            newer_than_recorded = {"case_version": {"$not": {"$gte": version}}}
+        status = {"status": entry["status"], "status_at": entry["at"], **known}
+        if version is not None:
+            status["case_version"] = version
         # Status (with the case it belongs to) first: whoever sees the history entry
         # also sees the status it brought, and whoever sees the status sees its case.
-        newer = self.requests.update_one(
-            {"tracking_no": tracking_no, "status_at": {"$lte": entry["at"]}},
-            {"$set": {"status": entry["status"], "status_at": entry["at"], **known}},
-        )
-        history = {"$push": {"history": {"$each": [entry], "$sort": {"at": ASCENDING}}}}
+        newer = self.requests.update_one({"tracking_no": tracking_no, **newer_than_recorded}, {"$set": status})
+        # received (no case version) first, then the case's changes in their order
+        history = {"$push": {"history": {"$each": [entry], "$sort": {"case_version": ASCENDING, "at": ASCENDING}}}}
         if newer.modified_count == 0 and known:
             history["$set"] = known
         recorded = self.requests.update_one({"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}}, history)

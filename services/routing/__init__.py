@@ -1,1 +1,1 @@
-"""The routing service (see DESIGN.md); built in its own issue."""
+"""Routing: every request becomes a case in the right grid, tracked to closure (听在网格; docs/architecture.md)."""
