@@ -107,6 +107,12 @@ class CaseEventData(Schema):
     status = fields.String(required=True, validate=validate.OneOf(CASE_STATUSES))
     previous_status = fields.String(allow_none=True, validate=validate.OneOf(CASE_STATUSES))
     at = fields.AwareDateTime(required=True)
+    version = fields.Integer(
+        allow_none=True, load_default=None,
+        metadata={"description": "The case's version after the change: changes of one case in the order they happened "
+                                 "(``at`` comes from routing's clock, which other hosts' clocks cannot be compared with). "
+                                 "Absent from events of routing before it carried it."},
+    )
     grid_id = fields.String(allow_none=True)
     grid_name = fields.String(allow_none=True)
     community_id = fields.String(allow_none=True)

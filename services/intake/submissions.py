@@ -113,6 +113,7 @@ def apply_case_status(store, envelope):
         "note": change.get("note"),
         "actor": change.get("actor"),
         "event_id": envelope["event_id"],
+        "case_version": change.get("version"),
     }
     case_fields = {key: change.get(key) for key in ("case_id", "grid_id", "category")}
     if not store.apply_case_status(change["tracking_no"], entry, case_fields):

@@ -88,24 +88,43 @@ def test_pending_announcement_is_claimed_by_one_replica_only_once_due(store):
     assert [c for c in claims if c][0][0]["_id"] == filing.request["_id"]
 
 
-def change_event(request, status, at, event_id=None):
+def change_event(request, status, at, version=None, event_id=None):
     return {
         "event_id": event_id or uuid.uuid4().hex,
         "data": {"case_id": "C-9", "request_id": request["_id"], "tracking_no": request["tracking_no"],
-                 "status": status, "at": at, "grid_id": "G-1", "category": "water"},
+                 "status": status, "at": at, "version": version, "grid_id": "G-1", "category": "water"},
     }
 
 
 def test_case_changes_apply_once_and_the_latest_wins(store):
     request = file(store).request
-    acknowledged = change_event(request, "acknowledged", NOW + timedelta(minutes=2))
+    acknowledged = change_event(request, "acknowledged", NOW + timedelta(minutes=2), version=1)
     assert submissions.apply_case_status(store, acknowledged)
-    assert submissions.apply_case_status(store, change_event(request, "assigned", NOW + timedelta(minutes=1)))
+    assert submissions.apply_case_status(store, change_event(request, "assigned", NOW + timedelta(minutes=1), version=0))
     assert submissions.apply_case_status(store, acknowledged)  # redelivered
     stored = store.find_by_tracking_no(request["tracking_no"])
     assert stored["status"] == "acknowledged"
     assert [h["status"] for h in stored["history"]] == ["received", "assigned", "acknowledged"]
     assert stored["case_id"] == "C-9" and stored["grid_id"] == "G-1"
+
+
+def test_case_changes_follow_the_case_version_whatever_routings_clock_says(store):
+    request = file(store).request  # received at NOW by this host's clock
+    behind = NOW - timedelta(minutes=5)  # routing's host runs five minutes late
+    assert submissions.apply_case_status(store, change_event(request, "assigned", behind, version=0))
+    assert submissions.apply_case_status(store, change_event(request, "resolved", behind + timedelta(minutes=2), version=3))
+    # an earlier change delivered late, stamped later by a routing host running ahead
+    assert submissions.apply_case_status(store, change_event(request, "acknowledged", NOW + timedelta(hours=1), version=1))
+    stored = store.find_by_tracking_no(request["tracking_no"])
+    assert stored["status"] == "resolved"
+    assert [h["status"] for h in stored["history"]] == ["received", "assigned", "acknowledged", "resolved"]
+
+
+def test_case_changes_from_routing_before_case_versions_follow_its_clock(store):
+    request = file(store).request
+    assert submissions.apply_case_status(store, change_event(request, "acknowledged", NOW + timedelta(minutes=2)))
+    assert submissions.apply_case_status(store, change_event(request, "assigned", NOW + timedelta(minutes=1)))
+    assert store.find_by_tracking_no(request["tracking_no"])["status"] == "acknowledged"
 
 
 def test_case_change_for_an_unknown_request_is_reported(store):
