@@ -101,15 +101,25 @@ def new_case(request, classification, category_name, location, grid, assignee, p
     return case
 
 
+# What every case event carries of the case as it stands.
+EVENT_FIELDS = (
+    "grid_id", "grid_name", "community_id", "town_id", "category", "category_name", "complexity", "urgent", "level",
+    "department", "assignee", "grid_head", "wechat_group_ids", "reporter_count",
+)
+# What the SLA timer reads of a due case to plan its tick and build the events:
+# everything else (timeline, notes, tokens, every merged reporter) stays in the store.
+SLA_TICK_FIELDS = (
+    "_id", "version", "request_id", "tracking_no", "status", "awaiting_response", "sla", "sla_next_check_at",
+    "opened_at", "first_response_at", "text", "reporters", "outbox", *EVENT_FIELDS,
+)
+
+
 def case_event(case, event_type, now, version, overrides):
     reporter = (case.get("reporters") or [{}])[0].get("reporter")
     data = {
         "case_id": case["_id"], "request_id": case["request_id"], "tracking_no": case["tracking_no"],
-        "status": case["status"], "previous_status": None, "at": now,
-        **{key: case.get(key) for key in (
-            "grid_id", "grid_name", "community_id", "town_id", "category", "category_name", "complexity", "urgent", "level",
-            "department", "assignee", "grid_head", "wechat_group_ids", "reporter_count",
-        )},
+        "status": case["status"], "previous_status": None, "at": now, "version": version,
+        **{key: case.get(key) for key in EVENT_FIELDS},
         "reporter": reporter, "summary": case.get("text", "")[:SUMMARY_CHARS] or None, "actor": SYSTEM_ACTOR, "note": None,
         **overrides,
     }

@@ -9,6 +9,9 @@ CASES_OPENED = Counter("wangge_routing_cases_opened_total", "Cases opened, by to
 OPEN_CASES = Gauge("wangge_routing_open_cases", "Open cases by status (refreshed by the SLA timer).", ["status"])
 TRIAGE_QUEUE = Gauge("wangge_routing_triage_queue", "Cases waiting in a town triage queue for a grid.")
 MERGES = Counter("wangge_routing_merges_total", "Requests merged into an open case as duplicates.")
+MERGE_CONFLICTS = Counter(
+    "wangge_routing_merge_conflicts_total", "Merges that lost a race for their case to another change and were tried again.",
+)
 FIRST_RESPONSE = Histogram(
     "wangge_routing_first_response_seconds", "Time from opening to the first response.",
     buckets=(60, 300, 900, 1800, HOURS, 2 * HOURS, 4 * HOURS, 8 * HOURS, 24 * HOURS, 72 * HOURS),
@@ -19,4 +22,7 @@ RESOLUTION = Histogram(
 )
 SLA_WARNINGS = Counter("wangge_routing_sla_warnings_total", "SLA warnings by clock.", ["clock"])
 SLA_BREACHES = Counter("wangge_routing_sla_breaches_total", "SLA breaches by clock and town.", ["clock", "town"])
+SLA_CHECK_FAILURES = Counter(
+    "wangge_routing_sla_check_failures_total", "Cases the SLA timer could not check (each retried after SLA.FAILED_CHECK_RETRY_MINUTES).",
+)
 ESCALATIONS = Counter("wangge_routing_escalations_total", "Escalations by the level reached.", ["level"])

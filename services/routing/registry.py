@@ -105,6 +105,8 @@ class RegistrySnapshot:
 
     @classmethod
     def load(cls, store, edition):
+        if edition is None:
+            return cls(None, [], [], [], [])
         records = {kind: store.registry_records(kind, edition) for kind in ("towns", "communities", "grids", "departments")}
         return cls(edition, records["towns"], records["communities"], records["grids"], records["departments"])
 
@@ -137,8 +139,14 @@ class RegistryCache:
     def current(self, store, now):
         if self.snapshot is None or self.checked_at is None or (now - self.checked_at).total_seconds() >= self.check_seconds:
             edition = store.registry_edition()
-            if self.snapshot is None or self.snapshot.edition != edition:
-                self.snapshot = RegistrySnapshot.load(store, edition) if edition is not None else RegistrySnapshot(None, [], [], [], [])
+            while self.snapshot is None or self.snapshot.edition != edition:
+                loaded = RegistrySnapshot.load(store, edition)
+                # Two loads during one read can drop the edition being read (each
+                # load keeps only its predecessor): keep the snapshot only if its
+                # edition was still in force once it had been read.
+                edition = store.registry_edition()
+                if loaded.edition == edition:
+                    self.snapshot = loaded
             self.checked_at = now
         return self.snapshot
 

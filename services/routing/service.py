@@ -7,7 +7,6 @@ from nameko.events import EventDispatcher
 
 from wangge import events
 from wangge.http import NotFound, http, read_json_body
-from wangge.logs import short_error
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
@@ -73,7 +72,9 @@ class RoutingService(HealthAndMetrics):
         filters = {key: query[key] for key in ("town_id", "community_id") if key in query}
         skip = (query["page"] - 1) * query["per_page"]
         grids = self.store.registry_records("grids", edition, filters, skip, query["per_page"], {"area": 0})
+        # the edition each page comes from: a reader paging through sees a switch and starts again
         return {
+            "version": edition,
             "items": schemas.GridSummarySchema(many=True).dump(grids),
             "page": query["page"], "per_page": query["per_page"],
             "total": self.store.count_registry_records("grids", edition, filters),
@@ -197,15 +198,5 @@ class RoutingService(HealthAndMetrics):
         self._publish(case_id, entries)
         return schemas.CaseDetailSchema().dump(self.store.get_case(case_id))
 
-    def _publish(self, case_id, entries):
-        """Publish queued events; what fails stays in the outbox for the timer."""
-        published = []
-        for entry in entries:
-            try:
-                self.dispatch(entry["event_type"], entry["event"])
-            except Exception as exc:
-                log.warning("event not published yet", extra={"case_id": case_id, "event_type": entry["event_type"], "reason": short_error(exc)})
-                break  # keep the order: later events wait for this one
-            published.append(entry["event_id"])
-        if published:
-            self.store.clear_outbox(case_id, published)
+    def _publish(self, case_id, outbox):
+        workflow.publish_outbox(self.store, self.dispatch, case_id, outbox)

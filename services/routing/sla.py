@@ -26,8 +26,10 @@ class Policy:
 
 
 def policy_for(config, category, urgent):
-    """Defaults, then the category's overrides, then the urgent limits (which only shorten)."""
-    settings = {**config["DEFAULT"], **(config.get("CATEGORIES") or {}).get(category, {})}
+    """Defaults, then the category's overrides, then the urgent limits (which only shorten).
+    A category's limit set empty (its environment variable) leaves the default."""
+    own = {key: value for key, value in ((config.get("CATEGORIES") or {}).get(category) or {}).items() if value not in (None, "")}
+    settings = {**config["DEFAULT"], **own}
     if urgent:
         urgent_settings = config["URGENT"]
         settings = {key: min(float(settings[key]), float(urgent_settings.get(key, settings[key]))) for key in settings}

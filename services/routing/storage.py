@@ -3,8 +3,9 @@
 ``registry``     the current registry edition (one document)
 ``towns`` ``communities`` ``grids`` ``departments``
                  the registry's records; every edition is written beside the
-                 old one and becomes current in one update, so readers never
-                 see half a registry
+                 old one and becomes current in one update, and the edition it
+                 replaces stays until the next load, so a reader that took the
+                 edition number just before a switch still finds all of it
 ``cases``        cases with their timeline, SLA clocks and an outbox of events
                  not yet confirmed by the broker
 """
@@ -64,7 +65,9 @@ class RoutingStore:
         return self.registry.find_one({"_id": "current"}, {"_id": 0})
 
     def replace_registry(self, edition, county, records, now):
-        """Write a new edition beside the old one, switch to it, drop the old one."""
+        """Write a new edition beside the old one and switch to it. The edition it
+        replaces is dropped only by the next load: processes and HTTP readers that
+        read the edition number just before the switch are still reading it."""
         current = self.registry_edition()
         if current is not None and edition <= current:
             raise StaleRegistry(f"Version {edition} is not newer than the registry in force (version {current}).")
@@ -85,8 +88,9 @@ class RoutingStore:
         )
         if switched.matched_count == 0 and current is not None:
             raise StaleRegistry("Another load switched the registry meanwhile; load again.")
+        kept = [edition] if current is None else [edition, current]
         for kind in REGISTRY_KINDS:
-            self.database[kind].delete_many({"edition": {"$ne": edition}})
+            self.database[kind].delete_many({"edition": {"$nin": kept}})
         return counts
 
     def registry_records(self, kind, edition, query=None, skip=0, limit=0, projection=None):
@@ -115,32 +119,39 @@ class RoutingStore:
     def case_for_request(self, request_id):
         return self.cases.find_one({"request_ids": request_id})
 
-    def apply_change(self, case_id, version, changes, timeline=(), outbox=(), extra_pushes=None, guard=None):
+    def apply_change(self, case_id, version, changes, timeline=(), outbox=(), extra_pushes=None, guard=None, pending_since=None):
         """Apply a planned change only if the case is still at ``version``: of two
-        concurrent changes exactly one wins. Returns whether this one did."""
+        concurrent changes exactly one wins. Returns whether this one did.
+        ``pending_since``: when the oldest event still in the outbox as read was
+        queued; the timer must find those before the ones this change adds."""
         pushes = dict(extra_pushes or {})
         if timeline:
             pushes["timeline"] = {"$each": list(timeline)}
         sets = {**changes, "version": version + 1}
         if outbox:
             pushes["outbox"] = {"$each": list(outbox)}
-            sets["outbox_pending_since"] = outbox[0]["queued_at"]
+            sets["outbox_pending_since"] = pending_since or outbox[0]["queued_at"]
         update = {"$set": sets}
         if pushes:
             update["$push"] = pushes
         result = self.cases.update_one({"_id": case_id, "version": version, **(guard or {})}, update)
         return result.modified_count == 1
 
-    def clear_outbox(self, case_id, event_ids):
+    def clear_outbox(self, case_id, event_ids, oldest_left=None):
         """Drop published events. When they are the whole outbox (the usual case),
-        the case leaves the timer's view in the same write."""
+        the case leaves the timer's view in the same write; otherwise the timer
+        finds it again from ``oldest_left``, when the first event not published
+        was queued (events after it wait for it)."""
         event_ids = list(event_ids)
         emptied = self.cases.update_one(
             {"_id": case_id, "outbox": {"$size": len(event_ids)}, "outbox.event_id": {"$all": event_ids}},
             {"$set": {"outbox": [], "outbox_pending_since": None}},
         )
         if emptied.modified_count == 0:
-            self.cases.update_one({"_id": case_id}, {"$pull": {"outbox": {"event_id": {"$in": event_ids}}}})
+            update = {"$pull": {"outbox": {"event_id": {"$in": event_ids}}}}
+            if oldest_left is not None:
+                update["$set"] = {"outbox_pending_since": oldest_left}
+            self.cases.update_one({"_id": case_id}, update)
 
     def cases_with_stale_outbox(self, queued_before, limit=200):
         """Cases with events queued before ``queued_before`` and maybe not published.
@@ -162,8 +173,19 @@ class RoutingStore:
         ]
         return {row["_id"]: row["open"] for row in self.cases.aggregate(pipeline)}
 
-    def cases_due_for_sla(self, now, limit=500):
-        return list(self.cases.find({"sla_next_check_at": {"$lte": now}}).sort("sla_next_check_at", ASCENDING).limit(limit))
+    def cases_due_for_sla(self, now, fields, limit=500):
+        """Cases whose SLA check is due, oldest first, with ``fields`` only (a
+        ``reporters`` among them brings the first reporter)."""
+        projection = {name: 1 for name in fields}
+        if "reporters" in projection:
+            projection["reporters"] = {"$slice": 1}
+        cursor = self.cases.find({"sla_next_check_at": {"$lte": now}}, projection)
+        return list(cursor.sort("sla_next_check_at", ASCENDING).limit(limit))
+
+    def postpone_sla_check(self, case_id, version, until):
+        """Check the case again at ``until``, unless a change since ``version``
+        already set its next check."""
+        self.cases.update_one({"_id": case_id, "version": version}, {"$set": {"sla_next_check_at": until}})
 
     def find_cases(self, query, skip=0, limit=50):
         cursor = self.cases.find(query, {"outbox": 0, "tokens": 0}).sort("opened_at", DESCENDING)

@@ -1,10 +1,14 @@
 """Routing's operations over the store: read a case, plan, apply, hand back the
 events to publish. The service class only calls these and publishes."""
 import logging
+import random
+import time
 from datetime import timedelta
 
 from wangge import events
 from wangge.http import ApiError
+from wangge.logs import short_error
+from wangge.reliable import is_outage
 
 from services.routing import cases, metrics, sla
 from services.routing.assign import choose_assignee, person
@@ -13,6 +17,8 @@ from services.routing.lifecycle import LEVELS, OPEN_STATUSES, CaseRuleViolation,
 
 
 log = logging.getLogger(__name__)
+
+MERGE_RETRY_PAUSE_SECONDS = 0.02
 
 
 class CaseNotFound(ApiError):
@@ -42,11 +48,9 @@ def open_case(store, snapshot, classifier, config, request, now):
     grid = snapshot.grid(location.grid_id) if location.grid_id else None
 
     if grid is not None:
-        duplicate = find_duplicate(store, config, grid["id"], classification.category, tokens, now)
-        if duplicate is not None:
-            entries = apply(store, duplicate, cases.plan_merge(duplicate, request, now), now)
-            metrics.MERGES.inc()
-            return duplicate["_id"], entries
+        merged = merge_into_duplicate(store, config, grid["id"], classification.category, tokens, request, now)
+        if merged is not None:
+            return merged
 
     assignee = None
     if grid is not None:
@@ -61,6 +65,32 @@ def open_case(store, snapshot, classifier, config, request, now):
     return case["_id"], case["outbox"]
 
 
+def merge_into_duplicate(store, config, grid_id, category, tokens, request, now):
+    """Merge the request into an open near-duplicate: ``(case_id, outbox)``, or
+    ``None`` if there is none. When a street light falls in a typhoon, dozens of
+    residents report it at once and every merge changes the same case; the merge
+    that loses a race reads the case again and retries here, since a round through
+    the retry queue per lost race would soon dead-letter the request."""
+    attempts = int(config["DUPLICATES"]["MERGE_ATTEMPTS"])
+    for attempt in range(1, attempts + 1):
+        duplicate = find_duplicate(store, config, grid_id, category, tokens, now)
+        if duplicate is None:
+            return None
+        if request["request_id"] in duplicate["request_ids"]:
+            return duplicate["_id"], []  # a concurrent delivery of this request merged it
+        try:
+            outbox = apply(store, duplicate, cases.plan_merge(duplicate, request, now), now)
+        except ConcurrentChange:
+            if attempt == attempts:
+                raise
+            metrics.MERGE_CONFLICTS.inc()
+            # a random pause, so the losers of one race do not all meet again in the next
+            time.sleep(random.uniform(0, MERGE_RETRY_PAUSE_SECONDS))
+            continue
+        metrics.MERGES.inc()
+        return duplicate["_id"], outbox
+
+
 def find_duplicate(store, config, grid_id, category, tokens, now):
     settings = config["DUPLICATES"]
     since = now - timedelta(hours=float(settings["WINDOW_HOURS"]))
@@ -71,15 +101,42 @@ def find_duplicate(store, config, grid_id, category, tokens, now):
 
 
 def apply(store, case, plan, now):
-    """Apply a plan to the case as read; the outbox entries it queued, or
-    ``ConcurrentChange`` if the case moved meanwhile."""
+    """Apply a plan to the case as read, or raise ``ConcurrentChange`` if the case
+    moved meanwhile. Returns the case's outbox to publish, in order: events an
+    earlier change could not publish first, then the ones this change queued."""
     version = case["version"] + 1
     target = cases.after(case, plan)
     entries = cases.outbox_entries(target, plan.events, now, version)
-    if not store.apply_change(case["_id"], case["version"], plan.changes, plan.timeline, entries, plan.pushes, plan.guard):
+    # Only a change adds to an outbox, and a change since this read would make this
+    # one lose: the outbox as read holds every earlier event still pending (some may
+    # have been published meanwhile; they go out again under the same ids).
+    pending = [*case.get("outbox", []), *entries]
+    applied = store.apply_change(
+        case["_id"], case["version"], plan.changes, plan.timeline, entries, plan.pushes, plan.guard,
+        pending_since=pending[0]["queued_at"] if pending else None,
+    )
+    if not applied:
         raise ConcurrentChange(f"Case {case['_id']} changed while this change was being made; read it again and retry.")
     observe(case, target, now)
-    return entries
+    return pending
+
+
+def publish_outbox(store, dispatch, case_id, outbox):
+    """Publish a case's outbox oldest first and drop what the broker confirmed.
+    The first failure stops it: later events wait for that one, so nobody hears
+    "closed" before "assigned"; the timer starts again from it."""
+    published = []
+    for entry in outbox:
+        try:
+            dispatch(entry["event_type"], entry["event"])
+        except Exception as exc:
+            log.warning("event not published yet", extra={"case_id": case_id, "event_type": entry["event_type"], "reason": short_error(exc)})
+            break
+        published.append(entry["event_id"])
+    if published:
+        left = outbox[len(published):]
+        store.clear_outbox(case_id, published, oldest_left=left[0]["queued_at"] if left else None)
+    return published
 
 
 def observe(before, target, now):
@@ -162,7 +219,8 @@ def check_deadlines(store, snapshot, config, now):
     """One round of the SLA timer: [(case_id, entries)]. A case another replica
     changed meanwhile is skipped; that replica has done (or will do) the work."""
     published = []
-    for case in store.cases_due_for_sla(now):
+    retry_after = timedelta(minutes=float(config["SLA"]["FAILED_CHECK_RETRY_MINUTES"]))
+    for case in store.cases_due_for_sla(now, cases.SLA_TICK_FIELDS):
         try:
             plan = cases.plan_sla_tick(case, now, policy_for(config, case), snapshot)
             if plan is None:
@@ -170,9 +228,14 @@ def check_deadlines(store, snapshot, config, now):
             entries = apply(store, case, plan, now)
         except ConcurrentChange:
             continue
-        except Exception:
-            # one case that cannot be planned must not stop the round for all the others
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # the store or broker is away: the next round tries every case again
+            # One case that cannot be planned must not stop the round, nor come back
+            # first in every round: enough of them would hold up all SLA checks.
             log.exception("SLA check failed for a case", extra={"case_id": case["_id"]})
+            metrics.SLA_CHECK_FAILURES.inc()
+            store.postpone_sla_check(case["_id"], case["version"], now + retry_after)
             continue
         for event_type, details in plan.events:
             if event_type == events.SLA_WARNING:

@@ -179,6 +179,7 @@ def test_grids_are_listed_paged_and_located(platform):
     _, routing = platform
     page = requests.get(routing.url("/api/v1/grids"), params={"per_page": 100, "page": 2}, timeout=10).json()
     assert page["total"] == 1429 and len(page["items"]) == 100
+    assert page["version"] == COUNTY["version"]
     grid = page["items"][0]
     assert set(grid) >= {"grid_id", "name", "town", "community", "centroid"}
     located = requests.get(routing.url("/api/v1/grids/locate"), params=grid["centroid"], timeout=10)

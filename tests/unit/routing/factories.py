@@ -46,3 +46,19 @@ def case(status="assigned", level="grid", **overrides):
     }
     record.update(overrides)
     return record
+
+CONFIG = {
+    "SLA": {**SLA_CONFIG, "FAILED_CHECK_RETRY_MINUTES": 10},
+    "DUPLICATES": {"WINDOW_HOURS": 72, "THRESHOLD": 0.4, "MERGE_ATTEMPTS": 50},
+}
+
+
+def stored_case(**overrides):
+    """A case as the store holds it, due for its first SLA check."""
+    record = case(**overrides)
+    return {
+        "tracking_no": record["tracking_no"], "text": "南湖花园二区的路灯因为台风坏了", "category_name": "路灯照明",
+        "timeline": [], "notes": [], "tokens": [], "outbox": [], "outbox_pending_since": None,
+        "sla_next_check_at": sla.next_check_at(record),
+        **record,
+    }

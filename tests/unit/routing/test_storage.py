@@ -1,23 +1,11 @@
 """Routing's storage over a real store."""
-import uuid
-
 import eventlet
 import pytest
 
 from services.routing import cases
-from services.routing.registry import flatten, validate_registry
+from services.routing.registry import RegistryCache, flatten, validate_registry
 from services.routing.storage import RoutingStore, StaleRegistry
 from tests.unit.routing.factories import NOW, case, square
-from wangge.mongo import connect
-
-
-@pytest.fixture
-def store(mongo_uri):
-    client = connect(mongo_uri)
-    store = RoutingStore(client[f"routing_unit_{uuid.uuid4().hex[:8]}"])
-    store.ensure_indexes({"REGISTRY": {"AREA_INDEX": True}})
-    yield store
-    client.close()
 
 
 def registry(version, grid_ids):
@@ -41,7 +29,38 @@ def test_new_edition_replaces_the_old_one_whole(store):
     assert counts["grids"] == 3
     assert store.registry_edition() == 2
     assert [g["id"] for g in store.registry_records("grids", 2)] == ["G-2", "G-3", "G-4"]
-    assert store.count_registry_records("grids", 1) == 0
+
+
+def test_a_replaced_edition_stays_whole_until_the_next_load(store):
+    load(store, registry(1, ["G-1", "G-2"]))
+    read_just_before_the_switch = store.registry_edition()
+    load(store, registry(2, ["G-2", "G-3", "G-4"]))
+    assert [g["id"] for g in store.registry_records("grids", read_just_before_the_switch)] == ["G-1", "G-2"]
+    assert store.count_registry_records("towns", read_just_before_the_switch) == 1
+    load(store, registry(3, ["G-5"]))
+    assert store.count_registry_records("grids", 1) == store.count_registry_records("towns", 1) == 0
+    assert store.count_registry_records("grids", 2) == 3
+
+
+class EditionsSwitchingDuringRead(RoutingStore):
+    """Other processes load ``editions`` while this one reads its first grids."""
+
+    def __init__(self, database, editions):
+        super().__init__(database)
+        self.editions = list(editions)
+
+    def registry_records(self, kind, edition, *args, **kwargs):
+        while kind == "grids" and self.editions:
+            load(self, self.editions.pop(0))
+        return super().registry_records(kind, edition, *args, **kwargs)
+
+
+def test_a_snapshot_is_never_half_a_registry_even_when_editions_switch_during_its_read(store):
+    load(store, registry(1, ["G-1", "G-2"]))
+    racing = EditionsSwitchingDuringRead(store.database, [registry(2, ["G-3"]), registry(3, ["G-4", "G-5"])])
+    snapshot = RegistryCache(check_seconds=5).current(racing, NOW)
+    assert snapshot.edition == 3
+    assert sorted(snapshot.index.grids) == ["G-4", "G-5"] and list(snapshot.towns) == ["zc"]
 
 
 def test_edition_not_newer_is_refused(store):

@@ -1,0 +1,131 @@
+"""Routing's operations over a real store (no broker): merging, publishing in
+order, the SLA timer's rounds."""
+from datetime import timedelta
+
+import eventlet
+import pytest
+from prometheus_client import REGISTRY
+
+from services.routing import cases, workflow
+from services.routing.classify import DEFAULT_RULES_PATH, Classifier, load_rules
+from services.routing.registry import RegistrySnapshot
+from tests.unit.routing.factories import CONFIG, NOW, grid, stored_case
+from wangge import events
+
+SNAPSHOT = RegistrySnapshot(
+    1,
+    towns=[{"id": "zhangcheng", "name": "樟城镇", "head": {"id": "town-head", "name": "陈镇长"}}],
+    communities=[{"id": "zc-nanmen", "name": "南门社区", "head": {"id": "community-head", "name": "周书记"}}],
+    grids=[grid()],
+    departments=[],
+)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return Classifier(load_rules(DEFAULT_RULES_PATH))
+
+
+def counted(metric):
+    return REGISTRY.get_sample_value(metric) or 0
+
+
+def queued(record, event_type, at, version):
+    return cases.outbox_entries(record, [(event_type, {"previous_status": "received"})], at, version)
+
+
+# -- duplicates -----------------------------------------------------------------
+
+def street_light_report(n):
+    return {
+        "request_id": f"r-{n}", "tracking_no": f"YT-20261128-{n:06d}", "channel": "hotline", "source": "hotline",
+        "text": "南湖花园二区的路灯因为台风坏了，晚上很黑", "grid_id": "G-1", "reporter": {"name": f"居民{n}"},
+    }
+
+
+def test_a_burst_of_the_same_report_merges_into_one_case_with_every_reporter(store, classifier):
+    case_id, _ = workflow.open_case(store, SNAPSHOT, classifier, CONFIG, street_light_report(1), NOW)
+    conflicts_before = counted("wangge_routing_merge_conflicts_total")
+
+    def report(n):
+        return workflow.open_case(store, SNAPSHOT, classifier, CONFIG, street_light_report(n), NOW + timedelta(seconds=n))
+
+    opened = list(eventlet.GreenPool(20).imap(report, range(2, 31)))
+
+    assert {opened_id for opened_id, _ in opened} == {case_id}
+    merged = store.get_case(case_id)
+    assert merged["reporter_count"] == 30 and sorted(merged["request_ids"]) == sorted(f"r-{n}" for n in range(1, 31))
+    assert counted("wangge_routing_merge_conflicts_total") > conflicts_before  # the merges did race
+
+
+# -- the outbox -------------------------------------------------------------------
+
+def test_events_an_earlier_change_left_go_out_before_the_newer_ones(store):
+    record = stored_case(status="assigned")
+    leftover = queued(record, events.CASE_ASSIGNED, NOW, record["version"])
+    store.insert_case({**record, "outbox": leftover, "outbox_pending_since": NOW})
+
+    _, outbox = workflow.move_case(store, CONFIG, record["_id"], "acknowledged", "G-1-w1", None, NOW + timedelta(minutes=5))
+
+    assert [entry["event_id"] for entry in outbox][:1] == [leftover[0]["event_id"]]
+    assert [entry["event_type"] for entry in outbox] == [events.CASE_ASSIGNED, events.CASE_STATUS_CHANGED]
+    assert store.get_case(record["_id"])["outbox_pending_since"] == NOW  # the timer still sees the oldest
+
+
+def test_publishing_stops_at_the_first_failure_and_the_timer_resumes_from_there(store):
+    record = stored_case()
+    outbox = [entry for minutes in range(3) for entry in queued(record, events.CASE_STATUS_CHANGED, NOW + timedelta(minutes=minutes), minutes)]
+    store.insert_case({**record, "outbox": outbox, "outbox_pending_since": NOW})
+    sent = []
+
+    def broker_hiccup(event_type, event):
+        if len(sent) == 1:
+            raise ConnectionError("broker gone")
+        sent.append(event["event_id"])
+
+    workflow.publish_outbox(store, broker_hiccup, record["_id"], outbox)
+    left = store.get_case(record["_id"])
+    assert [entry["event_id"] for entry in left["outbox"]] == [entry["event_id"] for entry in outbox[1:]]
+    assert left["outbox_pending_since"] == NOW + timedelta(minutes=1)
+
+    [due] = store.cases_with_stale_outbox(NOW + timedelta(minutes=1))
+    workflow.publish_outbox(store, lambda event_type, event: sent.append(event["event_id"]), record["_id"], due["outbox"])
+    assert sent == [entry["event_id"] for entry in outbox]
+    assert store.cases_with_stale_outbox(NOW + timedelta(days=1)) == []
+
+
+# -- the SLA timer ----------------------------------------------------------------
+
+def test_the_sla_timer_reads_a_due_case_without_its_history_and_raises_the_same_events(store):
+    reporters = [{"request_id": f"r-{n}", "reporter": {"name": f"居民{n}"}} for n in range(3)]
+    history = [{"kind": "note", "at": NOW, "by": "w", "note": "已联系"} for _ in range(50)]
+    record = stored_case(reporters=reporters, reporter_count=3, timeline=history, notes=history, tokens=["路灯", "台风"])
+    store.insert_case(record)
+    missed = record["sla"]["first_response"]["due_at"]
+
+    [read] = store.cases_due_for_sla(missed, cases.SLA_TICK_FIELDS)
+
+    assert not {"timeline", "notes", "tokens", "request_ids"} & set(read) and len(read["reporters"]) == 1
+
+    def planned(case):
+        plan = cases.plan_sla_tick(case, missed, workflow.policy_for(CONFIG, case), SNAPSHOT)
+        return plan.changes, cases.outbox_entries(cases.after(case, plan), plan.events, missed, case["version"] + 1)
+
+    changes, outbox = planned(read)
+    assert changes["level"] == "community"  # a breach that escalates: the most a tick reads
+    assert (changes, outbox) == planned(store.get_case(record["_id"]))
+
+
+def test_a_case_the_timer_cannot_check_waits_and_is_counted_while_the_others_are_checked(store):
+    broken = stored_case(_id="C-broken", level="village")  # a level no escalation knows
+    store.insert_case(broken)
+    store.insert_case(stored_case(_id="C-sound"))
+    failures_before = counted("wangge_routing_sla_check_failures_total")
+    missed = broken["sla"]["first_response"]["due_at"]
+
+    checked = workflow.check_deadlines(store, SNAPSHOT, CONFIG, missed)
+
+    assert [case_id for case_id, _ in checked] == ["C-sound"]
+    assert counted("wangge_routing_sla_check_failures_total") == failures_before + 1
+    assert store.get_case("C-broken")["sla_next_check_at"] == missed + timedelta(minutes=10)
+    assert store.cases_due_for_sla(missed + timedelta(minutes=1), cases.SLA_TICK_FIELDS) == []
