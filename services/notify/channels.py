@@ -1,6 +1,12 @@
 """Delivery channels, one small class each behind one interface:
 ``send(notification)`` returns normally once the peer accepted the message and
 raises ``DeliveryFailed`` otherwise (``retriable`` says whether trying again can help).
+
+Every message carries the notification's id, the same on every attempt, where
+the peer can take it: as ``Idempotency-Key`` (SMS gateway, webhook) and in the
+Message-ID (e-mail). A gateway that deduplicates on it delivers a message once
+even when a send is repeated because its outcome was never recorded. The WeCom
+robot has no such field: a repeat there reaches the group again.
 """
 import hashlib
 import hmac
@@ -21,6 +27,7 @@ OUTBOX = "outbox"
 CHANNEL_NAMES = (WECOM, SMS, EMAIL, WEBHOOK, OUTBOX)
 
 SIGNATURE_HEADER = "X-Wangge-Signature"
+MESSAGE_ID_HEADER = "Idempotency-Key"
 
 
 class DeliveryFailed(Exception):
@@ -69,8 +76,13 @@ class WeComRobot:
         if phone and notification["recipient"]["role"] != "grid_group":
             text["mentioned_mobile_list"] = [phone]
         response = post_json(f"{self.url}?key={key}", {"msgtype": "text", "text": text}, self.timeout)
-        # WeCom answers 200 with an error code in the body when it refuses
-        answer = response.json() if response.content else {}
+        # WeCom answers 200 with an error code in the body when it refuses; a body that
+        # is not JSON (a proxy's error page) does not say the message went out
+        try:
+            answer = response.json() if response.content else {}
+        except ValueError as exc:
+            raise DeliveryFailed(
+                f"WeCom answered {response.status_code} with a body that is not JSON: {response.text[:200]}") from exc
         if answer.get("errcode", 0) != 0:
             raise DeliveryFailed(f"WeCom errcode {answer.get('errcode')}: {answer.get('errmsg')}", retriable=answer.get("errcode") == 45009)
 
@@ -90,7 +102,9 @@ class SmsGateway:
         phone = notification["recipient"].get("phone")
         if not phone:
             raise DeliveryFailed("the recipient has no phone number", retriable=False)
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        headers = {MESSAGE_ID_HEADER: notification["_id"]}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         content = f"【{self.signature}】{notification['body']}" if self.signature else notification["body"]
         post_json(self.url, {"phone": phone, "content": content, "id": notification["_id"]}, self.timeout, headers=headers)
 
@@ -146,7 +160,7 @@ class SignedWebhook:
     def send(self, notification):
         body = json.dumps(self.payload(notification), ensure_ascii=False, sort_keys=True).encode("utf-8")
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(self.secret, body),
-                   "X-Wangge-Delivery": notification["_id"]}
+                   MESSAGE_ID_HEADER: notification["_id"]}
         post_json(self.url, None, self.timeout, headers=headers, data=body)
 
 

@@ -1,11 +1,12 @@
 """Turning an event into stored notifications, and the rules of sending them:
-which channel, quiet hours, and the backoff between attempts."""
+which channel, quiet hours, how long a send may hold its claim, the backoff
+between attempts, and what is announced once a notification is settled."""
 import hashlib
 from dataclasses import asdict
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from wangge.events import CaseEventData, StudyDispatchData
+from wangge import events
 
 from services.notify.channels import CHANNEL_NAMES
 
@@ -62,11 +63,39 @@ def backoff(attempts, settings):
     return min(float(settings["BACKOFF_SECONDS"]) * 2 ** (attempts - 1), float(settings["MAX_BACKOFF_SECONDS"]))
 
 
+def retry_at(attempts, retriable, settings, now):
+    """When to try again after the ``attempts``-th failure; ``None`` to give up."""
+    if not retriable or attempts >= int(settings["MAX_ATTEMPTS"]):
+        return None
+    return now + timedelta(seconds=backoff(attempts, settings))
+
+
+def claim_period(settings):
+    return timedelta(seconds=float(settings["CLAIM_SECONDS"]))
+
+
+def send_deadline(settings):
+    """Seconds a send may take: half its claim, so that its outcome is recorded
+    before the claim runs out and another process may take the notification."""
+    return float(settings["CLAIM_SECONDS"]) / 2
+
+
+def outcome_event(notification, status, error, event_id, now):
+    """``notification_sent`` or ``notification_failed`` for a settled notification."""
+    event_type = events.NOTIFICATION_SENT if status == SENT else events.NOTIFICATION_FAILED
+    return events.build_event(event_type, {
+        "notification_id": notification["_id"], "source_event_id": notification["event_id"], "kind": notification["kind"],
+        "recipient_role": notification["recipient"]["role"], "channel": notification["channel"], "status": status,
+        "attempts": notification["attempts"], "case_id": notification.get("case_id"),
+        "tracking_no": notification.get("tracking_no"), "error": error,
+    }, event_id=event_id, occurred_at=now)
+
+
 def template_context(data, recipient=None):
     """Every field of the case event contract (absent optional ones as None, so an
     older producer's event still renders; a name outside the contract is still an
     error), plus display values with fallbacks for what a message must never leave blank."""
-    fields = {name: None for name in (*CaseEventData().fields, *StudyDispatchData().fields)}
+    fields = {name: None for name in (*events.CaseEventData().fields, *events.StudyDispatchData().fields)}
     fields.update(data)
     return {
         **fields,
@@ -79,7 +108,7 @@ def template_context(data, recipient=None):
     }
 
 
-def plan_notification(envelope, recipient, kind, channel, templates, preferences, config, now, claim_for):
+def plan_notification(envelope, recipient, kind, channel, templates, preferences, config, now):
     """The notification document for one recipient of one event (not yet stored)."""
     data = envelope["data"]
     subject, body = templates.render(kind, template_context(data, recipient))
@@ -101,13 +130,11 @@ def plan_notification(envelope, recipient, kind, channel, templates, preferences
         "channel": channel,
         "subject": subject,
         "body": body,
-        # Stored already taken by the worker that stored it, which sends it next: one
-        # write less per message. If that worker dies, the claim runs out and the
-        # timer sends it.
-        "status": HELD if hold else SENDING,
+        # Stored waiting: a sender claims it right before its own send.
+        "status": HELD if hold else PENDING,
         "held_until": hold,
         "attempts": 0,
-        "next_attempt_at": hold or now + claim_for,
+        "next_attempt_at": hold or now,
         "created_at": now,
         "sent_at": None,
         "last_error": None,

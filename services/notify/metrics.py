@@ -12,3 +12,4 @@ LATENCY = Histogram(
     ["channel"], buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 36000),
 )
 HELD = Gauge("wangge_notify_held_notifications", "Messages held for the end of quiet hours.")
+CHANNEL_OPEN = Gauge("wangge_notify_channel_open", "1 while a channel's circuit breaker keeps sends off its failing gateway.", ["channel"])

@@ -1,7 +1,9 @@
 """Notify: every case event reaches the people it concerns, once per channel."""
+import logging
+from datetime import timedelta
+
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
-from nameko.extensions import DependencyProvider
 
 from wangge import events
 from wangge.http import NotFound, http, read_json_body
@@ -12,33 +14,18 @@ from wangge.reliable import event_handler
 from wangge.timers import configured_timer
 
 from services.notify import metrics, outgoing, recipients, schemas
-from services.notify.channels import build_channels
-from services.notify.delivery import FAILED, SENT
+from services.notify.dependencies import MessageTemplates, Sending
 from services.notify.storage import NotificationStore
-from services.notify.templates import Templates
 
-
-class Channels(DependencyProvider):
-    def setup(self):
-        self.channels = build_channels(self.container.config)
-
-    def get_dependency(self, worker_ctx):
-        return self.channels
-
-
-class MessageTemplates(DependencyProvider):
-    def setup(self):
-        self.templates = Templates()
-
-    def get_dependency(self, worker_ctx):
-        return self.templates
+log = logging.getLogger(__name__)
 
 
 class NotifyService(HealthAndMetrics):
     name = "notify"
 
     store = Storage(NotificationStore)
-    channels = Channels()
+    # handlers and HTTP only store notifications and hand them to the sender
+    sender = Sending()
     templates = MessageTemplates()
     # notification_sent/failed are for whoever wants them; no one has to listen
     dispatch = EventDispatcher()
@@ -91,9 +78,21 @@ class NotifyService(HealthAndMetrics):
 
     @configured_timer("DELIVERY", "INTERVAL_SECONDS", default=1)
     def deliver_due(self):
-        for notification_id in self.store.due_ids(events.utcnow()):
-            self._claim_and_send(notification_id)
+        self.sender.send_due(events.utcnow())
         metrics.HELD.set(self.store.count_held())
+
+    @configured_timer("ANNOUNCE", "INTERVAL_SECONDS", default=1)
+    def announce_outcomes(self):
+        """Publish notification_sent/failed; what the broker does not take waits in its notification."""
+        grace = timedelta(seconds=float(self.config["ANNOUNCE"]["GRACE_SECONDS"]))
+        for notification_id, event in outgoing.announcements_due(self.store, self.sender.owner, events.utcnow(), grace):
+            try:
+                self.dispatch(event["event_type"], event)
+            except Exception as exc:
+                log.warning("notification outcome not announced yet", extra={
+                    "notification_id": notification_id, "reason": f"{type(exc).__name__}: {exc}"})
+                return
+            self.store.clear_announcement(notification_id, event["event_id"])
 
     # -- HTTP -----------------------------------------------------------------------
 
@@ -115,7 +114,7 @@ class NotifyService(HealthAndMetrics):
         notification = self._existing(notification_id)
         if not self.store.reset_for_resend(notification_id, events.utcnow()):
             return 409, {"error": "not_finished", "message": f"The notification is {notification['status']}: it is still being delivered."}
-        self._claim_and_send(notification_id)
+        self.sender.offer([notification])
         return schemas.NotificationViewSchema().dump(self.store.get(notification_id))
 
     @http("POST", "/api/v1/alerts")
@@ -124,7 +123,7 @@ class NotifyService(HealthAndMetrics):
         payload = schemas.AlertmanagerPayloadSchema().load(read_json_body(request))
         envelope = recipients.alert_envelope(payload, events.utcnow())
         chosen = [(recipients.OPERATIONS, f"{recipients.OPS_ALERT}.ops")]
-        self._send(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
+        self.sender.offer(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
         return {"accepted": len(payload["alerts"])}
 
     @http("PUT", "/api/v1/preferences/<string:recipient_key>")
@@ -133,38 +132,15 @@ class NotifyService(HealthAndMetrics):
         saved = self.store.save_preferences(recipient_key, preferences, events.utcnow())
         return {key: value for key, value in saved.items() if key != "wecom_key"} | {"recipient": saved["_id"]}
 
-    # -- shared steps -----------------------------------------------------------------
+    # -- operations and shared steps --------------------------------------------------
+
+    def health_details(self):
+        return {"channels": self.sender.states()}
 
     def _notify(self, event_type, message):
         envelope = events.read_event(event_type, message)
         chosen = outgoing.recipients_of(envelope)
-        self._send(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
-
-    def _claim_and_send(self, notification_id):
-        notification = outgoing.claim(self.store, self.config, notification_id, events.utcnow())
-        if notification is not None:
-            self._send([notification])
-
-    def _send(self, notifications):
-        for taken in notifications:
-            now = events.utcnow()
-            outcome = outgoing.send(self.store, self.channels, self.config, taken, now)
-            notification = outcome.notification
-            metrics.ATTEMPTS.labels(notification["channel"], "ok" if outcome.status == SENT else "error").inc()
-            if outcome.status in (SENT, FAILED):
-                metrics.NOTIFICATIONS.labels(outcome.status, notification["channel"], notification["kind"]).inc()
-                self._announce(notification, outcome)
-            if outcome.status == SENT:
-                metrics.LATENCY.labels(notification["channel"]).observe(outgoing.delivery_latency(notification, now))
-
-    def _announce(self, notification, outcome):
-        event_type = events.NOTIFICATION_SENT if outcome.status == SENT else events.NOTIFICATION_FAILED
-        self.dispatch(event_type, events.build_event(event_type, {
-            "notification_id": notification["_id"], "source_event_id": notification["event_id"], "kind": notification["kind"],
-            "recipient_role": notification["recipient"]["role"], "channel": notification["channel"], "status": outcome.status,
-            "attempts": notification["attempts"], "case_id": notification.get("case_id"),
-            "tracking_no": notification.get("tracking_no"), "error": outcome.error,
-        }))
+        self.sender.offer(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
 
     def _existing(self, notification_id):
         notification = self.store.get(notification_id)

@@ -1,13 +1,18 @@
 """The only code that touches notify's collections.
 
 ``notifications``  every notification, stored before its first attempt, with its
-                   status, attempts and what each attempt met
+                   status, attempts, what each attempt met, the claim of the
+                   process sending it, and the announcement of its outcome until
+                   the broker has taken it
 ``preferences``    a recipient's chosen channel (and WeCom robot key), by recipient key
 """
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from services.notify.delivery import FAILED, HELD, PENDING, SENDING, SENT, WAITING
+
+# Waiting, or taken by a process that may have died (its claim runs out).
+DUE = (*WAITING, SENDING)
 
 
 class NotificationStore:
@@ -16,8 +21,13 @@ class NotificationStore:
         self.preferences = database["preferences"]
 
     def ensure_indexes(self, config=None):
+        # Earlier versions looked for due notifications of every channel at once;
+        # a channel's backlog then hid the others'.
+        if "due" in self.notifications.index_information():
+            self.notifications.drop_index("due")
         self.notifications.create_indexes([
-            IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
+            IndexModel([("status", ASCENDING), ("channel", ASCENDING), ("next_attempt_at", ASCENDING)], name="due_by_channel"),
+            IndexModel([("announcement.queued_at", ASCENDING)], name="announcement_pending", sparse=True),
             IndexModel([("tracking_no", ASCENDING), ("created_at", ASCENDING)], name="tracking_no"),
             IndexModel([("case_id", ASCENDING), ("created_at", ASCENDING)], name="case_id"),
             IndexModel([("campaign_id", ASCENDING), ("created_at", ASCENDING)], name="campaign_id"),
@@ -36,39 +46,58 @@ class NotificationStore:
             return False
         return True
 
-    def due_ids(self, now, limit=200):
-        """Due notifications, including sends that never reported back (a crashed
-        process). One indexed query per status: an $or is a collection scan on
-        some stores, and this runs every second."""
+    def due_ids(self, channel, now, limit):
+        """The channel's due notifications, oldest first, including sends that never
+        reported back (a crashed process). One indexed query per status: an $or or
+        $in is a collection scan on some stores."""
         due = []
-        for status in (*WAITING, SENDING):
-            query = {"status": status, "next_attempt_at": {"$lte": now}}
-            due += [doc["_id"] for doc in self.notifications.find(query, {"_id": 1}).sort("next_attempt_at", ASCENDING).limit(limit)]
-        return due[:limit]
+        for status in DUE:
+            query = {"status": status, "channel": channel, "next_attempt_at": {"$lte": now}}
+            due += self.notifications.find(query, {"next_attempt_at": 1}).sort("next_attempt_at", ASCENDING).limit(limit)
+        return [found["_id"] for found in sorted(due, key=lambda found: found["next_attempt_at"])[:limit]]
 
-    def claim(self, notification_id, now, claim_for):
-        """Take a due notification for sending; of two processes only one gets it."""
+    def claim(self, notification_id, claim, now, claim_for):
+        """Take a due notification for one send under ``claim``; of two processes
+        only one gets it. ``None`` if it is not due or another process has it."""
         claimed = self.notifications.update_one(
-            {"_id": notification_id, "status": {"$in": [*WAITING, SENDING]}, "next_attempt_at": {"$lte": now}},
-            {"$set": {"status": SENDING, "next_attempt_at": now + claim_for}},
+            {"_id": notification_id, "status": {"$in": list(DUE)}, "next_attempt_at": {"$lte": now}},
+            {"$set": {"status": SENDING, "claim": claim, "next_attempt_at": now + claim_for}},
         )
         return self.notifications.find_one({"_id": notification_id}) if claimed.modified_count == 1 else None
 
-    def record_sent(self, notification_id, now):
-        self.notifications.update_one(
-            {"_id": notification_id, "status": SENDING},
-            {"$set": {"status": SENT, "sent_at": now, "last_error": None},
-             "$inc": {"attempts": 1}, "$push": {"attempt_log": {"at": now, "outcome": SENT}}},
+    def record_sent(self, notification_id, claim, now, announcement):
+        """``False`` if the claim is no longer this one (it ran out and another
+        process took the notification): that process records its own outcome."""
+        recorded = self.notifications.update_one(
+            {"_id": notification_id, "claim": claim},
+            {"$set": {"status": SENT, "sent_at": now, "last_error": None, "next_attempt_at": None, "announcement": announcement},
+             "$unset": {"claim": ""}, "$inc": {"attempts": 1}, "$push": {"attempt_log": {"at": now, "outcome": SENT}}},
         )
+        return recorded.modified_count == 1
 
-    def record_failure(self, notification_id, now, error, retry_at):
-        """Back to pending until ``retry_at``, or failed for good when it is ``None``."""
-        status = PENDING if retry_at else FAILED
-        self.notifications.update_one(
-            {"_id": notification_id, "status": SENDING},
-            {"$set": {"status": status, "next_attempt_at": retry_at or now, "last_error": error},
-             "$inc": {"attempts": 1}, "$push": {"attempt_log": {"at": now, "outcome": "error", "error": error}}},
+    def record_failure(self, notification_id, claim, now, error, retry_at, announcement=None):
+        """Back to pending until ``retry_at``, or failed for good (and announced)
+        when it is ``None``; ``False`` as for ``record_sent``."""
+        if retry_at:
+            outcome = {"status": PENDING, "next_attempt_at": retry_at}
+        else:
+            outcome = {"status": FAILED, "next_attempt_at": None, "announcement": announcement}
+        recorded = self.notifications.update_one(
+            {"_id": notification_id, "claim": claim},
+            {"$set": {"last_error": error, **outcome}, "$unset": {"claim": ""}, "$inc": {"attempts": 1},
+             "$push": {"attempt_log": {"at": now, "outcome": "error", "error": error}}},
         )
+        return recorded.modified_count == 1
+
+    def pending_announcements(self, now, limit=200):
+        """Settled notifications whose outcome the broker has not taken yet, oldest first.
+        A later outcome (after an operator's re-send) replaces one not yet taken."""
+        query = {"announcement.queued_at": {"$lte": now}}
+        return list(self.notifications.find(query, {"announcement": 1}).sort("announcement.queued_at", ASCENDING).limit(limit))
+
+    def clear_announcement(self, notification_id, event_id):
+        self.notifications.update_one(
+            {"_id": notification_id, "announcement.event.event_id": event_id}, {"$unset": {"announcement": ""}})
 
     def reset_for_resend(self, notification_id, now):
         """An operator's re-send: a failed (or sent) notification goes out again."""

@@ -1,0 +1,116 @@
+"""Claims, outcomes and announcements over a real store, sends to real peers."""
+import uuid
+from datetime import timedelta
+
+import pytest
+import requests
+
+from services.notify import delivery, outgoing
+from services.notify.channels import Outbox, SmsGateway
+from services.notify.storage import NotificationStore
+from tests.support.peers import http_peer
+from tests.unit.notify.factories import CONFIG, reminder
+from wangge import events
+from wangge.mongo import connect
+
+CLAIM = timedelta(seconds=60)
+
+
+@pytest.fixture
+def store(mongo_uri):
+    client = connect(mongo_uri)
+    store = NotificationStore(client[f"notify_unit_{uuid.uuid4().hex[:8]}"])
+    store.ensure_indexes()
+    yield store
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def peer(tmp_path_factory):
+    with http_peer(tmp_path_factory.mktemp("peer")) as running:
+        yield running
+
+
+def stored(store, notification):
+    assert store.insert_new(notification)
+    return notification
+
+
+def test_a_claim_that_ran_out_records_nothing_over_the_claim_that_replaced_it(store):
+    notification = stored(store, reminder())
+    now = notification["next_attempt_at"]
+    assert store.claim(notification["_id"], "first", now, timedelta(0)) is not None
+    assert store.claim(notification["_id"], "second", now, CLAIM) is not None
+
+    assert not store.record_sent(notification["_id"], "first", now, None)
+    assert not store.record_failure(notification["_id"], "first", now, "late", None)
+    taken = store.get(notification["_id"])
+    assert (taken["status"], taken["claim"], taken["attempts"]) == (delivery.SENDING, "second", 0)
+
+    assert store.record_sent(notification["_id"], "second", now, None)
+    assert store.get(notification["_id"])["status"] == delivery.SENT
+
+
+def test_of_two_claims_at_once_one_is_taken(store):
+    notification = stored(store, reminder())
+    now = notification["next_attempt_at"]
+    taken = [store.claim(notification["_id"], claim, now, CLAIM) for claim in ("a", "b")]
+    assert [found is not None for found in taken] == [True, False]
+
+
+def test_a_backlog_on_one_channel_does_not_hide_another_channels_due_notifications(store):
+    for _ in range(5):
+        stored(store, reminder("sms"))
+    wecom = stored(store, reminder("wecom"))
+    assert store.due_ids("wecom", events.utcnow(), limit=2) == [wecom["_id"]]
+    assert len(store.due_ids("sms", events.utcnow(), limit=2)) == 2
+
+
+def test_any_error_of_a_send_is_a_failed_attempt(store, tmp_path):
+    notification = stored(store, reminder("outbox"))
+    broken = Outbox({"PATH": str(tmp_path)})  # a directory: writing to it raises IsADirectoryError
+    outcome = outgoing.deliver(store, broken, CONFIG["DELIVERY"], notification["_id"], owner="p1")
+    assert outcome.status == "retry" and not outcome.gateway_failed
+    found = store.get(notification["_id"])
+    assert (found["status"], found["attempts"]) == (delivery.PENDING, 1)
+    assert found["last_error"].startswith("IsADirectoryError")
+    assert found["next_attempt_at"] > events.utcnow()
+
+
+def test_a_send_is_cut_off_before_its_claim_runs_out(store, peer):
+    requests.post(f"{peer.url}/_control", json={"path": "/slow-sms", "hold": True}, timeout=5).raise_for_status()
+    try:
+        notification = stored(store, reminder("sms"))
+        gateway = SmsGateway({"URL": f"{peer.url}/slow-sms"}, timeout=30)
+        settings = {**CONFIG["DELIVERY"], "CLAIM_SECONDS": 1}
+        outcome = outgoing.deliver(store, gateway, settings, notification["_id"], owner="p1")
+    finally:
+        requests.post(f"{peer.url}/_control", json={"path": "/slow-sms", "hold": False}, timeout=5).raise_for_status()
+    assert outcome.status == "retry" and outcome.gateway_failed and outcome.recorded
+    assert store.get(notification["_id"])["last_error"] == "no answer within 0.5 s"
+
+
+def test_a_settled_notification_keeps_its_announcement_until_the_broker_took_it(store):
+    notification = stored(store, reminder("outbox"))
+    outcome = outgoing.deliver(store, Outbox({"PATH": "/dev/null"}), CONFIG["DELIVERY"], notification["_id"], owner="p1")
+    assert outcome.status == delivery.SENT
+    now = events.utcnow()
+    grace = timedelta(seconds=10)
+
+    [(notification_id, event)] = outgoing.announcements_due(store, "p1", now, grace)
+    assert (notification_id, event["event_type"], event["data"]["attempts"]) == (notification["_id"], events.NOTIFICATION_SENT, 1)
+    # another process leaves it to this one until it may have died
+    assert outgoing.announcements_due(store, "p2", now, grace) == []
+    assert len(outgoing.announcements_due(store, "p2", now + grace, grace)) == 1
+
+    store.clear_announcement(notification_id, event["event_id"])
+    assert outgoing.announcements_due(store, "p1", now, grace) == []
+
+
+def test_the_last_failure_is_announced_as_failed(store, tmp_path):
+    notification = stored(store, reminder("outbox"))
+    settings = {**CONFIG["DELIVERY"], "MAX_ATTEMPTS": 1}
+    outgoing.deliver(store, Outbox({"PATH": str(tmp_path)}), settings, notification["_id"], owner="p1")
+    assert store.get(notification["_id"])["status"] == delivery.FAILED
+    [(_, event)] = outgoing.announcements_due(store, "p1", events.utcnow(), timedelta(seconds=10))
+    assert event["event_type"] == events.NOTIFICATION_FAILED and event["data"]["error"].startswith("IsADirectoryError")
