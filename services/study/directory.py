@@ -7,6 +7,8 @@ import requests
 from wangge.http import ApiError
 
 PAGE_SIZE = 500
+# Readings of the whole registry before giving up while new editions keep arriving.
+READ_ATTEMPTS = 3
 
 
 class RegistryUnavailable(ApiError):
@@ -30,12 +32,25 @@ class GridDirectory:
         return self.cached
 
     def _fetch(self):
-        grids, page = {}, 1
+        for _ in range(READ_ATTEMPTS):
+            grids = self._read_one_edition()
+            if grids is not None:
+                return grids
+        raise RegistryUnavailable("The grid registry kept changing while it was read from routing; try again shortly.")
+
+    def _read_one_edition(self):
+        """Every page of one registry edition, or ``None`` if a new edition was
+        loaded while the pages were read (mixing two would lose or invent grids)."""
+        grids, page, edition = {}, 1, None
         try:
             while True:
                 response = requests.get(f"{self.routing_url}/api/v1/grids", params={"page": page, "per_page": PAGE_SIZE}, timeout=self.timeout)
                 response.raise_for_status()
                 body = response.json()
+                if page == 1:
+                    edition = body.get("version")
+                elif body.get("version") != edition:
+                    return None
                 grids.update({grid["grid_id"]: grid for grid in body["items"]})
                 if page * PAGE_SIZE >= body["total"]:
                     return grids

@@ -1,0 +1,67 @@
+"""Study reads routing's grid directory page by page over HTTP (a real server here)."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from services.study.directory import PAGE_SIZE, GridDirectory, RegistryUnavailable
+
+
+class Routing:
+    """Serves editions of 2.5 pages of grids; ``switch_after`` pages into a read, a new edition is loaded."""
+
+    def __init__(self, switch_after=None, keep_switching=False):
+        self.edition, self.pages_served = 1, 0
+        self.switch_after, self.keep_switching = switch_after, keep_switching
+
+    def page(self, number):
+        self.pages_served += 1
+        if self.switch_after and self.pages_served % self.switch_after == 0 and (self.keep_switching or self.edition == 1):
+            self.edition += 1
+        total = PAGE_SIZE * 2 + PAGE_SIZE // 2
+        first = (number - 1) * PAGE_SIZE
+        ids = range(first, min(first + PAGE_SIZE, total))
+        return {"version": self.edition, "total": total,
+                "items": [{"grid_id": f"E{self.edition}-G{n}"} for n in ids]}
+
+
+@pytest.fixture
+def routing_at():
+    servers = []
+
+    def start(routing):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                page = int(parse_qs(urlsplit(self.path).query)["page"][0])
+                body = json.dumps(routing.page(page)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def test_a_new_edition_loaded_mid_read_is_read_again_from_the_first_page(routing_at):
+    grids = GridDirectory(routing_at(Routing(switch_after=2)), cache_seconds=60, timeout=5).grids()
+    assert len(grids) == PAGE_SIZE * 2 + PAGE_SIZE // 2
+    assert {grid_id.split("-")[0] for grid_id in grids} == {"E2"}
+
+
+def test_a_registry_that_never_holds_still_is_reported_not_mixed(routing_at):
+    directory = GridDirectory(routing_at(Routing(switch_after=2, keep_switching=True)), cache_seconds=60, timeout=5)
+    with pytest.raises(RegistryUnavailable):
+        directory.grids()
