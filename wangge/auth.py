@@ -1,0 +1,127 @@
+"""Who is calling: bearer access tokens from the county's OpenID Connect provider.
+
+Every service verifies tokens itself (not only the gateway): the signature
+against the provider's published keys (JWKS, cached, fetched again when a token
+names a key not seen yet, at most every ``KEY_REFRESH_SECONDS``), the issuer, the
+audience, ``exp``/``nbf`` with a small leeway, and an allow-list of asymmetric
+algorithms (``none`` and HMAC are refused, so a token "signed" with the public
+key gets nowhere). Verification is PyJWT's; nothing here is cryptography.
+"""
+import threading
+import time
+from dataclasses import dataclass, field
+
+import jwt
+from jwt import PyJWKClient
+
+from wangge.http import ApiError
+
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+# A flood of tokens naming made-up keys must not turn into a flood of JWKS fetches.
+KEY_REFRESH_SECONDS = 30.0
+
+
+class Unauthenticated(ApiError):
+    http_status = 401
+    error_code = "unauthenticated"
+
+
+class Forbidden(ApiError):
+    http_status = 403
+    error_code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The verified subject of a token and what the provider says it is."""
+
+    subject: str
+    roles: frozenset = field(default_factory=frozenset)
+    source: str | None = None  # integrators: the one source they may speak for
+    name: str | None = None
+
+    def has_any(self, roles):
+        return bool(self.roles & set(roles))
+
+
+def claim_at(claims, path):
+    """``realm_access.roles`` → ``claims["realm_access"]["roles"]`` (Keycloak keeps roles there)."""
+    value = claims
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+class TokenVerifier:
+    def __init__(self, *, issuer, audience, jwks_uri, leeway_seconds=30, algorithms=ASYMMETRIC_ALGORITHMS,
+                 roles_claim="roles", source_claim="source", timeout=5):
+        unsafe = set(algorithms) - set(ASYMMETRIC_ALGORITHMS)
+        if unsafe:
+            raise ValueError(f"only asymmetric algorithms may verify tokens, not {sorted(unsafe)}")
+        self.issuer, self.audience = issuer, audience
+        self.leeway, self.algorithms = float(leeway_seconds), list(algorithms)
+        self.roles_claim, self.source_claim = roles_claim, source_claim
+        self.keys = PyJWKClient(jwks_uri, cache_jwk_set=True, lifespan=300, timeout=timeout)
+        self._refreshed_at = float("-inf")
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, auth):
+        return cls(
+            issuer=auth["ISSUER"], audience=auth["AUDIENCE"], jwks_uri=auth["JWKS_URI"],
+            leeway_seconds=auth["LEEWAY_SECONDS"], roles_claim=auth["ROLES_CLAIM"], source_claim=auth["SOURCE_CLAIM"],
+        )
+
+    def verify(self, token):
+        """The :class:`Caller` a token speaks for, or :class:`Unauthenticated` saying why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("The bearer token is not a JWT.") from exc
+        if header.get("alg") not in self.algorithms:
+            raise Unauthenticated(f"Tokens signed with {header.get('alg')!r} are not accepted.")
+        key = self._signing_key(header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
+                leeway=self.leeway, options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("The bearer token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"The bearer token is not valid: {exc}.") from exc
+        roles = claim_at(claims, self.roles_claim) or []
+        return Caller(
+            subject=str(claims["sub"]),
+            roles=frozenset(role for role in roles if isinstance(role, str)) if isinstance(roles, list) else frozenset(),
+            source=claims.get(self.source_claim),
+            name=claims.get("name"),
+        )
+
+    def _signing_key(self, kid):
+        try:
+            keys = self.keys.get_signing_keys()
+            found = next((k for k in keys if k.key_id == kid), None)
+            if found is None and self._may_refresh():
+                found = next((k for k in self.keys.get_signing_keys(refresh=True) if k.key_id == kid), None)
+        except jwt.PyJWKClientError as exc:
+            raise Unauthenticated("The identity provider's keys cannot be read; try again shortly.") from exc
+        if found is None:
+            raise Unauthenticated("The bearer token is signed with a key the identity provider does not publish.")
+        return found.key
+
+    def _may_refresh(self):
+        with self._lock:
+            now = time.monotonic()
+            if now - self._refreshed_at < KEY_REFRESH_SECONDS:
+                return False
+            self._refreshed_at = now
+            return True
+
+
+def bearer_token(request):
+    """The token of an ``Authorization: Bearer …`` header, or :class:`Unauthenticated`."""
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("This endpoint needs a bearer token (Authorization: Bearer …).")
+    return token.strip()
