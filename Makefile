@@ -14,7 +14,18 @@ $(INSTALLED): pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(INSTALLED)
 
-install: $(INSTALLED)
+# The local identity provider's Node packages, again whenever the lockfile changes.
+# Without npm this does nothing: `make run` says so and runs the rest, the tests that
+# need the provider fail saying so.
+IDENTITY := devstack/identity
+IDENTITY_INSTALLED := $(IDENTITY)/node_modules/.installed
+
+$(IDENTITY_INSTALLED): $(IDENTITY)/package.json $(IDENTITY)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(IDENTITY) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	fi
+
+install: $(INSTALLED) $(IDENTITY_INSTALLED)
 
 ## promtool, amtool, a Prometheus server, docker-compose and nginx (to validate and try deploy/), from Debian's packages
 tools:

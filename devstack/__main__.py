@@ -1,6 +1,6 @@
 """``python -m devstack run|up|down|status``: the whole platform on this machine.
 
-run     start the store, every service and the demo data; print the URLs; Ctrl-C stops all
+run     start the store, the identity provider, every service and the demo data; print the URLs; Ctrl-C stops all
 up      the same, detached; returns once every service answers GET /health
 down    stop what ``up`` started
 status  what is running
@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from devstack import demo
+from devstack import demo, identity
 from devstack.processes import (
     ROOT, SERVICE_PORTS, available_services, http_ok, service_env, start_service, start_store,
     store_answers, wait_until,
@@ -88,6 +88,23 @@ def ensure_store(detached):
     return uri, store
 
 
+def ensure_identity(detached):
+    """The local OpenID Connect provider and its settings, or one line saying why
+    not: the platform runs without it."""
+    problem = identity.node_problem()
+    if problem:
+        say(f"no identity provider: {problem}; running the rest")
+        return None, None
+    try:
+        process, local = identity.start_local_provider(LOG_DIR / "identity.log", detached=detached)
+    except RuntimeError as error:
+        say(f"the identity provider did not start; running the rest: {error}")
+        return None, None
+    if process is None:
+        say(f"the identity provider is already running at {local['issuer']}")
+    return process, local
+
+
 def start_platform(detached):
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
@@ -95,6 +112,8 @@ def start_platform(detached):
     mongo_uri, store = ensure_store(detached)
     local_store = "MONGO_URI" not in os.environ
     started = [store] if store else []
+    provider, identity_settings = ensure_identity(detached)
+    started += [provider] if provider else []
     for name in available_services():
         if running_pid(name):
             say(f"{name} is already running")
@@ -112,15 +131,20 @@ def start_platform(detached):
         stop_processes(started)
         sys.exit(f"wangge: {error}")
     demo.load(SERVICE_PORTS, available_services())
-    print_urls()
+    print_urls(identity_settings)
     return started
 
 
-def print_urls():
+def print_urls(identity_settings=None):
     print()
     for name in available_services():
         base = f"http://127.0.0.1:{SERVICE_PORTS[name]}"
         print(f"  {name:<8} {base}   health {base}/health   metrics {base}/metrics")
+    if identity_settings:
+        print(f"  identity {identity_settings['issuer']}   OpenID Connect, {identity_settings['issuer']}/.well-known/openid-configuration")
+        print(f"           demo logins, password {identity_settings['password']}: county-admin, w-zc-nanmen-02-1 (a worker of 南门社区's grid 02),")
+        print("           lead-zhangcheng (樟城镇's lead), dept-power, editor; every grid worker and head by their registry id")
+        print("           a token: .venv/bin/wangge-admin token --user county-admin   (a service's: --client wangge-services)")
     print(f"  logs     {LOG_DIR.relative_to(ROOT)}/")
     if "notify" in available_services():
         print(f"  notices  {OUTBOX_PATH.relative_to(ROOT)}   (every message notify sends, one JSON line each)")
@@ -178,7 +202,7 @@ def run():
 
 
 def down():
-    for name in list(reversed(available_services())) + ["store"]:
+    for name in list(reversed(available_services())) + ["identity", "store"]:
         pid = running_pid(name)
         if pid is None:
             continue
@@ -194,7 +218,7 @@ def down():
 
 
 def status():
-    for name in ["store"] + available_services():
+    for name in ["store", "identity"] + available_services():
         pid = running_pid(name)
         print(f"  {name:<8} {'running (pid %d)' % pid if pid else 'stopped'}")
     return 0

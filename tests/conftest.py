@@ -10,7 +10,9 @@ eventlet.monkey_patch()
 
 import pytest  # noqa: E402
 
+from devstack.identity import node_problem  # noqa: E402
 from tests.support.broker import throwaway_vhost  # noqa: E402
+from tests.support.identity import running_identity  # noqa: E402
 from tests.support.store import running_store  # noqa: E402
 
 
@@ -31,3 +33,14 @@ def module_amqp_uri():
     """A vhost of the module's own, for tests that run their own set of services."""
     with throwaway_vhost() as uri:
         yield uri
+
+
+@pytest.fixture(scope="session")
+def identity(tmp_path_factory):
+    """The local OpenID Connect provider: ``issuer``, ``jwks_uri``, ``token_for(user_id)``,
+    ``client_token(client_id)``. Fails, saying why, where Node.js or its packages are missing."""
+    problem = node_problem()
+    if problem:
+        pytest.fail(f"the identity provider cannot run: {problem}", pytrace=False)
+    with running_identity(tmp_path_factory.mktemp("identity")) as provider:
+        yield provider

@@ -6,6 +6,7 @@
     wangge-admin topology definitions
     wangge-admin grids load FILE            (YAML or JSON; through routing's HTTP API)
     wangge-admin rabbitmq setup             (users, permissions, topology; passwords from the environment)
+    wangge-admin token (--user ID | --client ID)   (from the local identity provider of `make run`)
 """
 import argparse
 import json
@@ -138,6 +139,26 @@ def setup_rabbitmq(management_url, vhost, passwords, amqp_uri):
     return [user for user, _ in topology.users_and_permissions()]
 
 
+def print_local_token(user_id, client_id):
+    """The local provider lives in the source checkout's devstack/, which is not installed."""
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "devstack" / "identity.py").exists():
+        print("wangge-admin token needs a source checkout (devstack/identity)", file=sys.stderr)
+        return 1
+    if str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    from devstack.identity import LoginRefused, local_token
+
+    try:
+        token, about = local_token(user_id, client_id)
+    except LoginRefused as refusal:
+        print(refusal, file=sys.stderr)
+        return 1
+    print(about, file=sys.stderr)
+    print(token)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="wangge-admin", description="Wangge operator commands.")
     parser.add_argument("--amqp-uri", help="default: AMQP_URI from wangge/admin.yml (env AMQP_URI)")
@@ -166,7 +187,14 @@ def main(argv=None):
     rabbit = commands.add_parser("rabbitmq", help="the broker").add_subparsers(dest="action", required=True)
     rabbit.add_parser("setup", help="users, permissions and topology (RABBITMQ_MANAGEMENT_URL, RABBITMQ_*_PASSWORD)")
 
+    token = commands.add_parser("token", help="an access token from the local identity provider (make run); the token is the last line")
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a demo user: county-admin, w-zc-nanmen-02-1, lead-zhangcheng, dept-power, …")
+    who.add_argument("--client", help="client credentials: wangge-services, alertmanager, integrator-hotline12345, …")
+
     args = parser.parse_args(argv)
+    if args.command == "token":
+        return print_local_token(args.user, args.client)
     config = load_config(CONFIG_PATH)
     amqp_uri = args.amqp_uri or config["AMQP_URI"]
 
