@@ -221,7 +221,10 @@ def _town(generator, town, block):
         size = _community_size(generator.rng, kind, len(cells))
         community_cells, cells = cells[:size], cells[size:]
         communities.append(_community(generator, code, slug, stem, kind, community_cells))
-    return {"id": town_id, "name": town_name, "communities": communities}
+    # the town's lead account at the identity provider has the head's id (no
+    # generated name: the generator's sequence, and so every other name, stays as it was)
+    return {"id": town_id, "name": town_name, "head": {"id": f"lead-{town_id}", "name": f"{town_name}网格办"},
+            "communities": communities}
 
 
 def _community_size(rng, kind, cells_left):
@@ -245,7 +248,9 @@ def _community(generator, code, slug, stem, kind, cells):
             # villages are houses, not estates; some have one resettlement block
             buildings = [f"{stem}新村"] if number == 1 and generator.rng.random() < 0.5 else []
         grids.append(_grid(generator, grid_id, f"{code}-{slug}-{number:02d}", f"{name}第{NUMERALS[number - 1]}网格", buildings, cell))
-    return {"id": f"{code}-{slug}", "name": name, "kind": kind, "grids": grids}
+    community_id = f"{code}-{slug}"
+    return {"id": community_id, "name": name, "kind": kind, "head": {"id": f"lead-{community_id}", "name": f"{name}网格站"},
+            "grids": grids}
 
 
 def _grid(generator, grid_id, local_id, name, buildings, cell):
@@ -298,7 +303,8 @@ def _rectangle(west, south, east, north):
 
 def _department(generator, department_id, name, category, email_user):
     contact = {
-        "id": f"d-{department_id}",
+        # the department's account at the identity provider has the same id
+        "id": f"dept-{department_id}",
         "name": generator.person_name(),
         "phone": generator.landline(),
         "email": f"{email_user}@example.gov.cn",
