@@ -1,0 +1,74 @@
+"""Who may call what: the one permission table of the platform.
+
+Each HTTP endpoint names one permission (``@http(..., allow=CASES_ACT)``); the
+gateway and every service enforce it (a valid bearer token whose roles include
+one of the permission's roles), and the service then narrows it to the caller's
+area where the table says so (the grid registry says who belongs where).
+``county_admin`` may do whatever any staff role may. The README's permission
+table is generated from this one (``make contracts``).
+"""
+from dataclasses import dataclass
+
+STAFF_ROLES = ("grid_worker", "grid_head", "community_lead", "town_lead", "department", "county_center",
+               "study_editor", "county_admin", "operator")
+# Accounts of systems, not people.
+MACHINE_ROLES = ("integrator", "service", "alertmanager")
+CASE_ROLES = ("grid_worker", "grid_head", "community_lead", "town_lead", "department", "county_center")
+AREA_ROLES = ("grid_worker", "grid_head", "community_lead", "town_lead", "county_center")
+
+
+@dataclass(frozen=True)
+class Permission:
+    name: str
+    roles: tuple  # empty: anyone, no token needed
+    scope: str  # how the service narrows it, for people reading the table
+
+    @property
+    def public(self):
+        return not self.roles
+
+    def allows(self, roles):
+        if self.public:
+            return True
+        granted = set(self.roles)
+        if granted & set(STAFF_ROLES):
+            granted.add("county_admin")
+        return bool(granted & set(roles))
+
+
+PUBLIC = Permission("public", (), "anyone; rate-limited at the gateway")
+REQUESTS_FILE = Permission("requests.file", (), "anyone (residents); an integrator's token binds its source")
+REQUESTS_TRACK = Permission("requests.track", (), "anyone holding the tracking number and its secret; no reporter data")
+REQUESTS_LOOKUP = Permission("requests.lookup", ("integrator", "county_center"), "an integrator: its own source only")
+SENTIMENT_LOG_READ = Permission("sentiment_log.read", AREA_ROLES, "the caller's grids, community or town")
+REGISTRY_READ = Permission("registry.read", (*STAFF_ROLES, "service"), "all")
+REGISTRY_LOAD = Permission("registry.load", ("county_admin",), "all")
+CASES_READ = Permission("cases.read", CASE_ROLES, "the caller's grids, community, town or department")
+CASES_ACT = Permission("cases.act", CASE_ROLES, "the caller's grids, community, town or department")
+CASES_DISPATCH = Permission("cases.dispatch", ("county_center",), "all: triage placement and re-dispatch")
+CASES_FOLLOW_UP = Permission("cases.follow_up", (), "the resident holding the one-time follow-up token")
+NOTIFICATIONS_READ = Permission("notifications.read", ("operator",), "all, masked")
+NOTIFICATIONS_RESEND = Permission("notifications.resend", ("operator",), "all; rate-limited per recipient, quiet hours kept")
+ALERTS_POST = Permission("alerts.post", ("alertmanager",), "Alertmanager only")
+PREFERENCES_WRITE = Permission("preferences.write", STAFF_ROLES, "the caller's own preferences (any, for county_admin)")
+STUDY_READ = Permission("study.read", (*STAFF_ROLES, "service"), "all")
+STUDY_EDIT = Permission("study.edit", ("study_editor",), "all: contents and campaigns")
+MEMBERS_IMPORT = Permission("members.import", ("county_admin",), "all")
+PARTICIPATION_RECORD = Permission("participation.record", ("grid_worker", "grid_head", "community_lead", "town_lead", "study_editor"),
+                                  "the caller's grids (all, for study editors)")
+
+ALL = (PUBLIC, REQUESTS_FILE, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
+       CASES_READ, CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
+       PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD)
+
+
+def markdown_table():
+    """The table as the README shows it: one row a permission, one column a role."""
+    roles = [*STAFF_ROLES, *MACHINE_ROLES]
+    lines = ["| permission | token | " + " | ".join(f"`{role}`" for role in roles) + " | scope |",
+             "|---|---|" + "---|" * len(roles) + "---|"]
+    for permission in ALL:
+        token = "no" if permission.public else "yes"
+        cells = ["" if permission.public or not permission.allows({role}) else "✓" for role in roles]
+        lines.append(f"| `{permission.name}` | {token} | " + " | ".join(cells) + f" | {permission.scope} |")
+    return "\n".join(lines)
