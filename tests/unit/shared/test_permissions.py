@@ -5,7 +5,7 @@ def test_county_admin_may_do_what_any_staff_role_may_but_not_speak_for_machines(
     assert permissions.CASES_ACT.allows({"county_admin"})
     assert permissions.STUDY_EDIT.allows({"county_admin"})
     assert not permissions.ALERTS_POST.allows({"county_admin"})
-    assert not permissions.REQUESTS_LOOKUP.allows({"county_admin"}) or "county_center" in permissions.REQUESTS_LOOKUP.roles
+    assert not permissions.REGISTRY_READ.allows({"integrator"})
 
 
 def test_roles_outside_a_permission_are_refused():
