@@ -30,9 +30,10 @@ from kombu import Connection
 from marshmallow import ValidationError
 from nameko.amqp.publish import Publisher
 from nameko.events import EventHandler
-from nameko.messaging import Consumer, QueueConsumer
+from nameko.messaging import Consumer
 
 from wangge import amqp_decoding, metrics, topology
+from wangge.amqp_consumer import ResilientQueueConsumer
 from wangge.logs import short_error
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def republish_properties(message):
     return properties
 
 
-class RawMessageQueueConsumer(QueueConsumer):
+class RawMessageQueueConsumer(ResilientQueueConsumer):
     """Hands providers the undecoded message, so that a body kombu cannot decode
     reaches our dead-letter queue instead of being logged and acknowledged."""
 

@@ -1,0 +1,181 @@
+"""A RabbitMQ node of the test's own, to stop and start at will.
+
+The machine's shared broker (port 5672) is never touched: this node has its own
+name, ports, data and log directories, configuration (no plugins, so nothing
+competes for the management or Prometheus ports) and Erlang cookie, so not even
+a mistyped node name can reach the shared node with ``rabbitmqctl``. Its data
+survives ``restart()``, as a production node's does: durable queues and
+persistent messages are still there when it comes back.
+
+As root, the node runs as the ``rabbitmq`` user (as Debian's wrapper scripts
+would run it, but with this node's environment rather than the machine's), and
+its directories belong to that user.
+
+    with private_broker() as broker:
+        ... broker.amqp_uri ...
+        broker.stop(); ...; broker.start()
+"""
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from kombu import Connection
+
+from tests.support.ports import free_port
+
+RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+RABBITMQ_USER = "rabbitmq"
+START_TIMEOUT = 60
+STOP_TIMEOUT = 60
+
+
+class BrokerUnavailable(RuntimeError):
+    """This machine cannot run a private RabbitMQ node."""
+
+
+def _run_as():
+    """The argv prefix that runs a RabbitMQ script as the user it must run as."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam(RABBITMQ_USER)
+    except KeyError as exc:
+        raise BrokerUnavailable(f"no {RABBITMQ_USER} user to run RabbitMQ as") from exc
+    if not shutil.which("runuser"):
+        raise BrokerUnavailable("runuser is needed to run RabbitMQ as its own user")
+    return ["runuser", "-u", RABBITMQ_USER, "--"]
+
+
+class PrivateBroker:
+    def __init__(self, directory):
+        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+            raise BrokerUnavailable(f"RabbitMQ is not installed ({RABBITMQ_BIN})")
+        _run_as()
+        self.directory = Path(directory)
+        self.node = f"wangge-test-{uuid.uuid4().hex[:8]}@localhost"
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.process = None
+        self._prepare()
+
+    def _prepare(self):
+        home = self.directory / "home"
+        for path in (home, self.directory / "mnesia", self.directory / "log"):
+            path.mkdir(parents=True, exist_ok=True)
+        cookie = home / ".erlang.cookie"
+        cookie.write_text(secrets.token_hex(20))
+        cookie.chmod(0o400)
+        (self.directory / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        (self.directory / "enabled_plugins").write_text("[].\n")
+        # the shared node's rabbitmq-env.conf names that node: read ours instead
+        (self.directory / "rabbitmq-env.conf").write_text(
+            'ERL_EPMD_ADDRESS=127.0.0.1\nexport ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}"\n'
+        )
+        if os.geteuid() == 0:
+            user = pwd.getpwnam(RABBITMQ_USER)
+            for path in [self.directory, *self.directory.rglob("*")]:
+                os.chown(path, user.pw_uid, user.pw_gid)
+
+    def _env(self):
+        return {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "LANG": "C.UTF-8",
+            "HOME": str(self.directory / "home"),  # where Erlang finds the node's own cookie
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.directory / "log"),
+            "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
+            "RABBITMQ_CONF_ENV_FILE": str(self.directory / "rabbitmq-env.conf"),
+        }
+
+    def _command(self, script, *args):
+        # env after runuser: runuser resets HOME to the rabbitmq user's (the shared cookie)
+        env = [f"{key}={value}" for key, value in self._env().items()]
+        return [*_run_as(), "env", "-i", *env, str(RABBITMQ_BIN / script), *args]
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def accepts_connections(self):
+        try:
+            with Connection(self.amqp_uri, connect_timeout=1) as connection:
+                connection.connect()
+            return True
+        except Exception:
+            return False
+
+    def start(self):
+        if self.running:
+            return self
+        log = open(self.directory / "server.out", "ab")
+        with log:
+            self.process = subprocess.Popen(
+                self._command("rabbitmq-server"), stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.directory, start_new_session=True,  # a test's Ctrl-C is not the node's
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.accepts_connections():
+            if not self.running:
+                raise RuntimeError(f"RabbitMQ node {self.node} exited while starting:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                self._kill()
+                raise RuntimeError(
+                    f"RabbitMQ node {self.node} did not accept connections within {START_TIMEOUT}s:\n{self.log_tail()}"
+                )
+            time.sleep(0.2)
+        return self
+
+    def stop(self):
+        """Stop the whole node (not just the RabbitMQ application), as a host
+        shutdown or a package upgrade does; its clients see their connections closed."""
+        if not self.running:
+            return
+        try:
+            subprocess.run(self._command("rabbitmqctl", "-n", self.node, "stop"), cwd=self.directory,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=STOP_TIMEOUT)
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._kill()
+
+    def restart(self, away_seconds=0):
+        self.stop()
+        time.sleep(away_seconds)
+        return self.start()
+
+    def _kill(self):
+        if self.running:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the session started for this node only
+            self.process.wait()
+
+    def log_tail(self, lines=30):
+        path = self.directory / "server.out"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+@contextmanager
+def private_broker():
+    """A started node in a directory of its own under /tmp (pytest's tmp_path is
+    private to root, and the node runs as the rabbitmq user), removed afterwards."""
+    directory = tempfile.mkdtemp(prefix="wangge-broker-")
+    try:
+        broker = PrivateBroker(directory)
+        try:
+            yield broker.start()
+        finally:
+            broker.stop()
+            broker._kill()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
