@@ -1,5 +1,11 @@
 // Run once by the mongo-init service: a replica set of one (so transactions and
 // change streams work) and a user per service, each limited to its own database.
+// It signs in as the administrator itself, with the password from the environment:
+// on the command line (`mongosh -p …`) every process on the host could read it.
+const adminPassword = process.env.MONGO_ADMIN_PASSWORD;
+if (!adminPassword) throw new Error("MONGO_ADMIN_PASSWORD is not set");
+db.getSiblingDB("admin").auth("admin", adminPassword);
+
 const members = [{ _id: 0, host: "mongo:27017" }];
 try {
   rs.status();

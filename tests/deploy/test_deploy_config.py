@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy.files import read_yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"
@@ -26,20 +28,39 @@ def require(tool):
 
 @pytest.fixture(scope="module")
 def compose():
-    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return read_yaml(COMPOSE)
+
+
+def env_example_names():
+    return re.findall(r"^([A-Z0-9_]+)=", (DEPLOY / "env.example").read_text(encoding="utf-8"), re.M)
+
+
+def required_names():
+    """The variables compose will not start without (``${NAME:?…}``)."""
+    return sorted(set(re.findall(r"\$\{([A-Z0-9_]+):\?", COMPOSE.read_text(encoding="utf-8"))))
+
+
+def compose_config(env):
+    clean = {key: value for key, value in os.environ.items() if key not in env_example_names()}
+    return subprocess.run([require("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env={**clean, **env},
+                          capture_output=True, text=True)
 
 
 def test_compose_file_is_valid_with_every_secret_given():
-    secrets = re.findall(r"^([A-Z_]+)=", (DEPLOY / "env.example").read_text(encoding="utf-8"), re.M)
-    env = {**os.environ, **{name: "x" for name in secrets}}
-    result = subprocess.run([require("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=env, capture_output=True, text=True)
+    result = compose_config({name: "x" for name in env_example_names()})
     assert result.returncode == 0, result.stderr
 
 
-def test_compose_refuses_to_start_without_its_secrets():
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("RABBITMQ_", "MONGO_", "GRAFANA_"))}
-    result = subprocess.run([require("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=env, capture_output=True, text=True)
-    assert result.returncode != 0 and "set RABBITMQ_ADMIN_PASSWORD" in result.stderr
+def test_env_example_lists_every_variable_compose_requires_and_no_other():
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", COMPOSE.read_text(encoding="utf-8")))
+    assert set(required_names()) <= set(env_example_names())
+    assert set(env_example_names()) <= used
+
+
+@pytest.mark.parametrize("missing", required_names())
+def test_compose_refuses_to_start_without_each_of_its_secrets(missing):
+    result = compose_config({name: "x" for name in env_example_names() if name != missing})
+    assert result.returncode != 0 and f"set {missing}" in result.stderr, result.stderr
 
 
 def test_every_long_running_service_has_a_health_check_and_a_restart_policy(compose):
@@ -63,6 +84,28 @@ def test_every_image_is_pinned_and_every_build_is_in_the_repo(compose):
 def test_scaled_services_publish_no_host_port(compose):
     for name in SCALABLE:
         assert "ports" not in compose["services"][name], f"{name} would clash with itself under --scale"
+
+
+def test_only_the_gateway_and_the_brokers_amqp_port_are_public(compose):
+    """Grafana, Prometheus, Alertmanager and Keycloak's admin console: the host's loopback."""
+    public = {}
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            if not port.startswith("127.0.0.1:"):
+                public.setdefault(name, []).append(port)
+    assert public == {"gateway": ["8080:8080"], "rabbitmq": ["${AMQP_PLAIN_BIND:-0.0.0.0}:5672:5672"]}
+
+
+def test_the_amqp_tls_override_is_valid_and_mounts_what_exists():
+    override = DEPLOY / "compose.amqp-tls.yml"
+    env = {**os.environ, **{name: "x" for name in env_example_names()}}
+    result = subprocess.run([require("docker-compose"), "-f", str(COMPOSE), "-f", str(override), "config", "-q"],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for volume in read_yaml(override)["services"]["rabbitmq"]["volumes"]:
+        assert (ROOT / volume.split(":")[0]).exists(), volume
+    # the certificates' directory exists for the mount, and keeps its contents out of git
+    assert (DEPLOY / "tls" / ".gitignore").read_text().splitlines()[1:] == ["*", "!.gitignore"]
 
 
 def test_mounted_files_exist(compose):
