@@ -54,13 +54,16 @@ def claim_at(claims, path):
 
 class TokenVerifier:
     def __init__(self, *, issuer, audience, jwks_uri, leeway_seconds=30, algorithms=ASYMMETRIC_ALGORITHMS,
-                 roles_claim="roles", source_claim="source", timeout=5):
+                 roles_claim="roles", source_claim="source", subject_claim="sub", timeout=5):
         unsafe = set(algorithms) - set(ASYMMETRIC_ALGORITHMS)
         if unsafe:
             raise ValueError(f"only asymmetric algorithms may verify tokens, not {sorted(unsafe)}")
         self.issuer, self.audience = issuer, audience
         self.leeway, self.algorithms = float(leeway_seconds), list(algorithms)
         self.roles_claim, self.source_claim = roles_claim, source_claim
+        # Who the person is in the grid registry: ``sub`` locally; with Keycloak,
+        # whose ``sub`` is its own id, the username (``preferred_username``).
+        self.subject_claim = subject_claim
         self.keys = PyJWKClient(jwks_uri, cache_jwk_set=True, lifespan=300, timeout=timeout)
         self._refreshed_at = float("-inf")
         self._lock = threading.Lock()
@@ -70,6 +73,7 @@ class TokenVerifier:
         return cls(
             issuer=auth["ISSUER"], audience=auth["AUDIENCE"], jwks_uri=auth["JWKS_URI"],
             leeway_seconds=auth["LEEWAY_SECONDS"], roles_claim=auth["ROLES_CLAIM"], source_claim=auth["SOURCE_CLAIM"],
+            subject_claim=auth["SUBJECT_CLAIM"],
         )
 
     def verify(self, token):
@@ -90,9 +94,12 @@ class TokenVerifier:
             raise Unauthenticated("The bearer token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"The bearer token is not valid: {exc}.") from exc
+        subject = claim_at(claims, self.subject_claim)
+        if not isinstance(subject, str) or not subject:
+            raise Unauthenticated(f"The bearer token names no {self.subject_claim}.")
         roles = claim_at(claims, self.roles_claim) or []
         return Caller(
-            subject=str(claims["sub"]),
+            subject=subject,
             roles=frozenset(role for role in roles if isinstance(role, str)) if isinstance(roles, list) else frozenset(),
             source=claims.get(self.source_claim),
             name=claims.get("name"),

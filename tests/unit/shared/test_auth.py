@@ -157,3 +157,11 @@ def test_garbage_is_refused(verifier, token):
 def test_only_asymmetric_algorithms_may_be_configured(provider):
     with pytest.raises(ValueError):
         TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_uri=provider.jwks_uri, algorithms=["RS256", "HS256"])
+
+
+def test_the_person_can_be_read_from_another_claim(provider):
+    verifier = TokenVerifier(issuer=ISSUER, audience=AUDIENCE, jwks_uri=provider.jwks_uri, subject_claim="preferred_username")
+    token = provider.token(sub="0b6e1f2a-keycloak-id", preferred_username="w-zc-nanmen-02-1")
+    assert verifier.verify(token).subject == "w-zc-nanmen-02-1"
+    with pytest.raises(Unauthenticated, match="preferred_username"):
+        verifier.verify(provider.token(sub="0b6e1f2a-keycloak-id"))
