@@ -99,7 +99,8 @@ class CountySchema(StrictSchema):
 
 
 class RegistrySchema(StrictSchema):
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    # at most what every JSON reader keeps exactly (and far below the store's 64-bit limit)
+    version = fields.Integer(required=True, validate=validate.Range(min=1, max=2**53 - 1))
     county = fields.Nested(CountySchema, required=True)
     towns = fields.List(fields.Nested(TownSchema), required=True, validate=validate.Length(min=1))
     departments = fields.List(fields.Nested(DepartmentSchema), load_default=list)
