@@ -3,26 +3,46 @@ them and a test fails when a checked-in copy is stale.
 
 - integration/inbound-request.schema.json  the inbound contract for integrators
 - deploy/rabbitmq/definitions.json         every exchange, queue and binding
+- docs/api/<service>.openapi.json          each service's HTTP API (OpenAPI 3.1), as it serves it at /openapi.json
+- docs/api/<service>.md                    the same, as a reference to read
 """
 import json
 
+from devstack.api_reference import markdown_reference
 from devstack.processes import ROOT
 from services.intake.schemas import inbound_json_schema
+from services.intake.service import IntakeService
+from services.notify.service import NotifyService
+from services.routing.service import RoutingService
+from services.study.service import StudyService
+from wangge.openapi import openapi_document
 from wangge.topology import rabbitmq_definitions
 
+API_DOCS = ROOT / "docs" / "api"
+HTTP_SERVICES = {cls.name: cls for cls in (IntakeService, RoutingService, NotifyService, StudyService)}
+
+
+def as_json(build):
+    return lambda: json.dumps(build(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def openapi_file(service_name):
+    return API_DOCS / f"{service_name}.openapi.json"
+
+
 GENERATED = {
-    ROOT / "integration" / "inbound-request.schema.json": inbound_json_schema,
-    ROOT / "deploy" / "rabbitmq" / "definitions.json": rabbitmq_definitions,
+    ROOT / "integration" / "inbound-request.schema.json": as_json(inbound_json_schema),
+    ROOT / "deploy" / "rabbitmq" / "definitions.json": as_json(rabbitmq_definitions),
 }
-
-
-def render(build):
-    return json.dumps(build(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+for _name, _cls in HTTP_SERVICES.items():
+    GENERATED[openapi_file(_name)] = as_json(lambda cls=_cls: openapi_document(cls))
+    GENERATED[API_DOCS / f"{_name}.md"] = lambda cls=_cls: markdown_reference(openapi_document(cls))
 
 
 def main():
-    for path, build in GENERATED.items():
-        path.write_text(render(build), encoding="utf-8")
+    for path, render in GENERATED.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(), encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}")
 
 

@@ -5,10 +5,11 @@ Every answer is JSON, errors included: the handlers' own (``ApiError``,
 server's (a malformed request, a URL too long)."""
 import json
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import eventlet.wsgi
-from marshmallow import ValidationError
+from marshmallow import INCLUDE, Schema, ValidationError, fields
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from werkzeug.exceptions import ClientDisconnected, HTTPException
@@ -63,6 +64,21 @@ def error_body(code, message, fields=None):
     return body
 
 
+class ErrorSchema(Schema):
+    """Every error answer: ``error``, a code to branch on; ``message``, for people; ``fields``, what to fix."""
+
+    class Meta:
+        unknown = INCLUDE  # some errors add what the client needs to decide (a conflict's ``current_status``)
+        ordered = True
+
+    error = fields.String(required=True, metadata={"description": "A stable code, e.g. validation_failed, not_found, concurrent_change."})
+    message = fields.String(required=True)
+    fields_ = fields.Dict(
+        data_key="fields", keys=fields.String(),
+        metadata={"description": "Each problem by field, as a list of messages (nested objects name the parts of a nested field)."},
+    )
+
+
 def read_body(request, max_bytes=MAX_BODY_BYTES):
     """The raw body, or ``ApiError`` naming ``body``; reads at most ``max_bytes + 1``
     bytes, whatever Content-Length claims."""
@@ -114,6 +130,11 @@ def read_json_body(request, max_bytes=MAX_BODY_BYTES):
         raise ApiError("Request body must be a JSON object.", {"body": ["Must be a JSON object."]})
     if json_depth(body) > MAX_JSON_DEPTH:
         raise too_deep
+    try:
+        # JSON may escape half a UTF-16 pair ("\ud800"); no text holds one, and the store cannot encode it
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiError("Request body is not valid Unicode.", {"body": ["Strings must not hold unpaired surrogates (\\ud800-\\udfff)."]}) from exc
     return body
 
 
@@ -169,14 +190,38 @@ class JsonWebServer(WebServer):
         return super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
 
 
+@dataclass(frozen=True, eq=False)
+class Operation:
+    """What an HTTP entrypoint takes and answers, as its ``@http`` declares it;
+    ``wangge.openapi`` publishes it.
+
+    ``body`` and each value of ``responses`` are a marshmallow schema class (JSON),
+    a media type (``"text/plain"``), or ``{media type: schema class or None}``.
+    A 400 is implied by ``body``, ``query`` or ``headers``; ``errors`` names the
+    other error statuses the operation answers (404, 409, 503 …)."""
+
+    summary: str | None = None
+    body: object = None
+    query: type | None = None
+    headers: tuple = ()
+    responses: dict = field(default_factory=dict)
+    errors: tuple = ()
+
+
 class JsonHttpHandler(HttpRequestHandler):
     """``@http`` whose handlers return dicts (or ``(status, dict)``) and raise
-    ``ApiError``/``ValidationError``; clients always get a JSON body."""
+    ``ApiError``/``ValidationError``; clients always get a JSON body.
+
+    The keyword arguments after the URL describe the operation (see
+    :class:`Operation`). nameko builds every extension again with the same
+    arguments when it binds it to a container, so they are taken here."""
 
     server = JsonWebServer()
 
-    def __init__(self, method, url, expected_exceptions=(ApiError, ValidationError), **kwargs):
+    def __init__(self, method, url, expected_exceptions=(ApiError, ValidationError), *,
+                 summary=None, body=None, query=None, headers=(), responses=None, errors=(), **kwargs):
         super().__init__(method, url, expected_exceptions=expected_exceptions, **kwargs)
+        self.operation = Operation(summary, body, query, tuple(headers), dict(responses or {}), tuple(errors))
 
     def response_from_result(self, result):
         if isinstance(result, Response):

@@ -9,28 +9,52 @@ Mixed into a service class; the service provides ``name``, ``config`` and a
 * ``GET /health/ready`` (and ``GET /health``): the broker and the store each
   answer within ``READINESS_TIMEOUT_SECONDS``; otherwise 503 naming what is
   missing, so a load balancer or compose stops sending work here meanwhile.
+* ``GET /openapi.json``: the service's HTTP API as an OpenAPI 3.1 document.
 """
 import pymongo
 from kombu import Connection
+from marshmallow import INCLUDE, Schema, fields
 
 from wangge.http import http
 from wangge.logs import short_error
 from wangge.metrics import metrics_response
+from wangge.openapi import openapi_document
+
+
+class LivenessSchema(Schema):
+    """The process answers."""
+
+    status = fields.String(required=True, metadata={"description": "Always alive."})
+    service = fields.String(required=True)
+
+
+class ReadinessSchema(Schema):
+    """Whether the broker and the store answer; services add what they know of themselves
+    (routing its registry version, notify each channel's circuit breaker)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    status = fields.String(required=True, metadata={"description": "ok, or unavailable (with status 503)."})
+    service = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                         metadata={"description": "broker and store: ok, or why not."})
+    missing = fields.List(fields.String(), metadata={"description": "What does not answer (with status 503)."})
 
 
 class HealthAndMetrics:
     def health_details(self):
         return {}
 
-    @http("GET", "/health/live")
+    @http("GET", "/health/live", summary="Liveness: the process answers (checks nothing)", responses={200: LivenessSchema})
     def liveness(self, request):
         return {"status": "alive", "service": self.name}
 
-    @http("GET", "/health")
+    @http("GET", "/health", summary="Readiness (as /health/ready)", responses={200: ReadinessSchema, 503: ReadinessSchema})
     def health(self, request):
         return self.readiness(request)
 
-    @http("GET", "/health/ready")
+    @http("GET", "/health/ready", summary="Readiness: the broker and the store answer", responses={200: ReadinessSchema, 503: ReadinessSchema})
     def readiness(self, request):
         timeout = float(self.config["READINESS_TIMEOUT_SECONDS"])
         checks = {"broker": self._broker_problem(timeout), "store": None}
@@ -57,6 +81,10 @@ class HealthAndMetrics:
             return short_error(exc)
         return None
 
-    @http("GET", "/metrics")
+    @http("GET", "/metrics", summary="Prometheus metrics of this process", responses={200: "text/plain"})
     def prometheus_metrics(self, request):
         return metrics_response()
+
+    @http("GET", "/openapi.json", summary="This API as an OpenAPI 3.1 document", responses={200: "application/json"})
+    def openapi(self, request):
+        return openapi_document(type(self))

@@ -84,10 +84,35 @@ class SentimentEntrySchema(Schema):
     summary = fields.String(allow_none=True)
 
 
+class SentimentLogSchema(Schema):
+    """The 民情日志, newest first."""
+
+    items = fields.List(fields.Nested(SentimentEntrySchema), required=True)
+
+
 class HistoryEntrySchema(Schema):
     status = fields.String()
     at = fields.AwareDateTime()
     note = fields.String(allow_none=True)
+
+
+class MaskedReporterSchema(Schema):
+    """The reporter as anyone may see them: 林**, 138****0001."""
+
+    name = fields.String()
+    phone = fields.String()
+
+
+class RequestFiledSchema(Schema):
+    """A request filed (201), or the one filed before under the same Idempotency-Key (200)."""
+
+    class Meta:
+        ordered = True
+
+    tracking_no = fields.String(required=True, metadata={"description": "The number a resident quotes, e.g. YT-20261129-000004."})
+    request_id = fields.String(required=True)
+    status = fields.String(required=True)
+    url = fields.String(required=True, metadata={"description": "Where the request reads back."})
 
 
 class RequestViewSchema(Schema):
@@ -109,10 +134,16 @@ class RequestViewSchema(Schema):
     case_id = fields.String(allow_none=True)
     address = fields.String(allow_none=True)
     location = fields.Nested(LocationSchema, allow_none=True)
-    reporter = fields.Dict(allow_none=True)
+    reporter = fields.Nested(MaskedReporterSchema, allow_none=True)
     media = fields.List(fields.String())
     external_ref = fields.String(allow_none=True)
     history = fields.List(fields.Nested(HistoryEntrySchema))
+
+
+class RequestListSchema(Schema):
+    """The requests a sender filed under its own reference."""
+
+    items = fields.List(fields.Nested(RequestViewSchema), required=True)
 
 
 def inbound_json_schema():

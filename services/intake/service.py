@@ -17,7 +17,8 @@ from wangge.timers import configured_timer
 from services.intake import metrics, submissions
 from services.intake.inbound import inbound
 from services.intake.schemas import (
-    CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema, SentimentEntrySchema, SentimentQuerySchema,
+    CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema, RequestFiledSchema, RequestListSchema,
+    RequestViewSchema, SentimentLogSchema, SentimentQuerySchema,
 )
 from services.intake.storage import RequestStore
 
@@ -40,7 +41,8 @@ class IntakeService(HealthAndMetrics):
 
     # -- ways in ------------------------------------------------------------
 
-    @http("POST", "/api/v1/requests")
+    @http("POST", "/api/v1/requests", summary="File a request", body=HttpRequestSchema, headers=("Idempotency-Key",),
+          responses={201: RequestFiledSchema, 200: RequestFiledSchema})
     def file_request(self, request):
         channel = "unknown"
         try:
@@ -56,12 +58,12 @@ class IntakeService(HealthAndMetrics):
         key = idempotency_key(request)
         filing = self._file(fields, fields["channel"], fields.get("source") or fields["channel"], key and f"http:{key}")
         request_doc = filing.request
-        body = {
+        body = RequestFiledSchema().dump({
             "tracking_no": request_doc["tracking_no"],
             "request_id": request_doc["_id"],
             "status": request_doc["status"],
             "url": f"/api/v1/requests/{request_doc['tracking_no']}",
-        }
+        })
         return (201 if filing.created else 200), body
 
     @inbound()
@@ -88,24 +90,27 @@ class IntakeService(HealthAndMetrics):
 
     # -- reading back ---------------------------------------------------------
 
-    @http("GET", "/api/v1/requests/<string:tracking_no>")
+    @http("GET", "/api/v1/requests/<string:tracking_no>", summary="Read a request back by its tracking number",
+          responses={200: RequestViewSchema}, errors=(404,))
     def get_request(self, request, tracking_no):
         found = self.store.find_by_tracking_no(tracking_no)
         if found is None:
             raise NotFound(f"No request with tracking number {tracking_no}.", {"tracking_no": ["Unknown tracking number."]})
         return submissions.public_view(found)
 
-    @http("GET", "/api/v1/requests")
+    @http("GET", "/api/v1/requests", summary="Find requests by the sender's own reference", query=LookupSchema,
+          responses={200: RequestListSchema})
     def find_requests(self, request):
         query = LookupSchema().load(request.args.to_dict())
         found = self.store.find_by_external_ref(query["source"], query["external_ref"])
         return {"items": [submissions.public_view(item) for item in found]}
 
-    @http("GET", "/api/v1/sentiment-log")
+    @http("GET", "/api/v1/sentiment-log", summary="The 民情日志: requests received and changes of their cases",
+          query=SentimentQuerySchema, responses={200: SentimentLogSchema})
     def sentiment_log(self, request):
         query = SentimentQuerySchema().load(request.args.to_dict())
         entries = self.store.sentiment_entries(query.get("grid_id"), query.get("since"), query["limit"])
-        return {"items": SentimentEntrySchema(many=True).dump(entries)}
+        return SentimentLogSchema().dump({"items": entries})
 
     # -- shared steps ---------------------------------------------------------
 

@@ -74,9 +74,34 @@ class NotificationViewSchema(Schema):
     status = fields.String()
     attempts = fields.Integer()
     held_until = fields.AwareDateTime(allow_none=True)
-    next_attempt_at = fields.AwareDateTime()
+    next_attempt_at = fields.AwareDateTime(allow_none=True, metadata={"description": "null once sent or failed."})
     sent_at = fields.AwareDateTime(allow_none=True)
     last_error = fields.String(allow_none=True)
     subject = fields.String()
     body = fields.String()
     created_at = fields.AwareDateTime()
+
+
+class NotificationPageSchema(Schema):
+    """A page of notifications, newest first; ``total`` counts every match."""
+
+    class Meta:
+        ordered = True
+
+    items = fields.List(fields.Nested(NotificationViewSchema), required=True)
+    total = fields.Integer(required=True)
+
+
+class AlertsAcceptedSchema(Schema):
+    accepted = fields.Integer(required=True, metadata={"description": "How many alerts will reach the operators."})
+
+
+class PreferencesViewSchema(Schema):
+    """A recipient's preferences as stored (the WeCom key is never shown)."""
+
+    class Meta:
+        ordered = True
+
+    recipient = fields.String(required=True, attribute="_id")
+    channel = fields.String(required=True)
+    updated_at = fields.AwareDateTime(required=True)

@@ -96,20 +96,23 @@ class NotifyService(HealthAndMetrics):
 
     # -- HTTP -----------------------------------------------------------------------
 
-    @http("GET", "/api/v1/notifications")
+    @http("GET", "/api/v1/notifications", summary="Notifications, newest first, paged", query=schemas.NotificationQuerySchema,
+          responses={200: schemas.NotificationPageSchema})
     def list_notifications(self, request):
         query = schemas.NotificationQuerySchema().load(request.args.to_dict())
         filters = {key: query[key] for key in ("tracking_no", "case_id", "campaign_id", "status") if key in query}
         if "recipient" in query:
             filters["recipient.key"] = query["recipient"]
         found, total = self.store.find(filters, (query["page"] - 1) * query["per_page"], query["per_page"])
-        return {"items": schemas.NotificationViewSchema(many=True).dump(found), "total": total}
+        return schemas.NotificationPageSchema().dump({"items": found, "total": total})
 
-    @http("GET", "/api/v1/notifications/<string:notification_id>")
+    @http("GET", "/api/v1/notifications/<string:notification_id>", summary="One notification",
+          responses={200: schemas.NotificationViewSchema}, errors=(404,))
     def get_notification(self, request, notification_id):
         return schemas.NotificationViewSchema().dump(self._existing(notification_id))
 
-    @http("POST", "/api/v1/notifications/<string:notification_id>/resend")
+    @http("POST", "/api/v1/notifications/<string:notification_id>/resend", summary="Send a failed (or sent) notification again",
+          responses={200: schemas.NotificationViewSchema}, errors=(404, 409))
     def resend(self, request, notification_id):
         notification = self._existing(notification_id)
         if not self.store.reset_for_resend(notification_id, events.utcnow()):
@@ -117,20 +120,22 @@ class NotifyService(HealthAndMetrics):
         self.sender.offer([notification])
         return schemas.NotificationViewSchema().dump(self.store.get(notification_id))
 
-    @http("POST", "/api/v1/alerts")
+    @http("POST", "/api/v1/alerts", summary="Alertmanager's webhook: alerts for the operators' WeCom group",
+          body=schemas.AlertmanagerPayloadSchema, responses={200: schemas.AlertsAcceptedSchema})
     def receive_alerts(self, request):
         """Alertmanager's webhook receiver: alerts reach the operators' WeCom group."""
         payload = schemas.AlertmanagerPayloadSchema().load(read_json_body(request))
         envelope = recipients.alert_envelope(payload, events.utcnow())
         chosen = [(recipients.OPERATIONS, f"{recipients.OPS_ALERT}.ops")]
         self.sender.offer(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
-        return {"accepted": len(payload["alerts"])}
+        return schemas.AlertsAcceptedSchema().dump({"accepted": len(payload["alerts"])})
 
-    @http("PUT", "/api/v1/preferences/<string:recipient_key>")
+    @http("PUT", "/api/v1/preferences/<string:recipient_key>", summary="Choose a recipient's channel (a person id or resident:<tracking_no>)",
+          body=schemas.PreferencesSchema, responses={200: schemas.PreferencesViewSchema})
     def save_preferences(self, request, recipient_key):
         preferences = schemas.PreferencesSchema().load(read_json_body(request))
         saved = self.store.save_preferences(recipient_key, preferences, events.utcnow())
-        return {key: value for key, value in saved.items() if key != "wecom_key"} | {"recipient": saved["_id"]}
+        return schemas.PreferencesViewSchema().dump(saved)
 
     # -- operations and shared steps --------------------------------------------------
 

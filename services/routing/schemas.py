@@ -142,3 +142,71 @@ class CaseDetailSchema(CaseSummarySchema):
 
 class PlaceSchema(ActorSchema):
     grid_id = fields.String(required=True, validate=_id)
+
+
+class RegistryCountsSchema(Schema):
+    class Meta:
+        ordered = True
+
+    towns = fields.Integer(required=True)
+    communities = fields.Integer(required=True)
+    grids = fields.Integer(required=True)
+    departments = fields.Integer(required=True)
+
+
+class RegistryLoadedSchema(Schema):
+    """The edition now in force and how many records it holds."""
+
+    class Meta:
+        ordered = True
+
+    version = fields.Integer(required=True)
+    counts = fields.Nested(RegistryCountsSchema, required=True)
+
+
+class CountyNameSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class RegistrySummarySchema(RegistryLoadedSchema):
+    """The registry edition in force."""
+
+    county = fields.Nested(CountyNameSchema, required=True)
+    loaded_at = fields.AwareDateTime(required=True)
+
+
+class GridPageSchema(Schema):
+    """A page of grids, all from the registry edition named in ``version``: a reader paging
+    through starts again when it changes."""
+
+    class Meta:
+        ordered = True
+
+    version = fields.Integer(allow_none=True, required=True, metadata={"description": "null before any registry is loaded."})
+    items = fields.List(fields.Nested(GridSummarySchema), required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class CasePageSchema(Schema):
+    """A page of cases, newest first."""
+
+    class Meta:
+        ordered = True
+
+    items = fields.List(fields.Nested(CaseSummarySchema), required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class WorkerCasesSchema(Schema):
+    """A worker's open cases (at most 500), newest first; ``total`` counts them all."""
+
+    class Meta:
+        ordered = True
+
+    items = fields.List(fields.Nested(CaseSummarySchema), required=True)
+    total = fields.Integer(required=True)

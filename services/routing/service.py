@@ -17,9 +17,13 @@ from services.routing import metrics, schemas, workflow
 from services.routing.dependencies import Registry, RequestClassifier
 from services.routing.lifecycle import OPEN_STATUSES
 from services.routing.registry import flatten, validate_registry
+from services.routing.registry_schema import RegistrySchema
 from services.routing.storage import RoutingStore
 
 log = logging.getLogger(__name__)
+
+# every change of a case answers the case as changed; it may be unknown, or refused in its state
+CASE_CHANGE = {"responses": {200: schemas.CaseDetailSchema}, "errors": (404, 409)}
 
 
 class RoutingService(HealthAndMetrics):
@@ -45,7 +49,8 @@ class RoutingService(HealthAndMetrics):
 
     # -- the grid registry ------------------------------------------------------
 
-    @http("PUT", "/api/v1/registry")
+    @http("PUT", "/api/v1/registry", summary="Load a registry edition (its version must be newer)", body=RegistrySchema,
+          responses={200: schemas.RegistryLoadedSchema}, errors=(409,))
     def load_registry(self, request):
         registry = validate_registry(read_json_body(request, max_bytes=64 * 1024 * 1024))
         towns, communities, grids, departments = flatten(registry)
@@ -56,16 +61,16 @@ class RoutingService(HealthAndMetrics):
         )
         self.registry.invalidate()
         log.info("registry loaded", extra={"version": registry["version"], **counts})
-        return {"version": registry["version"], "counts": counts}
+        return schemas.RegistryLoadedSchema().dump({"version": registry["version"], "counts": counts})
 
-    @http("GET", "/api/v1/registry")
+    @http("GET", "/api/v1/registry", summary="The registry edition in force", responses={200: schemas.RegistrySummarySchema}, errors=(404,))
     def registry_summary(self, request):
         summary = self.store.registry_summary()
         if summary is None:
             raise NotFound("No registry loaded yet.")
-        return {"version": summary["edition"], "county": summary["county"], "loaded_at": summary["loaded_at"], "counts": summary["counts"]}
+        return schemas.RegistrySummarySchema().dump({"version": summary["edition"], **summary})
 
-    @http("GET", "/api/v1/grids")
+    @http("GET", "/api/v1/grids", summary="Grids, paged", query=schemas.GridQuerySchema, responses={200: schemas.GridPageSchema})
     def list_grids(self, request):
         query = schemas.GridQuerySchema().load(request.args.to_dict())
         edition = self.store.registry_edition()
@@ -73,14 +78,13 @@ class RoutingService(HealthAndMetrics):
         skip = (query["page"] - 1) * query["per_page"]
         grids = self.store.registry_records("grids", edition, filters, skip, query["per_page"], {"area": 0})
         # the edition each page comes from: a reader paging through sees a switch and starts again
-        return {
-            "version": edition,
-            "items": schemas.GridSummarySchema(many=True).dump(grids),
-            "page": query["page"], "per_page": query["per_page"],
+        return schemas.GridPageSchema().dump({
+            "version": edition, "items": grids, "page": query["page"], "per_page": query["per_page"],
             "total": self.store.count_registry_records("grids", edition, filters),
-        }
+        })
 
-    @http("GET", "/api/v1/grids/locate")
+    @http("GET", "/api/v1/grids/locate", summary="The grid containing a point", query=schemas.PointQuerySchema,
+          responses={200: schemas.GridSummarySchema}, errors=(404,))
     def locate_point(self, request):
         point = schemas.PointQuerySchema().load(request.args.to_dict())
         snapshot = self._snapshot(events.utcnow())
@@ -89,7 +93,8 @@ class RoutingService(HealthAndMetrics):
             raise NotFound(f"No grid contains ({point['lon']}, {point['lat']}).")
         return schemas.GridSummarySchema().dump(snapshot.grid(grid_id))
 
-    @http("GET", "/api/v1/grids/<string:grid_id>")
+    @http("GET", "/api/v1/grids/<string:grid_id>", summary="One grid with its head, workers, WeChat groups, buildings and area",
+          responses={200: schemas.GridDetailSchema}, errors=(404,))
     def get_grid(self, request, grid_id):
         grid = self.store.registry_record("grids", self.store.registry_edition(), grid_id)
         if grid is None:
@@ -98,66 +103,67 @@ class RoutingService(HealthAndMetrics):
 
     # -- cases for workers, heads and departments ---------------------------------
 
-    @http("GET", "/api/v1/cases")
+    @http("GET", "/api/v1/cases", summary="Cases, newest first, paged", query=schemas.CaseQuerySchema, responses={200: schemas.CasePageSchema})
     def list_cases(self, request):
         query = schemas.CaseQuerySchema().load(request.args.to_dict())
         filters = workflow.case_query(query, events.utcnow())
         found, total = self.store.find_cases(filters, (query["page"] - 1) * query["per_page"], query["per_page"])
-        return {"items": schemas.CaseSummarySchema(many=True).dump(found), "page": query["page"], "per_page": query["per_page"], "total": total}
+        return schemas.CasePageSchema().dump({"items": found, "page": query["page"], "per_page": query["per_page"], "total": total})
 
-    @http("GET", "/api/v1/workers/<string:worker_id>/cases")
+    @http("GET", "/api/v1/workers/<string:worker_id>/cases", summary="A worker's open cases", responses={200: schemas.WorkerCasesSchema})
     def my_open_cases(self, request, worker_id):
         found, total = self.store.find_cases(workflow.open_cases_of(worker_id), 0, 500)
-        return {"items": schemas.CaseSummarySchema(many=True).dump(found), "total": total}
+        return schemas.WorkerCasesSchema().dump({"items": found, "total": total})
 
-    @http("GET", "/api/v1/cases/<string:case_id>")
+    @http("GET", "/api/v1/cases/<string:case_id>", summary="A case with its timeline, five steps, SLA clocks and follow-up",
+          responses={200: schemas.CaseDetailSchema}, errors=(404,))
     def get_case(self, request, case_id):
         return schemas.CaseDetailSchema().dump(workflow.load_case(self.store, case_id))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/acknowledge")
+    @http("POST", "/api/v1/cases/<string:case_id>/acknowledge", summary="Acknowledge a case (the first response)", body=schemas.ActorSchema, **CASE_CHANGE)
     def acknowledge(self, request, case_id):
         body = self._body(request, schemas.ActorSchema)
         return self._changed(*workflow.move_case(self.store, self.config, case_id, "acknowledged", body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/transitions")
+    @http("POST", "/api/v1/cases/<string:case_id>/transitions", summary="Move a case to another status", body=schemas.TransitionSchema, **CASE_CHANGE)
     def move(self, request, case_id):
         body = self._body(request, schemas.TransitionSchema)
         return self._changed(*workflow.move_case(self.store, self.config, case_id, body["status"], body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/resolve")
+    @http("POST", "/api/v1/cases/<string:case_id>/resolve", summary="Resolve a case", body=schemas.ActorSchema, **CASE_CHANGE)
     def resolve(self, request, case_id):
         body = self._body(request, schemas.ActorSchema)
         return self._changed(*workflow.move_case(self.store, self.config, case_id, "resolved", body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/assign")
+    @http("POST", "/api/v1/cases/<string:case_id>/assign", summary="Reassign a case to a worker of its grid", body=schemas.AssignSchema, **CASE_CHANGE)
     def assign(self, request, case_id):
         body = self._body(request, schemas.AssignSchema)
         now = events.utcnow()
         return self._changed(*workflow.assign_case(self.store, self._snapshot(now), self.config, case_id, body["worker_id"], body["actor"], body["note"], now))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/place")
+    @http("POST", "/api/v1/cases/<string:case_id>/place", summary="Place a triage case in a grid", body=schemas.PlaceSchema, **CASE_CHANGE)
     def place(self, request, case_id):
         body = self._body(request, schemas.PlaceSchema)
         now = events.utcnow()
         return self._changed(*workflow.place_from_triage(self.store, self._snapshot(now), self.config, case_id, body["grid_id"], body["actor"], body["note"], now))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/escalate")
+    @http("POST", "/api/v1/cases/<string:case_id>/escalate", summary="Escalate a case one level up", body=schemas.EscalateSchema, **CASE_CHANGE)
     def escalate(self, request, case_id):
         body = self._body(request, schemas.EscalateSchema)
         now = events.utcnow()
         return self._changed(*workflow.escalate_case(self.store, self._snapshot(now), self.config, case_id, body["actor"], body["note"], body["department_id"], now))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/steps")
+    @http("POST", "/api/v1/cases/<string:case_id>/steps", summary="Record one of the five steps", body=schemas.StepSchema, **CASE_CHANGE)
     def record_step(self, request, case_id):
         body = self._body(request, schemas.StepSchema)
         return self._changed(*workflow.record_step(self.store, case_id, body["step"], body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/notes")
+    @http("POST", "/api/v1/cases/<string:case_id>/notes", summary="Add a note to a case's timeline", body=schemas.NoteSchema, **CASE_CHANGE)
     def add_note(self, request, case_id):
         body = self._body(request, schemas.NoteSchema)
         return self._changed(*workflow.add_note(self.store, case_id, body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/follow-up")
+    @http("POST", "/api/v1/cases/<string:case_id>/follow-up", summary="Record the resident's answer to the follow-up (回访)", body=schemas.FollowUpSchema, **CASE_CHANGE)
     def follow_up(self, request, case_id):
         body = self._body(request, schemas.FollowUpSchema)
         return self._changed(*workflow.record_follow_up(self.store, self.config, case_id, body["solved"], body["satisfaction"], body["note"], events.utcnow()))

@@ -121,3 +121,167 @@ class ReportQuerySchema(StrictSchema):
 
 class MissingQuerySchema(StrictSchema):
     grid_id = fields.String(required=True, validate=_id)
+
+
+# -- what goes out --------------------------------------------------------------------
+
+class ContentVersionSchema(Schema):
+    """A version of a study item."""
+
+    class Meta:
+        ordered = True
+
+    version = fields.Integer(required=True)
+    title = fields.String(required=True)
+    body = fields.String(required=True)
+    media = fields.List(fields.Nested(MediaSchema))
+    tags = fields.List(fields.String())
+    author = fields.String(allow_none=True)
+    team = fields.String(allow_none=True)
+    editor = fields.String(allow_none=True)
+    updated_at = fields.AwareDateTime()
+
+
+class ContentViewSchema(ContentVersionSchema):
+    """A study item; read alone (and as answered to a create or an edit), with its earlier
+    versions in ``history``, oldest first."""
+
+    content_id = fields.String(required=True, attribute="_id")
+    created_at = fields.AwareDateTime()
+    history = fields.List(fields.Nested(ContentVersionSchema))
+
+
+class ContentPageSchema(Schema):
+    class Meta:
+        ordered = True
+
+    items = fields.List(fields.Nested(ContentViewSchema), required=True)
+    total = fields.Integer(required=True)
+
+
+class CampaignViewSchema(Schema):
+    """A campaign: what it sends, to whom, when; ``grids`` counts the grids it targets."""
+
+    class Meta:
+        ordered = True
+
+    campaign_id = fields.String(required=True, attribute="_id")
+    title = fields.String(required=True)
+    content_ids = fields.List(fields.String(), required=True)
+    target = fields.Nested(TargetSchema, required=True)
+    schedule = fields.Nested(ScheduleSchema, required=True)
+    reminder = fields.Nested(ReminderPolicySchema, required=True)
+    next_round_at = fields.AwareDateTime(allow_none=True, metadata={"description": "null once no round is left."})
+    last_round_at = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+    grids = fields.Integer(required=True)
+
+
+class DispatchCountSchema(Schema):
+    kind = fields.String(required=True, metadata={"description": "campaign_due or reminder."})
+    state = fields.String(required=True)
+    count = fields.Integer(required=True)
+
+
+class CampaignDetailSchema(CampaignViewSchema):
+    """A campaign with its dispatches counted by kind and state."""
+
+    dispatches = fields.List(fields.Nested(DispatchCountSchema), required=True)
+
+
+class CampaignListSchema(Schema):
+    """The latest campaigns (at most 100), newest first."""
+
+    items = fields.List(fields.Nested(CampaignViewSchema), required=True)
+
+
+class ReportRowSchema(Schema):
+    """Participation (参学率) of one grid, community or town, or of the whole campaign;
+    the row names it by the level's id (``grid_id``, ``community_id``, ``town_id`` or ``campaign_id``)."""
+
+    class Meta:
+        ordered = True
+
+    grid_id = fields.String()
+    grid_name = fields.String(allow_none=True)
+    community_id = fields.String(allow_none=True)
+    town_id = fields.String(allow_none=True)
+    campaign_id = fields.String()
+    members = fields.Integer(required=True)
+    participants = fields.Integer(required=True)
+    rate = fields.Float(required=True, allow_none=True, metadata={"description": "participants / members; null without members."})
+
+
+class CampaignReportSchema(Schema):
+    class Meta:
+        ordered = True
+
+    campaign_id = fields.String(required=True)
+    by = fields.String(required=True)
+    rows = fields.List(fields.Nested(ReportRowSchema), required=True)
+
+
+class MissingMemberSchema(Schema):
+    member_id = fields.String(required=True, attribute="_id")
+    name = fields.String(required=True)
+    kind = fields.String(required=True)
+
+
+class MissingMembersSchema(Schema):
+    """The 不掉队 list: the grid's members who have not taken part."""
+
+    class Meta:
+        ordered = True
+
+    campaign_id = fields.String(required=True)
+    grid_id = fields.String(required=True)
+    members = fields.List(fields.Nested(MissingMemberSchema), required=True)
+
+
+class MembersImportedSchema(Schema):
+    imported = fields.Integer(required=True)
+
+
+class CheckinRecordedSchema(Schema):
+    """A check-in; ``new`` is false when it was recorded before."""
+
+    class Meta:
+        ordered = True
+
+    campaign_id = fields.String(required=True)
+    member_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    new = fields.Boolean(required=True)
+
+
+class SessionViewSchema(Schema):
+    """A meeting with its attendance."""
+
+    class Meta:
+        ordered = True
+
+    session_id = fields.String(required=True, attribute="_id", data_key="_id")
+    grid_id = fields.String(required=True)
+    team = fields.String(required=True)
+    kind = fields.String(required=True)
+    held_at = fields.AwareDateTime(required=True)
+    title = fields.String(allow_none=True)
+    campaign_id = fields.String(allow_none=True)
+    attendees = fields.List(fields.String(), required=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class TeamSchema(Schema):
+    class Meta:
+        ordered = True
+
+    team = fields.String(required=True)
+    sessions = fields.Integer(required=True)
+    attendance = fields.Integer(required=True)
+    kinds = fields.List(fields.String(), required=True)
+
+
+class TeamReportSchema(Schema):
+    """Per lecture team (宣讲队): sessions held and attendance."""
+
+    teams = fields.List(fields.Nested(TeamSchema), required=True)

@@ -53,44 +53,51 @@ class StudyService(HealthAndMetrics):
 
     # -- contents ------------------------------------------------------------------
 
-    @http("POST", "/api/v1/contents")
+    @http("POST", "/api/v1/contents", summary="Create a study item", body=schemas.ContentSchema, responses={201: schemas.ContentViewSchema})
     def create_content(self, request):
         body = schemas.ContentSchema().load(read_json_body(request))
-        return 201, view(workflow.create_content(self.store, body, events.utcnow()))
+        return 201, schemas.ContentViewSchema().dump(workflow.create_content(self.store, body, events.utcnow()))
 
-    @http("PUT", "/api/v1/contents/<string:content_id>")
+    @http("PUT", "/api/v1/contents/<string:content_id>", summary="Edit a study item (a new version)", body=schemas.ContentSchema,
+          responses={200: schemas.ContentViewSchema}, errors=(404, 409))
     def revise_content(self, request, content_id):
         body = schemas.ContentSchema().load(read_json_body(request))
-        return view(workflow.revise_content(self.store, content_id, body, events.utcnow()))
+        return schemas.ContentViewSchema().dump(workflow.revise_content(self.store, content_id, body, events.utcnow()))
 
-    @http("GET", "/api/v1/contents/<string:content_id>")
+    @http("GET", "/api/v1/contents/<string:content_id>", summary="A study item with its earlier versions",
+          responses={200: schemas.ContentViewSchema}, errors=(404,))
     def get_content(self, request, content_id):
-        return view(workflow.content_with_history(self.store, content_id))
+        return schemas.ContentViewSchema().dump(workflow.content_with_history(self.store, content_id))
 
-    @http("GET", "/api/v1/contents")
+    @http("GET", "/api/v1/contents", summary="Study items, latest edits first, paged", query=schemas.ContentQuerySchema,
+          responses={200: schemas.ContentPageSchema})
     def list_contents(self, request):
         query = schemas.ContentQuerySchema().load(request.args.to_dict())
         found, total = self.store.find_contents(query.get("tag"), (query["page"] - 1) * query["per_page"], query["per_page"])
-        return {"items": [view(item) for item in found], "total": total}
+        return schemas.ContentPageSchema().dump({"items": found, "total": total})
 
     # -- campaigns -----------------------------------------------------------------
 
-    @http("POST", "/api/v1/campaigns")
+    @http("POST", "/api/v1/campaigns", summary="Create a campaign", body=schemas.CampaignSchema, headers=("Idempotency-Key",),
+          responses={201: schemas.CampaignViewSchema, 200: schemas.CampaignViewSchema}, errors=(404, 503))
     def create_campaign(self, request):
         body = schemas.CampaignSchema().load(read_json_body(request))
         campaign, created = workflow.create_campaign(self.store, self.grids, self.policy, body, events.utcnow(), idempotency_key(request))
-        return (201 if created else 200), campaign_view(campaign)
+        return (201 if created else 200), schemas.CampaignViewSchema().dump(with_grid_count(campaign))
 
-    @http("GET", "/api/v1/campaigns")
+    @http("GET", "/api/v1/campaigns", summary="The latest campaigns", responses={200: schemas.CampaignListSchema})
     def list_campaigns(self, request):
-        return {"items": [campaign_view(c) for c in self.store.list_campaigns()]}
+        return schemas.CampaignListSchema().dump({"items": [with_grid_count(c) for c in self.store.list_campaigns()]})
 
-    @http("GET", "/api/v1/campaigns/<string:campaign_id>")
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>", summary="A campaign and its dispatches by kind and state",
+          responses={200: schemas.CampaignDetailSchema}, errors=(404,))
     def get_campaign(self, request, campaign_id):
         campaign = workflow.existing(self.store.get_campaign(campaign_id), f"No campaign {campaign_id}.")
-        return {**campaign_view(campaign), "dispatches": self.store.dispatch_counts(campaign_id)}
+        return schemas.CampaignDetailSchema().dump({**with_grid_count(campaign), "dispatches": self.store.dispatch_counts(campaign_id)})
 
-    @http("GET", "/api/v1/campaigns/<string:campaign_id>/report")
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>/report", summary="Participation rates (参学率), as JSON or CSV",
+          query=schemas.ReportQuerySchema, responses={200: {"application/json": schemas.CampaignReportSchema, "text/csv": None}},
+          errors=(404,))
     def campaign_report(self, request, campaign_id):
         query = schemas.ReportQuerySchema().load(request.args.to_dict())
         campaign = workflow.existing(self.store.get_campaign(campaign_id), f"No campaign {campaign_id}.")
@@ -98,42 +105,48 @@ class StudyService(HealthAndMetrics):
         if query["format"] == "csv":
             return Response(workflow.report_csv(rows), content_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{campaign_id}-{query["by"]}.csv"'})
-        return {"campaign_id": campaign_id, "by": query["by"], "rows": rows}
+        return schemas.CampaignReportSchema().dump({"campaign_id": campaign_id, "by": query["by"], "rows": rows})
 
-    @http("GET", "/api/v1/campaigns/<string:campaign_id>/missing")
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>/missing", summary="The 不掉队 list: a grid's members who have not taken part",
+          query=schemas.MissingQuerySchema, responses={200: schemas.MissingMembersSchema}, errors=(404,))
     def missing_members(self, request, campaign_id):
         query = schemas.MissingQuerySchema().load(request.args.to_dict())
         campaign = workflow.existing(self.store.get_campaign(campaign_id), f"No campaign {campaign_id}.")
         missing = workflow.missing(self.store, campaign, query["grid_id"])
-        return {"campaign_id": campaign_id, "grid_id": query["grid_id"],
-                "members": [{"member_id": m["_id"], "name": m["name"], "kind": m["kind"]} for m in missing]}
+        return schemas.MissingMembersSchema().dump({"campaign_id": campaign_id, "grid_id": query["grid_id"], "members": missing})
 
     # -- members, check-ins and sessions -------------------------------------------
 
-    @http("POST", "/api/v1/members/import")
+    @http("POST", "/api/v1/members/import", summary="Import members of grids: all rows or none",
+          body={"application/json": schemas.MemberImportSchema, "text/csv": None}, responses={200: schemas.MembersImportedSchema},
+          errors=(503,))
     def import_members(self, request):
         if (request.content_type or "").startswith("text/csv"):
             document = workflow.members_from_csv(read_body(request, max_bytes=8 * 1024 * 1024))
         else:
             document = read_json_body(request, max_bytes=8 * 1024 * 1024)
         imported = workflow.import_members(self.store, self.grids, workflow.parse_members(document), events.utcnow())
-        return {"imported": imported}
+        return schemas.MembersImportedSchema().dump({"imported": imported})
 
-    @http("POST", "/api/v1/checkins")
+    @http("POST", "/api/v1/checkins", summary="A member read, attended or commented on a campaign", body=schemas.CheckinSchema,
+          responses={201: schemas.CheckinRecordedSchema, 200: schemas.CheckinRecordedSchema}, errors=(404, 409))
     def check_in(self, request):
         body = schemas.CheckinSchema().load(read_json_body(request))
         created = workflow.check_in(self.store, body, events.utcnow())
         if created:
             metrics.CHECKINS.labels(body["kind"]).inc()
-        return (201 if created else 200), {"campaign_id": body["campaign_id"], "member_id": body["member_id"], "kind": body["kind"], "new": created}
+        return (201 if created else 200), schemas.CheckinRecordedSchema().dump({**body, "new": created})
 
-    @http("POST", "/api/v1/sessions")
+    @http("POST", "/api/v1/sessions", summary="Record a meeting (板凳会, 院落会, online, door to door)", body=schemas.SessionSchema,
+          headers=("Idempotency-Key",), responses={201: schemas.SessionViewSchema, 200: schemas.SessionViewSchema}, errors=(404, 503))
     def record_session(self, request):
         body = schemas.SessionSchema().load(read_json_body(request))
         session, created = workflow.record_session(self.store, self.grids, body, events.utcnow(), idempotency_key(request))
-        return (201 if created else 200), session_view(session)
+        return (201 if created else 200), schemas.SessionViewSchema().dump(session)
 
-    @http("POST", "/api/v1/sessions/<string:session_id>/attendance")
+    @http("POST", "/api/v1/sessions/<string:session_id>/attendance", summary="Add attendance to a meeting",
+          body={"application/json": schemas.AttendanceSchema, "text/csv": None}, responses={200: schemas.SessionViewSchema},
+          errors=(404,))
     def add_attendance(self, request, session_id):
         if (request.content_type or "").startswith("text/csv"):
             rows = workflow.members_from_csv(read_body(request))["members"]
@@ -141,11 +154,11 @@ class StudyService(HealthAndMetrics):
         else:
             document = read_json_body(request)
         body = schemas.AttendanceSchema().load(document)
-        return session_view(workflow.add_attendance(self.store, session_id, body["attendees"], events.utcnow()))
+        return schemas.SessionViewSchema().dump(workflow.add_attendance(self.store, session_id, body["attendees"], events.utcnow()))
 
-    @http("GET", "/api/v1/teams/report")
+    @http("GET", "/api/v1/teams/report", summary="Per lecture team: sessions held and attendance", responses={200: schemas.TeamReportSchema})
     def team_report(self, request):
-        return {"teams": self.store.team_report()}
+        return schemas.TeamReportSchema().dump({"teams": self.store.team_report()})
 
     # -- timers ---------------------------------------------------------------------
 
@@ -166,18 +179,6 @@ class StudyService(HealthAndMetrics):
                     metrics.PARTICIPATION.labels(campaign["_id"], row["town_id"]).set(row["rate"])
 
 
-
-def view(content):
-    return {"content_id": content["_id"], **{k: v for k, v in content.items() if k != "_id"}}
-
-
-def session_view(session):
-    return {k: v for k, v in session.items() if k != "idempotency_key"}
-
-
-def campaign_view(campaign):
-    return {
-        "campaign_id": campaign["_id"],
-        **{k: campaign.get(k) for k in ("title", "content_ids", "target", "schedule", "reminder", "next_round_at", "last_round_at", "created_at")},
-        "grids": len(campaign["grids"]),
-    }
+def with_grid_count(campaign):
+    """The campaign with ``grids`` counted: the grids themselves are many, and kept for its dispatches."""
+    return {**campaign, "grids": len(campaign["grids"])}

@@ -1,7 +1,6 @@
 import pytest
 from nameko.containers import ServiceContainer
 
-from devstack.contracts import GENERATED, render
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.routing.service import RoutingService
@@ -41,8 +40,3 @@ def test_every_consumed_queue_has_a_retry_queue_that_returns_to_it():
     for consumed in topology.consumed_queues():
         retry = queues[topology.retry_queue_name(consumed.name)]
         assert retry.queue_arguments["x-dead-letter-routing-key"] == consumed.name
-
-
-@pytest.mark.parametrize("path", sorted(GENERATED), ids=lambda p: p.name)
-def test_checked_in_contract_files_match_the_code(path):
-    assert path.read_text(encoding="utf-8") == render(GENERATED[path]), f"stale: run `make contracts` to regenerate {path.name}"
