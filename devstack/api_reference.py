@@ -46,10 +46,10 @@ def operation_section(path, method, operation):
         lines += ["", operation["description"]]
     parameters = operation.get("parameters", [])
     if parameters:
-        lines += ["", "| parameter | in | | |", "|---|---|---|---|"]
+        lines += ["", "| parameter | in | | type | |", "|---|---|---|---|---|"]
         lines += [
             f"| `{p['name']}` | {p['in']} | {'required' if p.get('required') else 'optional'} | "
-            f"{cell(describe(p['schema']), p.get('description') or p['schema'].get('description'))} |"
+            f"{cell(describe(p['schema']))} | {cell(p.get('description') or p['schema'].get('description') or '')} |"
             for p in parameters
         ]
     if "requestBody" in operation:
@@ -115,8 +115,10 @@ def limits(schema):
     if "enum" in schema:
         parts.append("one of " + ", ".join(f"`{value}`" for value in schema["enum"]))
     for low, high, unit in (("minLength", "maxLength", "characters"), ("minItems", "maxItems", "items")):
-        if low in schema or high in schema:
-            parts.append(f"{schema.get(low, 0)}–{schema[high]} {unit}" if high in schema else f"at least {schema[low]} {unit}")
+        if high in schema:
+            parts.append(f"{schema.get(low, 0)}–{schema[high]} {unit}")
+        elif low in schema:
+            parts.append(f"not empty" if schema[low] == 1 else f"at least {schema[low]} {unit}")
     for key, word in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<")):
         if key in schema:
             parts.append(f"{word} {schema[key]}")

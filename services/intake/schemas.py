@@ -91,6 +91,8 @@ class SentimentLogSchema(Schema):
 
 
 class HistoryEntrySchema(Schema):
+    """One status the request has had, in the order routing's case went through them."""
+
     status = fields.String()
     at = fields.AwareDateTime()
     note = fields.String(allow_none=True)

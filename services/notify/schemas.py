@@ -52,6 +52,8 @@ class PreferencesSchema(Schema):
 
 
 class RecipientViewSchema(Schema):
+    """Whom a notification is for, name and phone masked."""
+
     role = fields.String()
     key = fields.String()
     name = fields.Function(lambda recipient: mask_name(recipient.get("name")))
@@ -59,6 +61,8 @@ class RecipientViewSchema(Schema):
 
 
 class NotificationViewSchema(Schema):
+    """One message to one recipient on one channel, with where its delivery stands."""
+
     class Meta:
         ordered = True
 

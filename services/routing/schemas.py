@@ -74,11 +74,15 @@ class FollowUpSchema(BodySchema):
 
 
 class CentroidSchema(Schema):
+    """The middle of a grid's area (WGS-84)."""
+
     lon = fields.Float()
     lat = fields.Float()
 
 
 class GridSummarySchema(Schema):
+    """A grid as listed: where it lies and its WeChat groups."""
+
     class Meta:
         ordered = True
 
@@ -93,6 +97,8 @@ class GridSummarySchema(Schema):
 
 
 class GridDetailSchema(GridSummarySchema):
+    """A grid with its head, workers, buildings and area (a GeoJSON polygon)."""
+
     head = fields.Dict()
     workers = fields.List(fields.Dict())
     buildings = fields.List(fields.String())
@@ -100,6 +106,8 @@ class GridDetailSchema(GridSummarySchema):
 
 
 class CaseSummarySchema(Schema):
+    """A case as listed: where it stands, who has it and its deadlines."""
+
     class Meta:
         ordered = True
 
@@ -124,6 +132,9 @@ class CaseSummarySchema(Schema):
 
 
 class CaseDetailSchema(CaseSummarySchema):
+    """A case in full: its timeline (who did what, when), the five steps, SLA clocks and follow-up.
+    `version` counts its changes; every case event carries it."""
+
     request_ids = fields.List(fields.String())
     address = fields.String(allow_none=True)
     located_by = fields.String()
@@ -176,30 +187,29 @@ class RegistrySummarySchema(RegistryLoadedSchema):
     loaded_at = fields.AwareDateTime(required=True)
 
 
-class GridPageSchema(Schema):
+class PageAnswerSchema(Schema):
+    """Where a page lies in the whole: ``total`` counts every match."""
+
+    class Meta:
+        ordered = True
+
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class GridPageSchema(PageAnswerSchema):
     """A page of grids, all from the registry edition named in ``version``: a reader paging
     through starts again when it changes."""
 
-    class Meta:
-        ordered = True
-
     version = fields.Integer(allow_none=True, required=True, metadata={"description": "null before any registry is loaded."})
     items = fields.List(fields.Nested(GridSummarySchema), required=True)
-    page = fields.Integer(required=True)
-    per_page = fields.Integer(required=True)
-    total = fields.Integer(required=True)
 
 
-class CasePageSchema(Schema):
+class CasePageSchema(PageAnswerSchema):
     """A page of cases, newest first."""
 
-    class Meta:
-        ordered = True
-
     items = fields.List(fields.Nested(CaseSummarySchema), required=True)
-    page = fields.Integer(required=True)
-    per_page = fields.Integer(required=True)
-    total = fields.Integer(required=True)
 
 
 class WorkerCasesSchema(Schema):
