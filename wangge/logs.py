@@ -44,12 +44,27 @@ class RedactPhones(logging.Filter):
         return True
 
 
+class DropFailuresLoggedElsewhere(logging.Filter):
+    """nameko logs every failed worker with its traceback; entrypoints that say
+    ``logs_own_failures`` (the retry and dead-letter mechanism) log one line of
+    their own with the reason, so theirs is dropped rather than said twice."""
+
+    def filter(self, record):
+        if record.name != "nameko.containers" or not record.args:
+            return True
+        worker_ctx = record.args[0] if isinstance(record.args, tuple) else None
+        return not getattr(getattr(worker_ctx, "entrypoint", None), "logs_own_failures", False)
+
+
 def logging_config(level="INFO"):
     """A ``logging.config.dictConfig`` dictionary: one JSON object per line on stderr."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"redact_phones": {"()": "wangge.logs.RedactPhones"}},
+        "filters": {
+            "redact_phones": {"()": "wangge.logs.RedactPhones"},
+            "drop_failures_logged_elsewhere": {"()": "wangge.logs.DropFailuresLoggedElsewhere"},
+        },
         "formatters": {
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
@@ -62,7 +77,7 @@ def logging_config(level="INFO"):
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
-                "filters": ["redact_phones"],
+                "filters": ["drop_failures_logged_elsewhere", "redact_phones"],
             }
         },
         "root": {"level": level, "handlers": ["stderr"]},

@@ -163,10 +163,12 @@ class RetryOrDeadLetter:
     queue_consumer = RawMessageQueueConsumer()
     dead_letter_queue_name = None  # default: wangge.<service>.dead
 
-    def __init__(self, *args, expected_exceptions=Exception, **kwargs):
-        # Every failure is handled (retried or dead-lettered, with one log line of
-        # ours): nameko's own traceback per failure would only repeat it.
-        super().__init__(*args, expected_exceptions=expected_exceptions, **kwargs)
+    # Every failure is handled here (retried or dead-lettered) with one log line of
+    # ours; wangge.logs drops nameko's own traceback of the same failure.
+    logs_own_failures = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self._failed_moves = 0
 
     @property
