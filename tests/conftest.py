@@ -1,5 +1,6 @@
 """Root fixtures: monkey-patch first (plain pytest hangs on nameko containers
 otherwise), then a real store and a throwaway RabbitMQ vhost for the session."""
+import os
 import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
@@ -13,6 +14,7 @@ import pytest  # noqa: E402
 from devstack.identity import node_problem  # noqa: E402
 from tests.support.broker import throwaway_vhost  # noqa: E402
 from tests.support.identity import running_identity  # noqa: E402
+from tests.support.services import set_active_identity  # noqa: E402
 from tests.support.store import running_store  # noqa: E402
 
 
@@ -44,3 +46,18 @@ def identity(tmp_path_factory):
         pytest.fail(f"the identity provider cannot run: {problem}", pytrace=False)
     with running_identity(tmp_path_factory.mktemp("identity")) as provider:
         yield provider
+
+
+@pytest.fixture(scope="session", autouse=True)
+def services_trust_the_test_identity(identity):
+    """Every service process a test starts trusts the test's provider (its AUTH_*
+    settings come from the environment), and ``RunningService.as_user`` gets tokens from it."""
+    saved = {key: os.environ.get(key) for key in identity.service_settings()}
+    os.environ.update(identity.service_settings())
+    set_active_identity(identity)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -12,9 +12,11 @@ import time
 from dataclasses import dataclass, field
 
 import jwt
+import requests
 from jwt import PyJWKClient
+from nameko.extensions import SharedExtension
 
-from wangge.http import ApiError
+from wangge.errors import ApiError
 
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 # A flood of tokens naming made-up keys must not turn into a flood of JWKS fetches.
@@ -24,11 +26,19 @@ KEY_REFRESH_SECONDS = 30.0
 class Unauthenticated(ApiError):
     http_status = 401
     error_code = "unauthenticated"
+    headers = {"WWW-Authenticate": 'Bearer realm="wangge"'}
 
 
 class Forbidden(ApiError):
     http_status = 403
     error_code = "forbidden"
+
+
+class MissingPermission(Forbidden):
+    def __init__(self, permission):
+        super().__init__(f"Your roles do not include the permission {permission.name}.",
+                         {"permission": [f"Needs one of the roles: {', '.join(permission.roles)}."]})
+        self.details = {"permission": permission.name}
 
 
 @dataclass(frozen=True)
@@ -132,3 +142,48 @@ def bearer_token(request):
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("This endpoint needs a bearer token (Authorization: Bearer …).")
     return token.strip()
+
+
+class Authenticator(SharedExtension):
+    """One token verifier per service process (the JWKS cache is shared by every
+    endpoint), from the service's ``AUTH`` settings."""
+
+    def setup(self):
+        self.verifier = TokenVerifier.from_config(self.container.config["AUTH"])
+
+    def caller_for(self, request, permission):
+        """The verified caller, ``None`` for an anonymous call to a public endpoint,
+        or ``Unauthenticated``/``Forbidden``."""
+        if permission.public and not request.headers.get("Authorization"):
+            return None
+        caller = self.verifier.verify(bearer_token(request))
+        if not permission.allows(caller.roles):
+            raise MissingPermission(permission)
+        return caller
+
+
+class ServiceCredentials:
+    """An access token of this service's own client (client credentials), for the
+    few calls one service makes to another; fetched again shortly before it expires."""
+
+    def __init__(self, token_url, client_id, client_secret, timeout=5):
+        self.token_url, self.client_id, self.client_secret, self.timeout = token_url, client_id, client_secret, timeout
+        self._token, self._expires_at = None, 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, auth):
+        return cls(auth["TOKEN_URL"], auth["CLIENT_ID"], auth["CLIENT_SECRET"])
+
+    def authorization(self):
+        """``{"Authorization": "Bearer …"}`` for a request to another service."""
+        with self._lock:
+            if self._token is None or time.monotonic() > self._expires_at:
+                response = requests.post(self.token_url, data={"grant_type": "client_credentials"},
+                                         auth=(self.client_id, self.client_secret), timeout=self.timeout)
+                response.raise_for_status()
+                answer = response.json()
+                self._token = answer["access_token"]
+                # a minute early, so a token never expires on its way
+                self._expires_at = time.monotonic() + max(int(answer.get("expires_in", 300)) - 60, 30)
+            return {"Authorization": f"Bearer {self._token}"}

@@ -15,31 +15,15 @@ from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.wrappers import Request, Response
 
+from wangge.auth import Authenticator
+from wangge.errors import ApiError, NotFound  # noqa: F401 (services import them from here too)
+
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 # Deeper than any body we accept; deeper still and parsing or storing it would fail.
 MAX_JSON_DEPTH = 32
-
-
-class ApiError(Exception):
-    """An error the caller can fix. Domain modules subclass it with their own
-    ``http_status`` and ``error_code`` (and ``fields`` or ``details``); the
-    gateway answers them all the same way and nameko logs them as expected."""
-
-    http_status = 400
-    error_code = "bad_request"
-
-    def __init__(self, message, fields=None):
-        super().__init__(message)
-        self.message = message
-        self.fields = fields
-
-
-class NotFound(ApiError):
-    http_status = 404
-    error_code = "not_found"
 
 
 def _json_default(value):
@@ -206,6 +190,7 @@ class Operation:
     headers: tuple = ()
     responses: dict = field(default_factory=dict)
     errors: tuple = ()
+    allow: object = None  # a wangge.permissions.Permission: who may call it
 
 
 class JsonHttpHandler(HttpRequestHandler):
@@ -217,11 +202,27 @@ class JsonHttpHandler(HttpRequestHandler):
     arguments when it binds it to a container, so they are taken here."""
 
     server = JsonWebServer()
+    authenticator = Authenticator()
 
-    def __init__(self, method, url, expected_exceptions=(ApiError, ValidationError), *,
+    def __init__(self, method, url, expected_exceptions=(ApiError, ValidationError), *, allow=None,
                  summary=None, body=None, query=None, headers=(), responses=None, errors=(), **kwargs):
         super().__init__(method, url, expected_exceptions=expected_exceptions, **kwargs)
-        self.operation = Operation(summary, body, query, tuple(headers), dict(responses or {}), tuple(errors))
+        self.operation = Operation(summary, body, query, tuple(headers), dict(responses or {}), tuple(errors), allow)
+
+    def setup(self):
+        if self.operation.allow is None:
+            # an endpoint nobody decided about is a hole: refuse to start instead
+            raise ValueError(f"{self.method} {self.url} names no permission (allow=…)")
+        super().setup()
+
+    def handle_request(self, request):
+        """Who calls is checked before any worker runs: the handler finds the
+        verified caller (or ``None`` on a public endpoint) as ``request.caller``."""
+        try:
+            request.caller = self.authenticator.caller_for(request, self.operation.allow)
+        except ApiError as exc:
+            return self.response_from_exception(exc)
+        return super().handle_request(request)
 
     def response_from_result(self, result):
         if isinstance(result, Response):
@@ -235,7 +236,7 @@ class JsonHttpHandler(HttpRequestHandler):
         if isinstance(exc, ApiError):
             body = error_body(exc.error_code, str(exc), exc.fields)
             body.update(getattr(exc, "details", None) or {})
-            return json_response(body, exc.http_status)
+            return json_response(body, exc.http_status, exc.headers)
         if isinstance(exc, HTTPException):
             return http_error_response(exc)
         log.error("unhandled error in HTTP handler", exc_info=exc)

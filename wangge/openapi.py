@@ -17,6 +17,7 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from wangge.http import MAX_IDEMPOTENCY_KEY_CHARS, ErrorSchema, JsonHttpHandler
 
 OPENAPI_VERSION = "3.1.0"
+BEARER = "bearer"
 JSON = "application/json"
 # werkzeug's <converter:name> (or <name>) in a URL rule
 RULE_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
@@ -32,6 +33,10 @@ HEADERS = {
 }
 
 ERRORS = {
+    401: "No bearer token, or one that is not valid (expired, another issuer or audience, a key the identity "
+         "provider does not publish); the answer carries `WWW-Authenticate: Bearer`.",
+    403: "The token is valid but its roles do not include this operation's permission (`permission` names it), "
+         "or the record is outside the caller's area.",
     400: "The request cannot be taken as it is: `fields` names each problem (`body` for a body that is not "
          "a JSON object, too large or nested too deeply).",
     404: "Nothing is known under the path's identifier, or a record the request names is unknown (`fields` says which).",
@@ -78,6 +83,8 @@ def content(representation):
 
 def error_statuses(operation):
     implied = {400} if operation.body or operation.query or operation.headers else set()
+    if operation.allow is not None and not operation.allow.public:
+        implied |= {401, 403}
     return sorted(implied | set(operation.errors))
 
 
@@ -95,6 +102,10 @@ def operation_object(function, handler):
         answer["parameters"] = parameters
     if operation.body is not None:
         answer["requestBody"] = {"required": True, "content": content(operation.body)}
+    if operation.allow is not None:
+        answer["x-wangge-permission"] = operation.allow.name
+        if not operation.allow.public:
+            answer["security"] = [{BEARER: []}]
     responses = {
         str(status): {"description": HTTPStatus(status).phrase, "content": content(representation)}
         for status, representation in sorted(operation.responses.items())
@@ -126,6 +137,10 @@ def build_document(service_cls, title, description):
         plugins=[MarshmallowPlugin(schema_name_resolver=names)], info={"description": description},
     )
     spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.security_scheme(BEARER, {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "An access token from the county's OpenID Connect provider (audience `wangge-api`).",
+    })
     names(ErrorSchema)
     by_path = {}
     for function, handler in http_operations(service_cls):

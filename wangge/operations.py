@@ -19,6 +19,7 @@ from wangge.http import http
 from wangge.logs import short_error
 from wangge.metrics import metrics_response
 from wangge.openapi import openapi_document
+from wangge.permissions import PUBLIC
 
 
 class LivenessSchema(Schema):
@@ -46,15 +47,15 @@ class HealthAndMetrics:
     def health_details(self):
         return {}
 
-    @http("GET", "/health/live", summary="Liveness: the process answers (checks nothing)", responses={200: LivenessSchema})
+    @http("GET", "/health/live", allow=PUBLIC, summary="Liveness: the process answers (checks nothing)", responses={200: LivenessSchema})
     def liveness(self, request):
         return {"status": "alive", "service": self.name}
 
-    @http("GET", "/health", summary="Readiness (as /health/ready)", responses={200: ReadinessSchema, 503: ReadinessSchema})
+    @http("GET", "/health", allow=PUBLIC, summary="Readiness (as /health/ready)", responses={200: ReadinessSchema, 503: ReadinessSchema})
     def health(self, request):
         return self.readiness(request)
 
-    @http("GET", "/health/ready", summary="Readiness: the broker and the store answer", responses={200: ReadinessSchema, 503: ReadinessSchema})
+    @http("GET", "/health/ready", allow=PUBLIC, summary="Readiness: the broker and the store answer", responses={200: ReadinessSchema, 503: ReadinessSchema})
     def readiness(self, request):
         timeout = float(self.config["READINESS_TIMEOUT_SECONDS"])
         checks = {"broker": self._broker_problem(timeout), "store": None}
@@ -81,10 +82,10 @@ class HealthAndMetrics:
             return short_error(exc)
         return None
 
-    @http("GET", "/metrics", summary="Prometheus metrics of this process", responses={200: "text/plain"})
+    @http("GET", "/metrics", allow=PUBLIC, summary="Prometheus metrics of this process", responses={200: "text/plain"})
     def prometheus_metrics(self, request):
         return metrics_response()
 
-    @http("GET", "/openapi.json", summary="This API as an OpenAPI 3.1 document", responses={200: "application/json"})
+    @http("GET", "/openapi.json", allow=PUBLIC, summary="This API as an OpenAPI 3.1 document", responses={200: "application/json"})
     def openapi(self, request):
         return openapi_document(type(self))

@@ -13,6 +13,7 @@ from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
+from wangge.permissions import REQUESTS_FILE, REQUESTS_LOOKUP, REQUESTS_TRACK, SENTIMENT_LOG_READ
 
 from services.intake import metrics, submissions
 from services.intake.inbound import inbound
@@ -41,7 +42,7 @@ class IntakeService(HealthAndMetrics):
 
     # -- ways in ------------------------------------------------------------
 
-    @http("POST", "/api/v1/requests", summary="File a request", body=HttpRequestSchema, headers=("Idempotency-Key",),
+    @http("POST", "/api/v1/requests", allow=REQUESTS_FILE, summary="File a request", body=HttpRequestSchema, headers=("Idempotency-Key",),
           responses={201: RequestFiledSchema, 200: RequestFiledSchema})
     def file_request(self, request):
         channel = "unknown"
@@ -90,7 +91,7 @@ class IntakeService(HealthAndMetrics):
 
     # -- reading back ---------------------------------------------------------
 
-    @http("GET", "/api/v1/requests/<string:tracking_no>", summary="Read a request back by its tracking number",
+    @http("GET", "/api/v1/requests/<string:tracking_no>", allow=REQUESTS_TRACK, summary="Read a request back by its tracking number",
           responses={200: RequestViewSchema}, errors=(404,))
     def get_request(self, request, tracking_no):
         found = self.store.find_by_tracking_no(tracking_no)
@@ -98,14 +99,14 @@ class IntakeService(HealthAndMetrics):
             raise NotFound(f"No request with tracking number {tracking_no}.", {"tracking_no": ["Unknown tracking number."]})
         return submissions.public_view(found)
 
-    @http("GET", "/api/v1/requests", summary="Find requests by the sender's own reference", query=LookupSchema,
+    @http("GET", "/api/v1/requests", allow=REQUESTS_LOOKUP, summary="Find requests by the sender's own reference", query=LookupSchema,
           responses={200: RequestListSchema})
     def find_requests(self, request):
         query = LookupSchema().load(request.args.to_dict())
         found = self.store.find_by_external_ref(query["source"], query["external_ref"])
         return {"items": [submissions.public_view(item) for item in found]}
 
-    @http("GET", "/api/v1/sentiment-log", summary="The 民情日志: requests received and changes of their cases",
+    @http("GET", "/api/v1/sentiment-log", allow=SENTIMENT_LOG_READ, summary="The 民情日志: requests received and changes of their cases",
           query=SentimentQuerySchema, responses={200: SentimentLogSchema})
     def sentiment_log(self, request):
         query = SentimentQuerySchema().load(request.args.to_dict())

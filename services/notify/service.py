@@ -12,6 +12,7 @@ from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
+from wangge.permissions import ALERTS_POST, NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, PREFERENCES_WRITE
 
 from services.notify import metrics, outgoing, recipients, schemas
 from services.notify.dependencies import MessageTemplates, Sending
@@ -96,7 +97,7 @@ class NotifyService(HealthAndMetrics):
 
     # -- HTTP -----------------------------------------------------------------------
 
-    @http("GET", "/api/v1/notifications", summary="Notifications, newest first, paged", query=schemas.NotificationQuerySchema,
+    @http("GET", "/api/v1/notifications", allow=NOTIFICATIONS_READ, summary="Notifications, newest first, paged", query=schemas.NotificationQuerySchema,
           responses={200: schemas.NotificationPageSchema})
     def list_notifications(self, request):
         query = schemas.NotificationQuerySchema().load(request.args.to_dict())
@@ -106,12 +107,12 @@ class NotifyService(HealthAndMetrics):
         found, total = self.store.find(filters, (query["page"] - 1) * query["per_page"], query["per_page"])
         return schemas.NotificationPageSchema().dump({"items": found, "total": total})
 
-    @http("GET", "/api/v1/notifications/<string:notification_id>", summary="One notification",
+    @http("GET", "/api/v1/notifications/<string:notification_id>", allow=NOTIFICATIONS_READ, summary="One notification",
           responses={200: schemas.NotificationViewSchema}, errors=(404,))
     def get_notification(self, request, notification_id):
         return schemas.NotificationViewSchema().dump(self._existing(notification_id))
 
-    @http("POST", "/api/v1/notifications/<string:notification_id>/resend", summary="Send a failed (or sent) notification again",
+    @http("POST", "/api/v1/notifications/<string:notification_id>/resend", allow=NOTIFICATIONS_RESEND, summary="Send a failed (or sent) notification again",
           responses={200: schemas.NotificationViewSchema}, errors=(404, 409))
     def resend(self, request, notification_id):
         notification = self._existing(notification_id)
@@ -120,7 +121,7 @@ class NotifyService(HealthAndMetrics):
         self.sender.offer([notification])
         return schemas.NotificationViewSchema().dump(self.store.get(notification_id))
 
-    @http("POST", "/api/v1/alerts", summary="Alertmanager's webhook: alerts for the operators' WeCom group",
+    @http("POST", "/api/v1/alerts", allow=ALERTS_POST, summary="Alertmanager's webhook: alerts for the operators' WeCom group",
           body=schemas.AlertmanagerPayloadSchema, responses={200: schemas.AlertsAcceptedSchema})
     def receive_alerts(self, request):
         """Alertmanager's webhook receiver: alerts reach the operators' WeCom group."""
@@ -130,7 +131,7 @@ class NotifyService(HealthAndMetrics):
         self.sender.offer(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
         return schemas.AlertsAcceptedSchema().dump({"accepted": len(payload["alerts"])})
 
-    @http("PUT", "/api/v1/preferences/<string:recipient_key>", summary="Choose a recipient's channel (a person id or resident:<tracking_no>)",
+    @http("PUT", "/api/v1/preferences/<string:recipient_key>", allow=PREFERENCES_WRITE, summary="Choose a recipient's channel (a person id or resident:<tracking_no>)",
           body=schemas.PreferencesSchema, responses={200: schemas.PreferencesViewSchema})
     def save_preferences(self, request, recipient_key):
         preferences = schemas.PreferencesSchema().load(read_json_body(request))

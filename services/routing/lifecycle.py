@@ -9,7 +9,7 @@ is still at the version it was planned from.
 from dataclasses import dataclass
 
 from wangge.events import LEVELS
-from wangge.http import ApiError
+from wangge.errors import ApiError
 OPEN_STATUSES = ("received", "assigned", "acknowledged", "in_progress", "escalated", "reopened")
 TERMINAL_STATUSES = ("closed", "merged", "rejected")
 

@@ -2,7 +2,7 @@
 records routing stores and indexes."""
 from marshmallow import ValidationError
 
-from wangge.http import ApiError
+from wangge.errors import ApiError
 from shapely.geometry import shape
 
 from services.routing.locate import GridIndex

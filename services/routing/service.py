@@ -12,6 +12,7 @@ from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
+from wangge.permissions import CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, CASES_READ, REGISTRY_LOAD, REGISTRY_READ
 
 from services.routing import metrics, schemas, workflow
 from services.routing.dependencies import Registry, RequestClassifier
@@ -49,7 +50,7 @@ class RoutingService(HealthAndMetrics):
 
     # -- the grid registry ------------------------------------------------------
 
-    @http("PUT", "/api/v1/registry", summary="Load a registry edition (its version must be newer)", body=RegistrySchema,
+    @http("PUT", "/api/v1/registry", allow=REGISTRY_LOAD, summary="Load a registry edition (its version must be newer)", body=RegistrySchema,
           responses={200: schemas.RegistryLoadedSchema}, errors=(409,))
     def load_registry(self, request):
         registry = validate_registry(read_json_body(request, max_bytes=64 * 1024 * 1024))
@@ -63,14 +64,14 @@ class RoutingService(HealthAndMetrics):
         log.info("registry loaded", extra={"version": registry["version"], **counts})
         return schemas.RegistryLoadedSchema().dump({"version": registry["version"], "counts": counts})
 
-    @http("GET", "/api/v1/registry", summary="The registry edition in force", responses={200: schemas.RegistrySummarySchema}, errors=(404,))
+    @http("GET", "/api/v1/registry", allow=REGISTRY_READ, summary="The registry edition in force", responses={200: schemas.RegistrySummarySchema}, errors=(404,))
     def registry_summary(self, request):
         summary = self.store.registry_summary()
         if summary is None:
             raise NotFound("No registry loaded yet.")
         return schemas.RegistrySummarySchema().dump({"version": summary["edition"], **summary})
 
-    @http("GET", "/api/v1/grids", summary="Grids, paged", query=schemas.GridQuerySchema, responses={200: schemas.GridPageSchema})
+    @http("GET", "/api/v1/grids", allow=REGISTRY_READ, summary="Grids, paged", query=schemas.GridQuerySchema, responses={200: schemas.GridPageSchema})
     def list_grids(self, request):
         query = schemas.GridQuerySchema().load(request.args.to_dict())
         edition = self.store.registry_edition()
@@ -83,7 +84,7 @@ class RoutingService(HealthAndMetrics):
             "total": self.store.count_registry_records("grids", edition, filters),
         })
 
-    @http("GET", "/api/v1/grids/locate", summary="The grid containing a point", query=schemas.PointQuerySchema,
+    @http("GET", "/api/v1/grids/locate", allow=REGISTRY_READ, summary="The grid containing a point", query=schemas.PointQuerySchema,
           responses={200: schemas.GridSummarySchema}, errors=(404,))
     def locate_point(self, request):
         point = schemas.PointQuerySchema().load(request.args.to_dict())
@@ -93,7 +94,7 @@ class RoutingService(HealthAndMetrics):
             raise NotFound(f"No grid contains ({point['lon']}, {point['lat']}).")
         return schemas.GridSummarySchema().dump(snapshot.grid(grid_id))
 
-    @http("GET", "/api/v1/grids/<string:grid_id>", summary="One grid with its head, workers, WeChat groups, buildings and area",
+    @http("GET", "/api/v1/grids/<string:grid_id>", allow=REGISTRY_READ, summary="One grid with its head, workers, WeChat groups, buildings and area",
           responses={200: schemas.GridDetailSchema}, errors=(404,))
     def get_grid(self, request, grid_id):
         grid = self.store.registry_record("grids", self.store.registry_edition(), grid_id)
@@ -103,67 +104,67 @@ class RoutingService(HealthAndMetrics):
 
     # -- cases for workers, heads and departments ---------------------------------
 
-    @http("GET", "/api/v1/cases", summary="Cases, newest first, paged", query=schemas.CaseQuerySchema, responses={200: schemas.CasePageSchema})
+    @http("GET", "/api/v1/cases", allow=CASES_READ, summary="Cases, newest first, paged", query=schemas.CaseQuerySchema, responses={200: schemas.CasePageSchema})
     def list_cases(self, request):
         query = schemas.CaseQuerySchema().load(request.args.to_dict())
         filters = workflow.case_query(query, events.utcnow())
         found, total = self.store.find_cases(filters, (query["page"] - 1) * query["per_page"], query["per_page"])
         return schemas.CasePageSchema().dump({"items": found, "page": query["page"], "per_page": query["per_page"], "total": total})
 
-    @http("GET", "/api/v1/workers/<string:worker_id>/cases", summary="A worker's open cases", responses={200: schemas.WorkerCasesSchema})
+    @http("GET", "/api/v1/workers/<string:worker_id>/cases", allow=CASES_READ, summary="A worker's open cases", responses={200: schemas.WorkerCasesSchema})
     def my_open_cases(self, request, worker_id):
         found, total = self.store.find_cases(workflow.open_cases_of(worker_id), 0, 500)
         return schemas.WorkerCasesSchema().dump({"items": found, "total": total})
 
-    @http("GET", "/api/v1/cases/<string:case_id>", summary="A case with its timeline, five steps, SLA clocks and follow-up",
+    @http("GET", "/api/v1/cases/<string:case_id>", allow=CASES_READ, summary="A case with its timeline, five steps, SLA clocks and follow-up",
           responses={200: schemas.CaseDetailSchema}, errors=(404,))
     def get_case(self, request, case_id):
         return schemas.CaseDetailSchema().dump(workflow.load_case(self.store, case_id))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/acknowledge", summary="Acknowledge a case (the first response)", body=schemas.ActorSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/acknowledge", allow=CASES_ACT, summary="Acknowledge a case (the first response)", body=schemas.ActorSchema, **CASE_CHANGE)
     def acknowledge(self, request, case_id):
         body = self._body(request, schemas.ActorSchema)
         return self._changed(*workflow.move_case(self.store, self.config, case_id, "acknowledged", body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/transitions", summary="Move a case to another status", body=schemas.TransitionSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/transitions", allow=CASES_ACT, summary="Move a case to another status", body=schemas.TransitionSchema, **CASE_CHANGE)
     def move(self, request, case_id):
         body = self._body(request, schemas.TransitionSchema)
         return self._changed(*workflow.move_case(self.store, self.config, case_id, body["status"], body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/resolve", summary="Resolve a case", body=schemas.ActorSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/resolve", allow=CASES_ACT, summary="Resolve a case", body=schemas.ActorSchema, **CASE_CHANGE)
     def resolve(self, request, case_id):
         body = self._body(request, schemas.ActorSchema)
         return self._changed(*workflow.move_case(self.store, self.config, case_id, "resolved", body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/assign", summary="Reassign a case to a worker of its grid", body=schemas.AssignSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/assign", allow=CASES_ACT, summary="Reassign a case to a worker of its grid", body=schemas.AssignSchema, **CASE_CHANGE)
     def assign(self, request, case_id):
         body = self._body(request, schemas.AssignSchema)
         now = events.utcnow()
         return self._changed(*workflow.assign_case(self.store, self._snapshot(now), self.config, case_id, body["worker_id"], body["actor"], body["note"], now))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/place", summary="Place a triage case in a grid", body=schemas.PlaceSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/place", allow=CASES_DISPATCH, summary="Place a triage case in a grid", body=schemas.PlaceSchema, **CASE_CHANGE)
     def place(self, request, case_id):
         body = self._body(request, schemas.PlaceSchema)
         now = events.utcnow()
         return self._changed(*workflow.place_from_triage(self.store, self._snapshot(now), self.config, case_id, body["grid_id"], body["actor"], body["note"], now))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/escalate", summary="Escalate a case one level up", body=schemas.EscalateSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/escalate", allow=CASES_ACT, summary="Escalate a case one level up", body=schemas.EscalateSchema, **CASE_CHANGE)
     def escalate(self, request, case_id):
         body = self._body(request, schemas.EscalateSchema)
         now = events.utcnow()
         return self._changed(*workflow.escalate_case(self.store, self._snapshot(now), self.config, case_id, body["actor"], body["note"], body["department_id"], now))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/steps", summary="Record one of the five steps", body=schemas.StepSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/steps", allow=CASES_ACT, summary="Record one of the five steps", body=schemas.StepSchema, **CASE_CHANGE)
     def record_step(self, request, case_id):
         body = self._body(request, schemas.StepSchema)
         return self._changed(*workflow.record_step(self.store, case_id, body["step"], body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/notes", summary="Add a note to a case's timeline", body=schemas.NoteSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/notes", allow=CASES_ACT, summary="Add a note to a case's timeline", body=schemas.NoteSchema, **CASE_CHANGE)
     def add_note(self, request, case_id):
         body = self._body(request, schemas.NoteSchema)
         return self._changed(*workflow.add_note(self.store, case_id, body["actor"], body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/follow-up", summary="Record the resident's answer to the follow-up (回访)", body=schemas.FollowUpSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/follow-up", allow=CASES_FOLLOW_UP, summary="Record the resident's answer to the follow-up (回访)", body=schemas.FollowUpSchema, **CASE_CHANGE)
     def follow_up(self, request, case_id):
         body = self._body(request, schemas.FollowUpSchema)
         return self._changed(*workflow.record_follow_up(self.store, self.config, case_id, body["solved"], body["satisfaction"], body["note"], events.utcnow()))

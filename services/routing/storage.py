@@ -12,7 +12,7 @@
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from wangge.http import ApiError
+from wangge.errors import ApiError
 
 from services.routing.lifecycle import OPEN_STATUSES
 

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 from wangge import events
-from wangge.http import ApiError
+from wangge.errors import ApiError
 from wangge.logs import short_error
 from wangge.reliable import is_outage
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrulestr
 
-from wangge.http import ApiError
+from wangge.errors import ApiError
 
 CAMPAIGN_DUE = "campaign_due"
 REMINDER = "reminder"

@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from wangge.http import ApiError
+from wangge.errors import ApiError
 
 PAGE_SIZE = 500
 # Readings of the whole registry before giving up while new editions keep arriving.
@@ -17,8 +17,9 @@ class RegistryUnavailable(ApiError):
 
 
 class GridDirectory:
-    def __init__(self, routing_url, cache_seconds, timeout):
+    def __init__(self, routing_url, cache_seconds, timeout, authorization):
         self.routing_url = routing_url
+        self.authorization = authorization  # () -> headers naming study's own client
         self.cache_seconds = cache_seconds
         self.timeout = timeout
         self.cached = None
@@ -44,7 +45,8 @@ class GridDirectory:
         grids, page, edition = {}, 1, None
         try:
             while True:
-                response = requests.get(f"{self.routing_url}/api/v1/grids", params={"page": page, "per_page": PAGE_SIZE}, timeout=self.timeout)
+                response = requests.get(f"{self.routing_url}/api/v1/grids", params={"page": page, "per_page": PAGE_SIZE},
+                                        headers=self.authorization(), timeout=self.timeout)
                 response.raise_for_status()
                 body = response.json()
                 if page == 1:

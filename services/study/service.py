@@ -7,11 +7,13 @@ from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
 from wangge import events
+from wangge.auth import ServiceCredentials
 from wangge.http import http, idempotency_key, read_body, read_json_body
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.timers import configured_timer
+from wangge.permissions import MEMBERS_IMPORT, PARTICIPATION_RECORD, STUDY_EDIT, STUDY_READ
 
 from services.study import metrics, schemas, workflow
 from services.study.campaigns import CampaignPolicy
@@ -24,7 +26,9 @@ class Grids(DependencyProvider):
 
     def setup(self):
         settings = self.container.config["REGISTRY"]
-        self.directory = GridDirectory(settings["ROUTING_URL"], float(settings["CACHE_SECONDS"]), float(settings["TIMEOUT_SECONDS"]))
+        credentials = ServiceCredentials.from_config(self.container.config["AUTH"])
+        self.directory = GridDirectory(settings["ROUTING_URL"], float(settings["CACHE_SECONDS"]), float(settings["TIMEOUT_SECONDS"]),
+                                       credentials.authorization)
 
     def get_dependency(self, worker_ctx):
         return self.directory
@@ -53,23 +57,23 @@ class StudyService(HealthAndMetrics):
 
     # -- contents ------------------------------------------------------------------
 
-    @http("POST", "/api/v1/contents", summary="Create a study item", body=schemas.ContentSchema, responses={201: schemas.ContentViewSchema})
+    @http("POST", "/api/v1/contents", allow=STUDY_EDIT, summary="Create a study item", body=schemas.ContentSchema, responses={201: schemas.ContentViewSchema})
     def create_content(self, request):
         body = schemas.ContentSchema().load(read_json_body(request))
         return 201, schemas.ContentViewSchema().dump(workflow.create_content(self.store, body, events.utcnow()))
 
-    @http("PUT", "/api/v1/contents/<string:content_id>", summary="Edit a study item (a new version)", body=schemas.ContentSchema,
+    @http("PUT", "/api/v1/contents/<string:content_id>", allow=STUDY_EDIT, summary="Edit a study item (a new version)", body=schemas.ContentSchema,
           responses={200: schemas.ContentViewSchema}, errors=(404, 409))
     def revise_content(self, request, content_id):
         body = schemas.ContentSchema().load(read_json_body(request))
         return schemas.ContentViewSchema().dump(workflow.revise_content(self.store, content_id, body, events.utcnow()))
 
-    @http("GET", "/api/v1/contents/<string:content_id>", summary="A study item with its earlier versions",
+    @http("GET", "/api/v1/contents/<string:content_id>", allow=STUDY_READ, summary="A study item with its earlier versions",
           responses={200: schemas.ContentViewSchema}, errors=(404,))
     def get_content(self, request, content_id):
         return schemas.ContentViewSchema().dump(workflow.content_with_history(self.store, content_id))
 
-    @http("GET", "/api/v1/contents", summary="Study items, latest edits first, paged", query=schemas.ContentQuerySchema,
+    @http("GET", "/api/v1/contents", allow=STUDY_READ, summary="Study items, latest edits first, paged", query=schemas.ContentQuerySchema,
           responses={200: schemas.ContentPageSchema})
     def list_contents(self, request):
         query = schemas.ContentQuerySchema().load(request.args.to_dict())
@@ -78,24 +82,24 @@ class StudyService(HealthAndMetrics):
 
     # -- campaigns -----------------------------------------------------------------
 
-    @http("POST", "/api/v1/campaigns", summary="Create a campaign", body=schemas.CampaignSchema, headers=("Idempotency-Key",),
+    @http("POST", "/api/v1/campaigns", allow=STUDY_EDIT, summary="Create a campaign", body=schemas.CampaignSchema, headers=("Idempotency-Key",),
           responses={201: schemas.CampaignViewSchema, 200: schemas.CampaignViewSchema}, errors=(404, 503))
     def create_campaign(self, request):
         body = schemas.CampaignSchema().load(read_json_body(request))
         campaign, created = workflow.create_campaign(self.store, self.grids, self.policy, body, events.utcnow(), idempotency_key(request))
         return (201 if created else 200), schemas.CampaignViewSchema().dump(with_grid_count(campaign))
 
-    @http("GET", "/api/v1/campaigns", summary="The latest campaigns", responses={200: schemas.CampaignListSchema})
+    @http("GET", "/api/v1/campaigns", allow=STUDY_READ, summary="The latest campaigns", responses={200: schemas.CampaignListSchema})
     def list_campaigns(self, request):
         return schemas.CampaignListSchema().dump({"items": [with_grid_count(c) for c in self.store.list_campaigns()]})
 
-    @http("GET", "/api/v1/campaigns/<string:campaign_id>", summary="A campaign and its dispatches by kind and state",
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>", allow=STUDY_READ, summary="A campaign and its dispatches by kind and state",
           responses={200: schemas.CampaignDetailSchema}, errors=(404,))
     def get_campaign(self, request, campaign_id):
         campaign = workflow.existing(self.store.get_campaign(campaign_id), f"No campaign {campaign_id}.")
         return schemas.CampaignDetailSchema().dump({**with_grid_count(campaign), "dispatches": self.store.dispatch_counts(campaign_id)})
 
-    @http("GET", "/api/v1/campaigns/<string:campaign_id>/report", summary="Participation rates (参学率), as JSON or CSV",
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>/report", allow=STUDY_READ, summary="Participation rates (参学率), as JSON or CSV",
           query=schemas.ReportQuerySchema, responses={200: {"application/json": schemas.CampaignReportSchema, "text/csv": None}},
           errors=(404,))
     def campaign_report(self, request, campaign_id):
@@ -107,7 +111,7 @@ class StudyService(HealthAndMetrics):
                             headers={"Content-Disposition": f'attachment; filename="{campaign_id}-{query["by"]}.csv"'})
         return schemas.CampaignReportSchema().dump({"campaign_id": campaign_id, "by": query["by"], "rows": rows})
 
-    @http("GET", "/api/v1/campaigns/<string:campaign_id>/missing", summary="The 不掉队 list: a grid's members who have not taken part",
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>/missing", allow=STUDY_READ, summary="The 不掉队 list: a grid's members who have not taken part",
           query=schemas.MissingQuerySchema, responses={200: schemas.MissingMembersSchema}, errors=(404,))
     def missing_members(self, request, campaign_id):
         query = schemas.MissingQuerySchema().load(request.args.to_dict())
@@ -117,7 +121,7 @@ class StudyService(HealthAndMetrics):
 
     # -- members, check-ins and sessions -------------------------------------------
 
-    @http("POST", "/api/v1/members/import", summary="Import members of grids: all rows or none",
+    @http("POST", "/api/v1/members/import", allow=MEMBERS_IMPORT, summary="Import members of grids: all rows or none",
           body={"application/json": schemas.MemberImportSchema, "text/csv": None}, responses={200: schemas.MembersImportedSchema},
           errors=(503,))
     def import_members(self, request):
@@ -128,7 +132,7 @@ class StudyService(HealthAndMetrics):
         imported = workflow.import_members(self.store, self.grids, workflow.parse_members(document), events.utcnow())
         return schemas.MembersImportedSchema().dump({"imported": imported})
 
-    @http("POST", "/api/v1/checkins", summary="A member read, attended or commented on a campaign", body=schemas.CheckinSchema,
+    @http("POST", "/api/v1/checkins", allow=PARTICIPATION_RECORD, summary="A member read, attended or commented on a campaign", body=schemas.CheckinSchema,
           responses={201: schemas.CheckinRecordedSchema, 200: schemas.CheckinRecordedSchema}, errors=(404, 409))
     def check_in(self, request):
         body = schemas.CheckinSchema().load(read_json_body(request))
@@ -137,14 +141,14 @@ class StudyService(HealthAndMetrics):
             metrics.CHECKINS.labels(body["kind"]).inc()
         return (201 if created else 200), schemas.CheckinRecordedSchema().dump({**body, "new": created})
 
-    @http("POST", "/api/v1/sessions", summary="Record a meeting (板凳会, 院落会, online, door to door)", body=schemas.SessionSchema,
+    @http("POST", "/api/v1/sessions", allow=PARTICIPATION_RECORD, summary="Record a meeting (板凳会, 院落会, online, door to door)", body=schemas.SessionSchema,
           headers=("Idempotency-Key",), responses={201: schemas.SessionViewSchema, 200: schemas.SessionViewSchema}, errors=(404, 503))
     def record_session(self, request):
         body = schemas.SessionSchema().load(read_json_body(request))
         session, created = workflow.record_session(self.store, self.grids, body, events.utcnow(), idempotency_key(request))
         return (201 if created else 200), schemas.SessionViewSchema().dump(session)
 
-    @http("POST", "/api/v1/sessions/<string:session_id>/attendance", summary="Add attendance to a meeting",
+    @http("POST", "/api/v1/sessions/<string:session_id>/attendance", allow=PARTICIPATION_RECORD, summary="Add attendance to a meeting",
           body={"application/json": schemas.AttendanceSchema, "text/csv": None}, responses={200: schemas.SessionViewSchema},
           errors=(404,))
     def add_attendance(self, request, session_id):
@@ -156,7 +160,7 @@ class StudyService(HealthAndMetrics):
         body = schemas.AttendanceSchema().load(document)
         return schemas.SessionViewSchema().dump(workflow.add_attendance(self.store, session_id, body["attendees"], events.utcnow()))
 
-    @http("GET", "/api/v1/teams/report", summary="Per lecture team: sessions held and attendance", responses={200: schemas.TeamReportSchema})
+    @http("GET", "/api/v1/teams/report", allow=STUDY_READ, summary="Per lecture team: sessions held and attendance", responses={200: schemas.TeamReportSchema})
     def team_report(self, request):
         return schemas.TeamReportSchema().dump({"teams": self.store.team_report()})
 

@@ -8,7 +8,7 @@ from collections import Counter
 from marshmallow import ValidationError
 
 from wangge import events
-from wangge.http import ApiError, NotFound
+from wangge.errors import ApiError, NotFound
 
 from services.study import campaigns as plans
 from services.study.schemas import MemberImportSchema

@@ -33,6 +33,7 @@ class LocalIdentity:
     secrets_file: str
     secrets: dict = field(repr=False)
     started_in: float = 0.0
+    _tokens: dict = field(default_factory=dict, repr=False)
 
     def tokens_for(self, user_id, password=None, **options):
         """The whole token response of a login (access_token, id_token, …)."""
@@ -43,6 +44,22 @@ class LocalIdentity:
 
     def client_token(self, client_id, secret=None):
         return client_tokens(self.issuer, client_id, secret or self.secrets[client_id])["access_token"]
+
+    def cached_token(self, principal):
+        """A token for a user id or (``integrator-…``, ``wangge-services``, ``alertmanager``) a client id,
+        reused for the session (tokens last an hour)."""
+        if principal not in self._tokens:
+            is_client = principal in self.secrets
+            self._tokens[principal] = self.client_token(principal) if is_client else self.token_for(principal)
+        return self._tokens[principal]
+
+    def service_settings(self):
+        """The AUTH_* environment a service process needs to trust this provider
+        (and, for study, to call routing as the ``wangge-services`` client)."""
+        return {
+            "AUTH_ISSUER": self.issuer, "AUTH_JWKS_URI": self.jwks_uri, "AUTH_TOKEN_URL": f"{self.issuer}/token",
+            "AUTH_CLIENT_ID": "wangge-services", "AUTH_CLIENT_SECRET": self.secrets["wangge-services"],
+        }
 
 
 @contextmanager

@@ -2,6 +2,8 @@
 import uuid
 from contextlib import ExitStack, contextmanager
 
+import requests
+
 from devstack.processes import http_ok, service_env, start_service, wait_until
 from tests.support.ports import free_port
 
@@ -17,6 +19,22 @@ TEST_TUNING = {
 }
 
 
+_identity = {}
+
+
+def set_active_identity(identity):
+    """The provider the services of this test session trust (see tests/conftest.py)."""
+    _identity["active"] = identity
+
+
+def authorized_session(principal):
+    """A ``requests.Session`` that sends ``principal``'s bearer token (a demo user id,
+    or a client id such as ``alertmanager`` or ``integrator-hotline12345``)."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {_identity['active'].cached_token(principal)}"
+    return session
+
+
 class RunningService:
     def __init__(self, name, process, port):
         self.name = name
@@ -25,6 +43,14 @@ class RunningService:
 
     def url(self, path):
         return self.base_url + path
+
+    def as_user(self, principal):
+        return authorized_session(principal)
+
+    @property
+    def as_admin(self):
+        """The county administrator: may do what any staff role may."""
+        return authorized_session("county-admin")
 
 
 @contextmanager

@@ -56,12 +56,12 @@ def routing_at():
 
 
 def test_a_new_edition_loaded_mid_read_is_read_again_from_the_first_page(routing_at):
-    grids = GridDirectory(routing_at(Routing(switch_after=2)), cache_seconds=60, timeout=5).grids()
+    grids = GridDirectory(routing_at(Routing(switch_after=2)), cache_seconds=60, timeout=5, authorization=dict).grids()
     assert len(grids) == PAGE_SIZE * 2 + PAGE_SIZE // 2
     assert {grid_id.split("-")[0] for grid_id in grids} == {"E2"}
 
 
 def test_a_registry_that_never_holds_still_is_reported_not_mixed(routing_at):
-    directory = GridDirectory(routing_at(Routing(switch_after=2, keep_switching=True)), cache_seconds=60, timeout=5)
+    directory = GridDirectory(routing_at(Routing(switch_after=2, keep_switching=True)), cache_seconds=60, timeout=5, authorization=dict)
     with pytest.raises(RegistryUnavailable):
         directory.grids()
