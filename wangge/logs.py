@@ -32,15 +32,40 @@ def redact_phones(text):
     return PHONE_PATTERN.sub(replace, text)
 
 
+# What every LogRecord has; everything else on a record came from ``extra=``.
+STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def redact_value(value):
+    """Phone numbers masked in a string, or in every string inside lists and dicts."""
+    if isinstance(value, str):
+        return redact_phones(value)
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(item) for item in value)
+    return value
+
+
 class RedactPhones(logging.Filter):
-    """A last line of defence: code logs masked values, and anything that slips
-    through in a message or its arguments is masked here."""
+    """A last line of defence over the whole record: code logs masked values, and a
+    phone number that slips through — in the message, its arguments, an ``extra``
+    field or the text of an exception — is masked here."""
 
     def filter(self, record):
         record.msg = redact_phones(str(record.msg))
         if record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(redact_phones(a) if isinstance(a, str) else a for a in args)
+            record.args = tuple(redact_value(a) if isinstance(a, (str, dict, list, tuple)) else a for a in args)
+        for name, value in list(vars(record).items()):
+            if name not in STANDARD_RECORD_FIELDS:
+                setattr(record, name, redact_value(value))
+        if record.exc_info:
+            # formatted now, so the traceback's text (exception messages) is masked too
+            record.exc_text = redact_phones(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact_phones(record.exc_text)
         return True
 
 

@@ -53,3 +53,28 @@ def test_short_error_keeps_one_bounded_line_without_the_store_topology():
         "(configured timeouts: socketTimeoutMS: 20000.0ms)"
     )
     assert len(short_error(ValueError("x" * 10_000))) < 600
+
+
+def test_the_whole_structured_record_is_masked_extra_fields_and_exception_text_included(tmp_path):
+    import io
+    import logging.config
+
+    from wangge.logs import logging_config
+
+    stream = io.StringIO()
+    config = logging_config("INFO")
+    config["handlers"]["stderr"]["stream"] = stream
+    logging.config.dictConfig(config)
+    try:
+        try:
+            raise ValueError("gateway refused 13812345678")
+        except ValueError:
+            logging.getLogger("wangge.test").exception(
+                "send failed", extra={"recipient": "13912345678", "detail": {"to": ["13712345678"]}})
+    finally:
+        logging.config.dictConfig(logging_config("INFO"))
+    line = stream.getvalue()
+    assert "send failed" in line and "ValueError" in line
+    for phone in ("13812345678", "13912345678", "13712345678"):
+        assert phone not in line
+    assert "138****5678" in line and "139****5678" in line and "137****5678" in line
