@@ -114,11 +114,12 @@ def start_platform(detached):
     started = [store] if store else []
     provider, identity_settings = ensure_identity(detached)
     started += [provider] if provider else []
+    trust = identity.service_settings(identity_settings) if identity_settings else {}
     for name in available_services():
         if running_pid(name):
             say(f"{name} is already running")
             continue
-        extra = {**LOCAL_NOTIFY, **(LOCAL_STORE_TUNING if local_store else {})}
+        extra = {**LOCAL_NOTIFY, **(LOCAL_STORE_TUNING if local_store else {}), **trust}
         env = service_env(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, port=SERVICE_PORTS[name], host="0.0.0.0", extra=extra)
         started.append(start_service(name, env, LOG_DIR / f"{name}.log", detached=detached))
     for process in started:
@@ -130,7 +131,10 @@ def start_platform(detached):
     except RuntimeError as error:
         stop_processes(started)
         sys.exit(f"wangge: {error}")
-    demo.load(SERVICE_PORTS, available_services())
+    if identity_settings:
+        demo.load(SERVICE_PORTS, available_services(), identity.admin_session(identity_settings))
+    else:
+        say("no demo data: loading it needs the identity provider (every staff endpoint wants a token)")
     print_urls(identity_settings)
     return started
 

@@ -43,9 +43,9 @@ DEMO_CONTENT = {
 }
 
 
-def load_study(study_url, county):
+def load_study(study_url, county, admin):
     """Members for 葛岭镇's grids, a study item and a campaign to the town, once."""
-    if requests.get(f"{study_url}/api/v1/campaigns", timeout=10).json()["items"]:
+    if admin.get(f"{study_url}/api/v1/campaigns", timeout=10).json()["items"]:
         return
     geling = next(town for town in county["towns"] if town["id"] == "geling")
     members = [
@@ -53,23 +53,25 @@ def load_study(study_url, county):
         for index, grid in enumerate(g for community in geling["communities"] for g in community["grids"])
         for n, (name, kind) in enumerate([("周婷艳", "party_member"), ("陈建国", "party_member"), ("林秀英", "resident")])
     ]
-    requests.post(f"{study_url}/api/v1/members/import", json={"members": members}, timeout=60).raise_for_status()
-    content = requests.post(f"{study_url}/api/v1/contents", json=DEMO_CONTENT, timeout=10).json()
-    requests.post(f"{study_url}/api/v1/campaigns", timeout=30, json={
+    admin.post(f"{study_url}/api/v1/members/import", json={"members": members}, timeout=60).raise_for_status()
+    content = admin.post(f"{study_url}/api/v1/contents", json=DEMO_CONTENT, timeout=10).json()
+    admin.post(f"{study_url}/api/v1/campaigns", timeout=30, json={
         "title": "网格课堂：主题教育学习", "content_ids": [content["content_id"]], "target": {"scope": "towns", "ids": ["geling"]},
         "schedule": {"at": (datetime.now(timezone.utc) + timedelta(seconds=30)).isoformat()},
         "reminder": {"after_hours": 24, "max": 2},
     }).raise_for_status()
 
 
-def load(ports, services):
+def load(ports, services, admin):
+    """The demo county, study data and requests, as the county's administrator
+    (``admin``: a requests session with its token); residents file anonymously."""
     county = build_county()
     if "routing" in services:
-        response = requests.put(f"http://127.0.0.1:{ports['routing']}/api/v1/registry", json=county, timeout=300)
+        response = admin.put(f"http://127.0.0.1:{ports['routing']}/api/v1/registry", json=county, timeout=300)
         if response.status_code not in (200, 409):  # 409: this version is already in force
             response.raise_for_status()
     if "study" in services:
-        load_study(f"http://127.0.0.1:{ports['study']}", county)
+        load_study(f"http://127.0.0.1:{ports['study']}", county, admin)
     intake = f"http://127.0.0.1:{ports['intake']}/api/v1/requests"
     for key, body in DEMO_REQUESTS:
         response = requests.post(intake, json=body, headers={"Idempotency-Key": key}, timeout=10)

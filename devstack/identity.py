@@ -30,6 +30,7 @@ SETTINGS_PATH = ROOT / "wangge" / "admin.yml"
 AUDIENCE = "wangge-api"
 API_SCOPE = "wangge"
 WEB_CLIENT = "wangge-web"
+SERVICES_CLIENT = "wangge-services"
 # Keycloak-style patterns: any callback path on the web app's dev servers (the
 # gateway's port and Vite's), so the web app needs no list of its own.
 DEFAULT_WEB_REDIRECT_URIS = (
@@ -38,7 +39,7 @@ DEFAULT_WEB_REDIRECT_URIS = (
 # Where a command-line login "returns" to: nothing listens there, the code is read off the redirect.
 COMMAND_LINE_REDIRECT_URI = "http://127.0.0.1:8080/auth/callback"
 DEFAULT_INTEGRATOR_SOURCES = ("hotline12345",)
-SERVICE_CLIENTS = {"wangge-services": "service", "alertmanager": "alertmanager"}
+SERVICE_CLIENTS = {SERVICES_CLIENT: "service", "alertmanager": "alertmanager"}
 
 
 class IdentityUnavailable(RuntimeError):
@@ -59,6 +60,25 @@ def settings():
         "password": config["IDENTITY_DEMO_PASSWORD"],
         "secrets_file": Path(config["IDENTITY_SECRETS_FILE"] or LOCAL_DIR / "client-secrets.json"),
     }
+
+
+def service_settings(local):
+    """The AUTH_* environment with which the services trust the local provider
+    (and study calls routing as the ``wangge-services`` client)."""
+    secrets = json.loads(Path(local["secrets_file"]).read_text())
+    discovered = endpoints(local["issuer"])
+    return {
+        "AUTH_ISSUER": local["issuer"], "AUTH_JWKS_URI": discovered["jwks_uri"], "AUTH_TOKEN_URL": discovered["token_endpoint"],
+        "AUTH_CLIENT_ID": SERVICES_CLIENT, "AUTH_CLIENT_SECRET": secrets[SERVICES_CLIENT],
+    }
+
+
+def admin_session(local):
+    """A ``requests.Session`` acting as the demo county's administrator (loads the demo data)."""
+    session = requests.Session()
+    token = user_tokens(local["issuer"], "county-admin", local["password"])["access_token"]
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
 
 
 def node_problem():
