@@ -46,7 +46,7 @@ def platform(module_amqp_uri, mongo_uri, passwords, tmp_path_factory):
             started = stack.enter_context(running_platform([name], amqp_uri=user_uri(module_amqp_uri, name, passwords[name]),
                                                            mongo_uri=mongo_uri, log_dir=directory, extra_env=env))
             services[name] = started[name][0]
-        assert requests.put(services["routing"].url("/api/v1/registry"), json=build_county(), timeout=120).status_code == 200
+        assert services["routing"].as_admin.put(services["routing"].url("/api/v1/registry"), json=build_county(), timeout=120).status_code == 200
         yield services, directory
 
 
@@ -57,7 +57,7 @@ def test_services_with_their_own_users_carry_a_request_to_a_notice(platform, mod
         publish_request(connection, body, message_id=uuid.uuid4().hex, source=body["source"])
 
     def assigned():
-        items = requests.get(services["intake"].url("/api/v1/requests"), params={"source": body["source"], "external_ref": body["external_ref"]}, timeout=10).json()["items"]
+        items = services["intake"].as_user("integrator-hotline12345").get(services["intake"].url("/api/v1/requests"), params={"source": body["source"], "external_ref": body["external_ref"]}, timeout=10).json()["items"]
         return items and items[0]["status"] == "assigned" and items[0]
     view = eventually(assigned, timeout=20)
     outbox = directory / "outbox.jsonl"

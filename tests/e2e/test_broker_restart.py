@@ -19,7 +19,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 from kombu import Connection, Queue
 from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
@@ -245,7 +244,8 @@ def test_platform_rides_out_a_full_stop_and_start_of_its_broker_node(broker, mon
     with ExitStack() as stack:
         platform = Platform(stack, broker, mongo_uri, tmp_path)
         county = build_county()
-        response = requests.put(platform.services["routing"].url("/api/v1/registry"), json=county, timeout=180)
+        routing = platform.services["routing"]
+        response = routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=180)
         assert response.status_code == 200, response.text
         grids = [grid for town in county["towns"] for community in town["communities"] for grid in community["grids"]]
 
