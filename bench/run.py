@@ -16,7 +16,6 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import requests
 from kombu import Connection, Queue
 from pymongo import MongoClient
 
@@ -27,7 +26,8 @@ from services.routing.registry import flatten, validate_registry
 from services.routing.storage import RoutingStore
 from tests.support.broker import throwaway_vhost
 from tests.support.store import running_store
-from tests.support.services import running_service
+from tests.support.identity import running_identity
+from tests.support.services import running_service, set_active_identity
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", 3))
@@ -218,9 +218,9 @@ def load_registry(database, county):
 # -- study -------------------------------------------------------------------------
 
 def study_fan_out(study, mongo_uri, notify_database, grid_ids):
-    content = requests.post(study.url("/api/v1/contents"), json={"title": "主题教育", "body": "学习内容"}, timeout=10).json()
+    content = study.as_admin.post(study.url("/api/v1/contents"), json={"title": "主题教育", "body": "学习内容"}, timeout=10).json()
     at = datetime.now(timezone.utc) + timedelta(seconds=2)
-    campaign = requests.post(study.url("/api/v1/campaigns"), timeout=60, json={
+    campaign = study.as_admin.post(study.url("/api/v1/campaigns"), timeout=60, json={
         "title": "全县网格课堂", "content_ids": [content["content_id"]], "target": {"scope": "all"},
         "schedule": {"at": at.isoformat()}, "reminder": {"after_hours": 24, "max": 0}}).json()
     notifications = MongoClient(mongo_uri)[notify_database]["notifications"]
@@ -233,7 +233,7 @@ def check_in_rate(study, campaign_id, member_ids, threads=8):
     lock = threading.Lock()
 
     def worker():
-        session = requests.Session()
+        session = study.as_user("editor")  # a study editor records for any grid
         while True:
             with lock:
                 if not queue:
@@ -263,6 +263,10 @@ def main():
     grid_ids = [g["id"] for t in county["towns"] for c in t["communities"] for g in c["grids"]]
     with tempfile.TemporaryDirectory() as scratch, running_store(Path(scratch)) as mongo_uri, throwaway_vhost() as amqp_uri, ExitStack() as stack:
         scratch = Path(scratch)
+        # the services trust a local provider, as in the tests; the bench calls as its users
+        identity = stack.enter_context(running_identity(scratch / "identity"))
+        os.environ.update(identity.service_settings())
+        set_active_identity(identity)
         run_id = uuid.uuid4().hex[:6]
         databases = {name: f"bench_{name}_{run_id}" for name in ("intake", "routing", "notify", "study")}
         processes = {}
@@ -322,7 +326,7 @@ def main():
         log("study fan-out to every grid group, and check-ins")
         study = start("study")
         members = [{"member_id": f"bm-{grid}", "name": "周婷艳", "grid_id": grid} for grid in grid_ids]
-        requests.post(study.url("/api/v1/members/import"), json={"members": members}, timeout=300).raise_for_status()
+        study.as_admin.post(study.url("/api/v1/members/import"), json={"members": members}, timeout=300).raise_for_status()
         results["study_fan_out"], campaign_id = study_fan_out(study, mongo_uri, databases["notify"], grid_ids)
         results["study_check_ins_per_s"] = round(check_in_rate(study, campaign_id, [m["member_id"] for m in members[:1000]]), 1)
 
