@@ -134,6 +134,11 @@ class CaseEventData(Schema):
     # sla_warning / sla_breached: which clock and when it runs out
     sla_clock = fields.String(allow_none=True, validate=validate.OneOf(("first_response", "resolution")))
     due_at = fields.AwareDateTime(allow_none=True)
+    follow_up_token = fields.String(
+        allow_none=True, load_default=None,
+        metadata={"description": "follow_up_requested: the one-time token of the resident's follow-up link "
+                                 "(routing: POST /api/v1/follow-up/{token}); routing keeps only its digest."},
+    )
 
 
 class StudyContentRefSchema(Schema):

@@ -44,9 +44,10 @@ SENTIMENT_LOG_READ = Permission("sentiment_log.read", AREA_ROLES, "the caller's 
 REGISTRY_READ = Permission("registry.read", (*STAFF_ROLES, "service"), "all")
 REGISTRY_LOAD = Permission("registry.load", ("county_admin",), "all")
 CASES_READ = Permission("cases.read", CASE_ROLES, "the caller's grids, community, town or department")
-CASES_ACT = Permission("cases.act", CASE_ROLES, "the caller's grids, community, town or department")
+CASES_ACT = Permission("cases.act", CASE_ROLES, "the caller's grids, community, town or department, as themselves; "
+                       "re-assigning: a grid's head and leads within it, the command centre across grids")
 CASES_DISPATCH = Permission("cases.dispatch", ("county_center",), "all: triage placement and re-dispatch")
-CASES_FOLLOW_UP = Permission("cases.follow_up", (), "the resident holding the one-time follow-up token")
+CASES_FOLLOW_UP = Permission("cases.follow_up", (), "the resident holding the token of their follow-up message: once, until it expires")
 NOTIFICATIONS_READ = Permission("notifications.read", ("operator",), "all, masked")
 NOTIFICATIONS_RESEND = Permission("notifications.resend", ("operator",), "all; rate-limited per recipient, quiet hours kept")
 ALERTS_POST = Permission("alerts.post", ("alertmanager",), "Alertmanager only")

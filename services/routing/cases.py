@@ -12,12 +12,15 @@ from wangge import events
 
 from services.routing import sla
 from services.routing.assign import person
+from services.routing import follow_up
 from services.routing.lifecycle import (
-    FIRST_RESPONSE_STATUSES, CaseRuleViolation, Move, check_step, check_transition, next_level, plan_move,
+    FIRST_RESPONSE_STATUSES, Actor, CaseRuleViolation, Move, check_step, check_transition, next_level, plan_move,
 )
 from services.routing.locate import TRIAGE
 
-SYSTEM_ACTOR = "routing"
+SYSTEM = Actor("routing", "system")
+# The resident answering the follow-up: whoever holds the link the message carried.
+RESIDENT = Actor("resident", "resident")
 SUMMARY_CHARS = 120
 # Changes every linked resident's tracking view must show.
 OUTCOME_STATUSES = ("resolved", "closed", "reopened", "rejected")
@@ -90,9 +93,10 @@ def new_case(request, classification, category_name, location, grid, assignee, p
     }
     case["sla_next_check_at"] = sla.next_check_at(case)
     located = "进入乡镇分拨队列 · town triage: no grid found" if location.method == TRIAGE else f"定位到网格 {grid['name']} · located by {location.method}"
-    case["timeline"] = [{"kind": "status", "from": None, "to": "received", "at": now, "by": SYSTEM_ACTOR, "note": located}]
+    case["timeline"] = [{"kind": "status", "from": None, "to": "received", "at": now, **SYSTEM.recorded(), "note": located}]
     if assignee:
-        case["timeline"].append({"kind": "status", "from": "received", "to": "assigned", "at": now, "by": SYSTEM_ACTOR, "note": f"分派给 {assignee['name']} · assigned"})
+        case["timeline"].append({"kind": "status", "from": "received", "to": "assigned", "at": now, **SYSTEM.recorded(),
+                                 "note": f"分派给 {assignee['name']} · assigned"})
     case["outbox_pending_since"] = now
     case["outbox"] = outbox_entries(case, [
         (events.CASE_STATUS_CHANGED, {"previous_status": "received" if assignee else None, "note": located}),
@@ -120,7 +124,7 @@ def case_event(case, event_type, now, version, overrides):
         "case_id": case["_id"], "request_id": case["request_id"], "tracking_no": case["tracking_no"],
         "status": case["status"], "previous_status": None, "at": now, "version": version,
         **{key: case.get(key) for key in EVENT_FIELDS},
-        "reporter": reporter, "summary": case.get("text", "")[:SUMMARY_CHARS] or None, "actor": SYSTEM_ACTOR, "note": None,
+        "reporter": reporter, "summary": case.get("text", "")[:SUMMARY_CHARS] or None, "actor": SYSTEM.subject, "note": None,
         **overrides,
     }
     if data["assignee"]:
@@ -147,7 +151,7 @@ def after(case, plan):
 
 def plan_merge(case, request, now):
     """Link a near-duplicate request to an open case instead of opening another."""
-    entry = {"kind": "merged_request", "at": now, "by": SYSTEM_ACTOR, "request_id": request["request_id"],
+    entry = {"kind": "merged_request", "at": now, **SYSTEM.recorded(), "request_id": request["request_id"],
              "note": f"{request['tracking_no']} 反映同一件事，已合并 · merged"}
     plan = Plan(
         changes={"reporter_count": case["reporter_count"] + 1, "updated_at": now},
@@ -166,7 +170,8 @@ def plan_merge(case, request, now):
 
 # -- moves by people --------------------------------------------------------------
 
-def plan_case_move(case, move, now, policy):
+def plan_case_move(case, move, now, policy, follow_up_token=None):
+    """``follow_up_token`` (a ``follow_up.IssuedToken``): the link a resolution sends the resident."""
     changes, entry = plan_move(case, move, now)
     if move.status in FIRST_RESPONSE_STATUSES:
         changes["awaiting_response"] = False
@@ -175,10 +180,11 @@ def plan_case_move(case, move, now, policy):
         changes["awaiting_response"] = True
     plan = Plan(changes=changes, timeline=[entry])
     plan.changes["sla_next_check_at"] = sla.next_check_at(after(case, plan))
-    status_event = {"previous_status": case["status"], "actor": move.actor, "note": move.note}
+    status_event = {"previous_status": case["status"], "actor": move.actor.subject, "note": move.note}
     plan.events = [(events.CASE_STATUS_CHANGED, status_event)]
     if move.status == "resolved":
-        plan.events.append((events.FOLLOW_UP_REQUESTED, status_event))
+        plan.changes["follow_up_token"] = follow_up_token.record
+        plan.events.append((events.FOLLOW_UP_REQUESTED, {**status_event, "follow_up_token": follow_up_token.token}))
     if move.status == "closed":
         plan.events.append((events.CASE_CLOSED, status_event))
     if move.status in OUTCOME_STATUSES:
@@ -191,40 +197,52 @@ def plan_case_move(case, move, now, policy):
     return plan
 
 
-def plan_assignment(case, worker, actor, note, now, policy):
+def placed_in(grid):
+    """What a case in ``grid`` says of it."""
+    return {
+        "grid_id": grid["id"], "grid_name": grid["name"], "community_id": grid["community_id"], "town_id": grid["town_id"],
+        "triage": False, "grid_head": person(grid["head"]), "wechat_group_ids": grid["wechat_groups"],
+    }
+
+
+def plan_assignment(case, grid, worker, actor, note, now, policy):
+    """Hand the case to ``worker`` of ``grid`` (its own, or another it moves to)."""
     plan = plan_case_move(case, Move("assigned", actor, note), now, policy)
     # a grid worker takes it: the case is back at grid level, whatever level handed it down
-    plan.changes.update({"assignee": {**person(worker), "role": "worker"}, "level": "grid", "department": None})
-    plan.events.append((events.CASE_ASSIGNED, {"previous_status": case["status"], "actor": actor, "note": note}))
+    plan.changes.update({**placed_in(grid), "assignee": {**person(worker), "role": "worker"}, "level": "grid", "department": None})
+    plan.events.append((events.CASE_ASSIGNED, {"previous_status": case["status"], "actor": actor.subject, "note": note}))
     return plan
 
 
 def plan_note(case, actor, note, now):
     if case["status"] in ("merged", "rejected"):
         raise CaseRuleViolation(f"The case is {case['status']}: notes are closed.", case["status"])
-    entry = {"kind": "note", "at": now, "by": actor, "note": note}
-    return Plan(changes={"updated_at": now}, timeline=[entry], pushes={"notes": {"at": now, "by": actor, "note": note}})
+    entry = {"kind": "note", "at": now, **actor.recorded(), "note": note}
+    return Plan(changes={"updated_at": now}, timeline=[entry], pushes={"notes": {"at": now, **actor.recorded(), "note": note}})
 
 
 def plan_step(case, step, actor, note, now):
     check_step(case, step)
-    entry = {"step": step, "at": now, "by": actor, "note": note}
+    entry = {"step": step, "at": now, **actor.recorded(), "note": note}
     return Plan(
         changes={"updated_at": now},
-        timeline=[{"kind": "five_step", "step": step, "at": now, "by": actor, "note": note}],
+        timeline=[{"kind": "five_step", **entry}],
         pushes={"five_steps": entry},
     )
 
 
-def plan_follow_up(case, solved, satisfaction, note, now, policy):
-    """Record the resident's answer (回访); not solved reopens the case, solved closes it."""
+def plan_follow_up(case, token_digest, solved, satisfaction, note, now, policy):
+    """Record the resident's answer (回访) given with the case's follow-up token
+    (its digest), which it uses up; not solved reopens the case, solved closes it."""
+    follow_up.check(case.get("follow_up_token"), token_digest, now)
     if case["status"] not in ("resolved", "closed"):
         raise CaseRuleViolation(f"Follow-up comes after resolution; the case is {case['status']}.", case["status"])
     target = "closed" if solved else "reopened"
     if case["status"] == "closed" and solved:
         raise CaseRuleViolation("The case is already closed.", case["status"])
-    plan = plan_case_move(case, Move(target, "resident", note), now, policy)
+    plan = plan_case_move(case, Move(target, RESIDENT, note), now, policy)
     plan.changes["follow_up"] = {"solved": solved, "satisfaction": satisfaction, "note": note, "at": now}
+    plan.changes["follow_up_token"] = {**case["follow_up_token"], "used_at": now}
     return plan
 
 
@@ -260,10 +278,10 @@ def plan_escalation(case, actor, note, now, policy, registry, department_id=None
     if department:
         changes["department"] = department
     entry = {"kind": "escalation", "from": case["status"], "to": "escalated", "from_level": case["level"], "to_level": level,
-             "at": now, "by": actor, "note": note}
+             "at": now, **actor.recorded(), "note": note}
     plan = Plan(changes=changes, timeline=[entry])
     plan.changes["sla_next_check_at"] = sla.next_check_at(after(case, plan))
-    details = {"previous_status": case["status"], "actor": actor, "note": note}
+    details = {"previous_status": case["status"], "actor": actor.subject, "note": note}
     plan.events = [(events.CASE_STATUS_CHANGED, details), (events.CASE_ESCALATED, details)]
     return plan
 
@@ -289,11 +307,11 @@ def plan_sla_tick(case, now, policy, registry):
             state["breached"] = state["warned"] = True
             breached = True
             planned.append((events.SLA_BREACHED, {"sla_clock": clock, "due_at": state["due_at"], "note": "已超时 · deadline missed"}))
-        timeline.append({"kind": f"sla_{kind}", "clock": clock, "due_at": state["due_at"], "at": now, "by": SYSTEM_ACTOR})
+        timeline.append({"kind": f"sla_{kind}", "clock": clock, "due_at": state["due_at"], "at": now, **SYSTEM.recorded()})
     plan = Plan(changes={"sla": clocks}, timeline=timeline, events=planned)
     if breached and case["level"] != "department":
         try:
-            escalation = plan_escalation(case, SYSTEM_ACTOR, "超时自动上报 · escalated on a missed deadline", now, policy, registry)
+            escalation = plan_escalation(case, SYSTEM, "超时自动上报 · escalated on a missed deadline", now, policy, registry)
         except CaseRuleViolation:
             escalation = None  # nowhere to climb (no department for the category): the breach still stands
         if escalation is not None:

@@ -49,9 +49,22 @@ class CaseRuleViolation(ApiError):
 
 
 @dataclass(frozen=True)
+class Actor:
+    """Who changes a case: the verified subject of their token (or routing itself,
+    or the resident answering the follow-up) and the role they act in."""
+
+    subject: str
+    role: str
+
+    def recorded(self):
+        """How timeline entries, notes and steps name them."""
+        return {"by": self.subject, "role": self.role}
+
+
+@dataclass(frozen=True)
 class Move:
     status: str
-    actor: str
+    actor: Actor
     note: str | None = None
 
 
@@ -107,6 +120,6 @@ def plan_move(case, move, now):
     if move.status == "reopened":
         changes["resolved_at"] = None
         changes["closed_at"] = None
-    entry = {"kind": "status", "from": case["status"], "to": move.status, "at": now, "by": move.actor, "note": move.note}
+    entry = {"kind": "status", "from": case["status"], "to": move.status, "at": now, **move.actor.recorded(), "note": move.note}
     return changes, entry
 

@@ -113,6 +113,11 @@ class RegistrySnapshot:
     def grid(self, grid_id):
         return self.index.grids.get(grid_id)
 
+    def grids_of_person(self, person_id):
+        """The grids ``person_id`` works in or heads."""
+        return [grid for grid in self.index.grids.values()
+                if (grid.get("head") or {}).get("id") == person_id or any(w["id"] == person_id for w in grid.get("workers", []))]
+
     def town(self, town_id):
         return self.towns.get(town_id)
 

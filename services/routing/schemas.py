@@ -39,38 +39,66 @@ class CaseQuerySchema(PageSchema):
     triage = fields.Boolean()
 
 
-class ActorSchema(BodySchema):
-    actor = fields.String(required=True, validate=_id, metadata={"description": "Who acts: a worker, head or department contact id."})
+class CaseChangeSchema(BodySchema):
+    """A change to a case. Who makes it is the caller (their token's subject), never a field."""
+
     note = fields.String(validate=_note, load_default=None)
 
 
 class NoteSchema(BodySchema):
-    actor = fields.String(required=True, validate=_id)
     note = fields.String(required=True, validate=[validate.Length(min=1, max=2000)])
 
 
-class TransitionSchema(ActorSchema):
+class TransitionSchema(CaseChangeSchema):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
 
 
-class AssignSchema(ActorSchema):
+class AssignSchema(CaseChangeSchema):
     worker_id = fields.String(required=True, validate=_id)
+    grid_id = fields.String(
+        validate=_id, load_default=None,
+        metadata={"description": "The worker's grid, when it is not the case's own: the case moves there (the command centre's to do)."},
+    )
 
 
-class EscalateSchema(ActorSchema):
+class EscalateSchema(CaseChangeSchema):
     department_id = fields.String(validate=_id, load_default=None)
 
 
 class StepSchema(BodySchema):
     step = fields.String(required=True, validate=validate.OneOf(FIVE_STEPS))
-    actor = fields.String(required=True, validate=_id)
     note = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class PlaceSchema(CaseChangeSchema):
+    grid_id = fields.String(required=True, validate=_id)
 
 
 class FollowUpSchema(BodySchema):
     solved = fields.Boolean(required=True)
     satisfaction = fields.Integer(required=True, validate=validate.Range(min=1, max=5))
     note = fields.String(validate=_note, load_default=None)
+
+
+class FollowUpRecordSchema(Schema):
+    class Meta:
+        ordered = True
+
+    solved = fields.Boolean()
+    satisfaction = fields.Integer()
+    note = fields.String(allow_none=True)
+    at = fields.AwareDateTime()
+
+
+class FollowUpAnswerSchema(Schema):
+    """The resident's answer as recorded, and where their request stands now (nothing about the people handling it)."""
+
+    class Meta:
+        ordered = True
+
+    tracking_no = fields.String(required=True)
+    status = fields.String(required=True)
+    follow_up = fields.Nested(FollowUpRecordSchema, required=True)
 
 
 class CentroidSchema(Schema):
@@ -106,7 +134,7 @@ class GridDetailSchema(GridSummarySchema):
 
 
 class CaseSummarySchema(Schema):
-    """A case as listed: where it stands, who has it and its deadlines."""
+    """A case as listed: where it stands, who has it and its deadlines; phone numbers in `text` masked."""
 
     class Meta:
         ordered = True
@@ -131,11 +159,26 @@ class CaseSummarySchema(Schema):
     resolution_due = fields.AwareDateTime(attribute="sla.resolution.due_at")
 
 
+class ReporterViewSchema(Schema):
+    """A resident who reported the case: in full for its assignee and their leads, masked for others."""
+
+    class Meta:
+        ordered = True
+
+    tracking_no = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    at = fields.AwareDateTime(allow_none=True)
+
+
 class CaseDetailSchema(CaseSummarySchema):
-    """A case in full: its timeline (who did what, when), the five steps, SLA clocks and follow-up.
-    `version` counts its changes; every case event carries it."""
+    """A case in full: its timeline (who did what, when, in which role: `by`, `role`), the five steps,
+    SLA clocks and follow-up. `version` counts its changes; every case event carries it. The residents
+    who reported it (`reporters`) and phone numbers in `text` are in full for its assignee and their
+    leads (grid head, community and town lead, county), masked for others."""
 
     request_ids = fields.List(fields.String())
+    reporters = fields.List(fields.Nested(ReporterViewSchema))
     address = fields.String(allow_none=True)
     located_by = fields.String()
     keywords = fields.List(fields.String())
@@ -145,14 +188,10 @@ class CaseDetailSchema(CaseSummarySchema):
     resolved_at = fields.AwareDateTime(allow_none=True)
     closed_at = fields.AwareDateTime(allow_none=True)
     five_steps = fields.List(fields.Dict())
-    follow_up = fields.Dict(allow_none=True)
+    follow_up = fields.Nested(FollowUpRecordSchema, allow_none=True)
     sla = fields.Dict()
     timeline = fields.List(fields.Dict())
     version = fields.Integer()
-
-
-class PlaceSchema(ActorSchema):
-    grid_id = fields.String(required=True, validate=_id)
 
 
 class RegistryCountsSchema(Schema):

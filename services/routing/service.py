@@ -6,17 +6,20 @@ from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 
 from wangge import events
+from wangge.auth import Forbidden
 from wangge.http import NotFound, http, read_json_body
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
-from wangge.permissions import CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, CASES_READ, REGISTRY_LOAD, REGISTRY_READ
+from wangge.permissions import (
+    CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, CASES_READ, REGISTRY_LOAD, REGISTRY_READ, STAFF_ROLES,
+)
 
-from services.routing import metrics, schemas, workflow
+from services.routing import access, metrics, schemas, views, workflow
 from services.routing.dependencies import Registry, RequestClassifier
-from services.routing.lifecycle import OPEN_STATUSES
+from services.routing.lifecycle import OPEN_STATUSES, Actor
 from services.routing.registry import flatten, validate_registry
 from services.routing.registry_schema import RegistrySchema
 from services.routing.storage import RoutingStore
@@ -100,74 +103,109 @@ class RoutingService(HealthAndMetrics):
         grid = self.store.registry_record("grids", self.store.registry_edition(), grid_id)
         if grid is None:
             raise NotFound(f"No grid {grid_id}.")
-        return schemas.GridDetailSchema().dump(grid)
+        return schemas.GridDetailSchema().dump(views.grid_detail(grid, staff=request.caller.has_any(STAFF_ROLES)))
 
     # -- cases for workers, heads and departments ---------------------------------
 
-    @http("GET", "/api/v1/cases", allow=CASES_READ, summary="Cases, newest first, paged", query=schemas.CaseQuerySchema, responses={200: schemas.CasePageSchema})
+    @http("GET", "/api/v1/cases", allow=CASES_READ, summary="Cases of the caller's area, newest first, paged", query=schemas.CaseQuerySchema,
+          responses={200: schemas.CasePageSchema})
     def list_cases(self, request):
         query = schemas.CaseQuerySchema().load(request.args.to_dict())
-        filters = workflow.case_query(query, events.utcnow())
+        now = events.utcnow()
+        area = access.area_of(request.caller, self._snapshot(now))
+        filters = workflow.case_query(query, now, area.case_filter())
         found, total = self.store.find_cases(filters, (query["page"] - 1) * query["per_page"], query["per_page"])
-        return schemas.CasePageSchema().dump({"items": found, "page": query["page"], "per_page": query["per_page"], "total": total})
+        return schemas.CasePageSchema().dump({
+            "items": [views.case_listed(case) for case in found], "page": query["page"], "per_page": query["per_page"], "total": total,
+        })
 
-    @http("GET", "/api/v1/workers/<string:worker_id>/cases", allow=CASES_READ, summary="A worker's open cases", responses={200: schemas.WorkerCasesSchema})
+    @http("GET", "/api/v1/workers/<string:worker_id>/cases", allow=CASES_READ, summary="A worker's open cases (the worker, their grid head and leads)",
+          responses={200: schemas.WorkerCasesSchema})
     def my_open_cases(self, request, worker_id):
-        found, total = self.store.find_cases(workflow.open_cases_of(worker_id), 0, 500)
-        return schemas.WorkerCasesSchema().dump({"items": found, "total": total})
+        snapshot = self._snapshot(events.utcnow())
+        access.require_worker_access(request.caller, snapshot, worker_id)
+        area = access.area_of(request.caller, snapshot)
+        found, total = self.store.find_cases(workflow.open_cases_of(worker_id, area.case_filter()), 0, 500)
+        return schemas.WorkerCasesSchema().dump({"items": [views.case_listed(case) for case in found], "total": total})
 
     @http("GET", "/api/v1/cases/<string:case_id>", allow=CASES_READ, summary="A case with its timeline, five steps, SLA clocks and follow-up",
           responses={200: schemas.CaseDetailSchema}, errors=(404,))
     def get_case(self, request, case_id):
-        return schemas.CaseDetailSchema().dump(workflow.load_case(self.store, case_id))
+        case, _ = self._case_for(request, case_id)
+        return self._case_view(request, case)
 
-    @http("POST", "/api/v1/cases/<string:case_id>/acknowledge", allow=CASES_ACT, summary="Acknowledge a case (the first response)", body=schemas.ActorSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/acknowledge", allow=CASES_ACT, summary="Acknowledge a case (the first response)", body=schemas.CaseChangeSchema, **CASE_CHANGE)
     def acknowledge(self, request, case_id):
-        body = self._body(request, schemas.ActorSchema)
-        return self._changed(*workflow.move_case(self.store, self.config, case_id, "acknowledged", body["actor"], body["note"], events.utcnow()))
+        body = self._body(request, schemas.CaseChangeSchema)
+        case, actor = self._case_for(request, case_id)
+        return self._changed(request, workflow.move_case(self.store, self.config, case, "acknowledged", actor, body["note"], events.utcnow()))
 
     @http("POST", "/api/v1/cases/<string:case_id>/transitions", allow=CASES_ACT, summary="Move a case to another status", body=schemas.TransitionSchema, **CASE_CHANGE)
     def move(self, request, case_id):
         body = self._body(request, schemas.TransitionSchema)
-        return self._changed(*workflow.move_case(self.store, self.config, case_id, body["status"], body["actor"], body["note"], events.utcnow()))
+        case, actor = self._case_for(request, case_id)
+        return self._changed(request, workflow.move_case(self.store, self.config, case, body["status"], actor, body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/resolve", allow=CASES_ACT, summary="Resolve a case", body=schemas.ActorSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/resolve", allow=CASES_ACT, summary="Resolve a case (the resident is asked to follow up)", body=schemas.CaseChangeSchema, **CASE_CHANGE)
     def resolve(self, request, case_id):
-        body = self._body(request, schemas.ActorSchema)
-        return self._changed(*workflow.move_case(self.store, self.config, case_id, "resolved", body["actor"], body["note"], events.utcnow()))
+        body = self._body(request, schemas.CaseChangeSchema)
+        case, actor = self._case_for(request, case_id)
+        return self._changed(request, workflow.move_case(self.store, self.config, case, "resolved", actor, body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/assign", allow=CASES_ACT, summary="Reassign a case to a worker of its grid", body=schemas.AssignSchema, **CASE_CHANGE)
+    @http("POST", "/api/v1/cases/<string:case_id>/assign", allow=CASES_ACT,
+          summary="Reassign a case to a worker: of its grid (its grid head, leads), of another grid (the command centre)",
+          body=schemas.AssignSchema, **CASE_CHANGE)
     def assign(self, request, case_id):
         body = self._body(request, schemas.AssignSchema)
         now = events.utcnow()
-        return self._changed(*workflow.assign_case(self.store, self._snapshot(now), self.config, case_id, body["worker_id"], body["actor"], body["note"], now))
+        snapshot = self._snapshot(now)
+        case, actor = self._case_for(request, case_id)
+        access.require_assignment(request.caller, snapshot, case, body["grid_id"] or case.get("grid_id"))
+        return self._changed(request, workflow.assign_case(
+            self.store, snapshot, self.config, case, body["worker_id"], body["grid_id"], actor, body["note"], now))
 
     @http("POST", "/api/v1/cases/<string:case_id>/place", allow=CASES_DISPATCH, summary="Place a triage case in a grid", body=schemas.PlaceSchema, **CASE_CHANGE)
     def place(self, request, case_id):
         body = self._body(request, schemas.PlaceSchema)
         now = events.utcnow()
-        return self._changed(*workflow.place_from_triage(self.store, self._snapshot(now), self.config, case_id, body["grid_id"], body["actor"], body["note"], now))
+        case, actor = self._case_for(request, case_id)
+        return self._changed(request, workflow.place_from_triage(
+            self.store, self._snapshot(now), self.config, case, body["grid_id"], actor, body["note"], now))
 
     @http("POST", "/api/v1/cases/<string:case_id>/escalate", allow=CASES_ACT, summary="Escalate a case one level up", body=schemas.EscalateSchema, **CASE_CHANGE)
     def escalate(self, request, case_id):
         body = self._body(request, schemas.EscalateSchema)
         now = events.utcnow()
-        return self._changed(*workflow.escalate_case(self.store, self._snapshot(now), self.config, case_id, body["actor"], body["note"], body["department_id"], now))
+        case, actor = self._case_for(request, case_id)
+        return self._changed(request, workflow.escalate_case(
+            self.store, self._snapshot(now), self.config, case, actor, body["note"], body["department_id"], now))
 
     @http("POST", "/api/v1/cases/<string:case_id>/steps", allow=CASES_ACT, summary="Record one of the five steps", body=schemas.StepSchema, **CASE_CHANGE)
     def record_step(self, request, case_id):
         body = self._body(request, schemas.StepSchema)
-        return self._changed(*workflow.record_step(self.store, case_id, body["step"], body["actor"], body["note"], events.utcnow()))
+        case, actor = self._case_for(request, case_id)
+        return self._changed(request, workflow.record_step(self.store, case, body["step"], actor, body["note"], events.utcnow()))
 
     @http("POST", "/api/v1/cases/<string:case_id>/notes", allow=CASES_ACT, summary="Add a note to a case's timeline", body=schemas.NoteSchema, **CASE_CHANGE)
     def add_note(self, request, case_id):
         body = self._body(request, schemas.NoteSchema)
-        return self._changed(*workflow.add_note(self.store, case_id, body["actor"], body["note"], events.utcnow()))
+        case, actor = self._case_for(request, case_id)
+        return self._changed(request, workflow.add_note(self.store, case, actor, body["note"], events.utcnow()))
 
-    @http("POST", "/api/v1/cases/<string:case_id>/follow-up", allow=CASES_FOLLOW_UP, summary="Record the resident's answer to the follow-up (回访)", body=schemas.FollowUpSchema, **CASE_CHANGE)
-    def follow_up(self, request, case_id):
+    # -- the resident ------------------------------------------------------------------
+
+    @http("POST", "/api/v1/follow-up/<string:token>", allow=CASES_FOLLOW_UP,
+          summary="Record the resident's answer to the follow-up (回访), with the one-time token of the follow-up message",
+          body=schemas.FollowUpSchema, responses={200: schemas.FollowUpAnswerSchema}, errors=(403, 404, 409))
+    def follow_up(self, request, token):
+        """The token comes in the follow-up message (``follow_up_requested``) and works once: a used or
+        expired one is refused with 403 (`follow_up_token_refused`), one never issued or replaced by a later
+        resolution's is 404. The answer says where the request stands, nothing of the people handling it."""
         body = self._body(request, schemas.FollowUpSchema)
-        return self._changed(*workflow.record_follow_up(self.store, self.config, case_id, body["solved"], body["satisfaction"], body["note"], events.utcnow()))
+        case_id, entries = workflow.record_follow_up(
+            self.store, self.config, token, body["solved"], body["satisfaction"], body["note"], events.utcnow())
+        self._publish(case_id, entries)
+        return schemas.FollowUpAnswerSchema().dump(self.store.get_case(case_id))
 
     # -- timers ---------------------------------------------------------------------
 
@@ -199,11 +237,33 @@ class RoutingService(HealthAndMetrics):
         return self.registry.current(self.store, now)
 
     def _body(self, request, schema_cls):
-        return schema_cls().load(read_json_body(request))
+        body = read_json_body(request)
+        if request.caller is not None and "actor" in body:
+            # clients written before identity send who acts; only the caller may act as the caller
+            if body.pop("actor") != request.caller.subject:
+                raise Forbidden("You act as yourself: the token's subject.", {"actor": [f"Must be {request.caller.subject} or left out."]})
+        return schema_cls().load(body)
 
-    def _changed(self, case_id, entries):
+    def _case_for(self, request, case_id):
+        """The case as read and who acts on it, or 404, or 403 outside the caller's area."""
+        case = workflow.load_case(self.store, case_id)
+        role = access.require_case_access(request.caller, self._snapshot(events.utcnow()), case)
+        return case, Actor(request.caller.subject, role)
+
+    def _case_view(self, request, case):
+        caller = request.caller
+        role = access.case_role(caller, self._snapshot(events.utcnow()), case)
+        reader = access.reporter_reader(caller, role, case)
+        if reader:
+            # who read a resident's name and phone, on which case, why (never the data)
+            log.info("reporter data read", extra={"audit": "reporter_data", "subject": caller.subject, "role": role,
+                                                  "case_id": case["_id"], "reason": reader})
+        return schemas.CaseDetailSchema().dump(views.case_detail(case, reader))
+
+    def _changed(self, request, change):
+        case_id, entries = change
         self._publish(case_id, entries)
-        return schemas.CaseDetailSchema().dump(self.store.get_case(case_id))
+        return self._case_view(request, self.store.get_case(case_id))
 
     def _publish(self, case_id, outbox):
         workflow.publish_outbox(self.store, self.dispatch, case_id, outbox)

@@ -8,7 +8,12 @@
                  edition number just before a switch still finds all of it
 ``cases``        cases with their timeline, SLA clocks and an outbox of events
                  not yet confirmed by the broker
+``follow_up_tokens``
+                 which case a follow-up link's token (by its digest) answers; the
+                 case itself keeps whether it is used and when it expires
 """
+from datetime import timedelta
+
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -17,6 +22,8 @@ from wangge.errors import ApiError
 from services.routing.lifecycle import OPEN_STATUSES
 
 REGISTRY_KINDS = ("towns", "communities", "grids", "departments")
+# An expired link still answers "expired" (not "unknown") this long.
+FOLLOW_UP_TOKENS_KEPT = timedelta(days=30)
 
 
 class StaleRegistry(ApiError):
@@ -31,6 +38,7 @@ class RoutingStore:
         self.database = database
         self.registry = database["registry"]
         self.cases = database["cases"]
+        self.follow_up_tokens = database["follow_up_tokens"]
 
     def ensure_indexes(self, config=None):
         for kind in REGISTRY_KINDS:
@@ -51,6 +59,9 @@ class RoutingStore:
             IndexModel([("outbox_pending_since", ASCENDING)], name="outbox_pending"),
             IndexModel([("opened_at", DESCENDING)], name="opened_at"),
         ])
+        # looked up by _id (the digest): the cases collection needs no index more
+        self.follow_up_tokens.create_index([("expires_at", ASCENDING)], name="forget",
+                                           expireAfterSeconds=int(FOLLOW_UP_TOKENS_KEPT.total_seconds()))
 
     def ping(self):
         self.database.client.admin.command("ping")
@@ -190,6 +201,13 @@ class RoutingStore:
     def find_cases(self, query, skip=0, limit=50):
         cursor = self.cases.find(query, {"outbox": 0, "tokens": 0}).sort("opened_at", DESCENDING)
         return list(cursor.skip(skip).limit(limit)), self.cases.count_documents(query)
+
+    def remember_follow_up_token(self, token_digest, case_id, expires_at):
+        self.follow_up_tokens.insert_one({"_id": token_digest, "case_id": case_id, "expires_at": expires_at})
+
+    def case_for_follow_up_token(self, token_digest):
+        found = self.follow_up_tokens.find_one({"_id": token_digest})
+        return found and found["case_id"]
 
     def count_open_by_status(self):
         # one indexed count per status rather than a $group over every case

@@ -10,8 +10,8 @@ from wangge.errors import ApiError
 from wangge.logs import short_error
 from wangge.reliable import is_outage
 
-from services.routing import cases, metrics, sla
-from services.routing.assign import choose_assignee, person
+from services.routing import cases, follow_up, metrics, sla
+from services.routing.assign import choose_assignee
 from services.routing.duplicates import is_near_duplicate
 from services.routing.lifecycle import LEVELS, OPEN_STATUSES, CaseRuleViolation, Move
 
@@ -155,28 +155,33 @@ def load_case(store, case_id):
     return case
 
 
-def move_case(store, config, case_id, status, actor, note, now):
-    case = load_case(store, case_id)
+def move_case(store, config, case, status, actor, note, now):
     if status == "escalated":
         raise CaseRuleViolation("Use the escalate action to escalate (it chooses the next level).", case["status"])
     if status == "assigned":
         raise CaseRuleViolation("Use the assign action to assign (it names the worker).", case["status"])
-    return case_id, apply(store, case, cases.plan_case_move(case, Move(status, actor, note), now, policy_for(config, case)), now)
+    token = follow_up.issue(now, timedelta(days=float(config["FOLLOW_UP"]["TOKEN_DAYS"]))) if status == "resolved" else None
+    plan = cases.plan_case_move(case, Move(status, actor, note), now, policy_for(config, case), token)
+    if token is not None:
+        # written before the change: should the change lose a race, nobody ever hears of this token
+        store.remember_follow_up_token(token.record["digest"], case["_id"], token.record["expires_at"])
+    return case["_id"], apply(store, case, plan, now)
 
 
-def assign_case(store, snapshot, config, case_id, worker_id, actor, note, now):
-    case = load_case(store, case_id)
-    grid = snapshot.grid(case.get("grid_id")) if case.get("grid_id") else None
-    workers = {w["id"]: w for w in (grid or {}).get("workers", [])}
+def assign_case(store, snapshot, config, case, worker_id, grid_id, actor, note, now):
+    """Hand the case to a worker of ``grid_id`` (by default the case's own grid)."""
+    grid = snapshot.grid(grid_id or case.get("grid_id"))
+    if grid is None:
+        raise CaseRuleViolation(f"No grid {grid_id or case.get('grid_id')} to assign the case in; name one with grid_id.", case["status"])
+    workers = {w["id"]: w for w in grid.get("workers", [])}
     if worker_id not in workers:
-        raise CaseRuleViolation(f"{worker_id} is not a worker of grid {case.get('grid_id')}.", case["status"])
-    plan = cases.plan_assignment(case, workers[worker_id], actor, note, now, policy_for(config, case))
-    return case_id, apply(store, case, plan, now)
+        raise CaseRuleViolation(f"{worker_id} is not a worker of grid {grid['id']}.", case["status"])
+    plan = cases.plan_assignment(case, grid, workers[worker_id], actor, note, now, policy_for(config, case))
+    return case["_id"], apply(store, case, plan, now)
 
 
-def place_from_triage(store, snapshot, config, case_id, grid_id, actor, note, now):
+def place_from_triage(store, snapshot, config, case, grid_id, actor, note, now):
     """A person places a triage case in a grid: its on-duty worker takes it."""
-    case = load_case(store, case_id)
     if not case.get("triage") or case.get("grid_id"):
         raise CaseRuleViolation("Only a case waiting in triage can be placed in a grid.", case["status"])
     grid = snapshot.grid(grid_id)
@@ -184,34 +189,32 @@ def place_from_triage(store, snapshot, config, case_id, grid_id, actor, note, no
         raise CaseNotFound(f"No grid {grid_id}.")
     assignee = choose_assignee(grid, store.open_cases_by_assignee([w["id"] for w in grid.get("workers", [])]))
     plan = cases.plan_case_move(case, Move("assigned", actor, note), now, policy_for(config, case))
-    plan.changes.update({
-        "grid_id": grid["id"], "grid_name": grid["name"], "community_id": grid["community_id"], "town_id": grid["town_id"],
-        "level": "grid", "triage": False, "assignee": assignee, "grid_head": person(grid["head"]),
-        "wechat_group_ids": grid["wechat_groups"],
-    })
-    plan.events.append((events.CASE_ASSIGNED, {"previous_status": case["status"], "actor": actor, "note": note}))
-    return case_id, apply(store, case, plan, now)
+    plan.changes.update({**cases.placed_in(grid), "level": "grid", "assignee": assignee})
+    plan.events.append((events.CASE_ASSIGNED, {"previous_status": case["status"], "actor": actor.subject, "note": note}))
+    return case["_id"], apply(store, case, plan, now)
 
 
-def escalate_case(store, snapshot, config, case_id, actor, note, department_id, now):
-    case = load_case(store, case_id)
+def escalate_case(store, snapshot, config, case, actor, note, department_id, now):
     plan = cases.plan_escalation(case, actor, note, now, policy_for(config, case), snapshot, department_id)
-    return case_id, apply(store, case, plan, now)
+    return case["_id"], apply(store, case, plan, now)
 
 
-def record_step(store, case_id, step, actor, note, now):
+def record_step(store, case, step, actor, note, now):
+    return case["_id"], apply(store, case, cases.plan_step(case, step, actor, note, now), now)
+
+
+def add_note(store, case, actor, note, now):
+    return case["_id"], apply(store, case, cases.plan_note(case, actor, note, now), now)
+
+
+def record_follow_up(store, config, token, solved, satisfaction, note, now):
+    """The resident's answer, given with the token of their follow-up link."""
+    token_digest = follow_up.digest(token)
+    case_id = store.case_for_follow_up_token(token_digest)
+    if case_id is None:
+        raise follow_up.FollowUpTokenUnknown("No follow-up is waiting under this link.")
     case = load_case(store, case_id)
-    return case_id, apply(store, case, cases.plan_step(case, step, actor, note, now), now)
-
-
-def add_note(store, case_id, actor, note, now):
-    case = load_case(store, case_id)
-    return case_id, apply(store, case, cases.plan_note(case, actor, note, now), now)
-
-
-def record_follow_up(store, config, case_id, solved, satisfaction, note, now):
-    case = load_case(store, case_id)
-    plan = cases.plan_follow_up(case, solved, satisfaction, note, now, policy_for(config, case))
+    plan = cases.plan_follow_up(case, token_digest, solved, satisfaction, note, now, policy_for(config, case))
     return case_id, apply(store, case, plan, now)
 
 
@@ -246,8 +249,9 @@ def check_deadlines(store, snapshot, config, now):
     return published
 
 
-def case_query(query, now):
-    """A store filter from the list endpoint's parameters."""
+def case_query(query, now, area_filter=None):
+    """A store filter from the list endpoint's parameters, within the caller's
+    area (``area_filter``; ``None``: everywhere)."""
     filters = {key: query[key] for key in ("grid_id", "town_id", "status") if key in query}
     if "assignee" in query:
         filters["assignee.id"] = query["assignee"]
@@ -259,8 +263,14 @@ def case_query(query, now):
             {"awaiting_response": True, "sla.first_response.due_at": {"$lte": now}},
             {"sla.resolution.due_at": {"$lte": now}},
         ]
-    return filters
+    return within(filters, area_filter)
 
 
-def open_cases_of(worker_id):
-    return {"assignee.id": worker_id, "status": {"$in": list(OPEN_STATUSES)}}
+def open_cases_of(worker_id, area_filter=None):
+    return within({"assignee.id": worker_id, "status": {"$in": list(OPEN_STATUSES)}}, area_filter)
+
+
+def within(filters, area_filter):
+    if area_filter is None:
+        return filters
+    return {"$and": [filters, area_filter]} if filters else area_filter

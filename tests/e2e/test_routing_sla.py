@@ -5,7 +5,7 @@ import requests
 from devstack.demo_county import build_county
 from tests.support.broker import drain, watch_queue
 from tests.support.polling import eventually
-from tests.support.services import running_platform
+from tests.support.services import authorized_session, running_platform
 from wangge import events, topology
 
 FAST_SLA = {
@@ -20,7 +20,8 @@ def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
     with running_platform(["intake", "routing"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, replicas={"routing": 2},
                           log_dir=tmp_path_factory.mktemp("logs"), extra_env=FAST_SLA) as services:
         county = build_county()
-        assert requests.put(services["routing"][0].url("/api/v1/registry"), json=county, timeout=120).status_code == 200
+        routing = services["routing"][0]
+        assert routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=120).status_code == 200
         yield services["intake"][0], services["routing"], county
 
 
@@ -31,11 +32,13 @@ def test_unanswered_case_climbs_one_level_per_missed_deadline_exactly_once(platf
         filed = requests.post(intake.url("/api/v1/requests"), timeout=10,
                               json={"channel": "hotline", "text": "路灯不亮好几天了", "grid_id": grid["id"]}).json()
 
+        center = authorized_session("county-center")
+
         def case_at_department():
-            view = requests.get(intake.url(f"/api/v1/requests/{filed['tracking_no']}"), timeout=10).json()
-            if not view["case_id"]:
+            view = center.get(intake.url(filed["url"]), timeout=10).json()
+            if not view.get("case_id"):
                 return None
-            case = requests.get(routing[1].url(f"/api/v1/cases/{view['case_id']}"), timeout=10).json()
+            case = center.get(routing[1].url(f"/api/v1/cases/{view['case_id']}"), timeout=10).json()
             return case if case["level"] == "department" else None
 
         case = eventually(case_at_department, timeout=30)
@@ -45,6 +48,7 @@ def test_unanswered_case_climbs_one_level_per_missed_deadline_exactly_once(platf
     assert climbs == [("grid", "community"), ("community", "town"), ("town", "department")]
     breaches = [entry for entry in case["timeline"] if entry["kind"] == "sla_breach"]
     assert len(breaches) == 3
+    assert {(entry["by"], entry["role"]) for entry in case["timeline"] if entry["kind"] == "escalation"} == {("routing", "system")}
     assert case["department"]["id"] == "power"
     assert case["status"] == "escalated"
     # each escalation announced; a repeat could only carry the same event id

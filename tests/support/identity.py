@@ -22,6 +22,13 @@ USERS = [
     user("lead-zhangcheng", ["town_lead"], "樟城镇负责人"),
     user("lead-zc-nanmen", ["community_lead"], "南门社区负责人"),
     user("dept-power", ["department"], "县供电公司路灯所"),
+    # routing's area tests: a grid beside 南门 02, and a case's way up in 城峰镇 to a department
+    user("w-zc-nanmen-01-1", ["grid_worker"], "王国"),
+    user("w-zc-nanmen-01-2", ["grid_worker"], "刘雪琳"),
+    user("w-cf-yuzhou-01-1", ["grid_worker"], "池英玉"),
+    user("lead-cf-yuzhou", ["community_lead"], "玉洲社区网格站"),
+    user("lead-chengfeng", ["town_lead"], "城峰镇网格办"),
+    user("dept-civil_affairs", ["department"], "县民政局"),
 ]
 
 

@@ -50,6 +50,7 @@ def case(status="assigned", level="grid", **overrides):
 CONFIG = {
     "SLA": {**SLA_CONFIG, "FAILED_CHECK_RETRY_MINUTES": 10},
     "DUPLICATES": {"WINDOW_HOURS": 72, "THRESHOLD": 0.4, "MERGE_ATTEMPTS": 50},
+    "FOLLOW_UP": {"TOKEN_DAYS": 14},
 }
 
 

@@ -1,7 +1,10 @@
 """Role plus area decides which cases a person sees and acts on."""
 import pytest
 
-from services.routing.access import area_of, require_case_access, require_dispatch
+from services.routing import views
+from services.routing.access import (
+    area_of, reporter_reader, require_assignment, require_case_access, require_dispatch, require_worker_access,
+)
 from services.routing.registry import RegistrySnapshot
 from tests.unit.routing.factories import case, grid
 from wangge.auth import Caller, Forbidden
@@ -16,7 +19,7 @@ REGISTRY = RegistrySnapshot(1, TOWNS, COMMUNITIES, [
 ], DEPARTMENTS)
 
 IN_G1 = case(grid_id="G-1")
-IN_G2 = case(grid_id="G-2")
+IN_G2 = case(grid_id="G-2", assignee={"id": "G-2-w1", "name": "王强", "role": "worker"})
 IN_GELING = case(grid_id="G-9", town_id="geling", community_id="gl-shang")
 AT_POWER = case(grid_id="G-9", town_id="geling", community_id="gl-shang", level="department", department={"id": "power", "name": "路灯所"})
 TRIAGE_IN_GELING = case(grid_id=None, community_id=None, town_id="geling", triage=True)
@@ -61,3 +64,72 @@ def test_only_the_command_centre_dispatches():
     require_dispatch(caller("county-center", "county_center"))
     with pytest.raises(Forbidden):
         require_dispatch(caller("lead-geling", "town_lead"))
+
+
+@pytest.mark.parametrize("who, role", [
+    (caller("G-1-w1", "grid_worker"), "grid_worker"),
+    (caller("G-1-head", "grid_head"), "grid_head"),
+    (caller("lead-zc-nanmen", "community_lead"), "community_lead"),
+    (caller("lead-zhangcheng", "town_lead"), "town_lead"),
+    (caller("county-admin", "county_admin"), "county_admin"),
+])
+def test_a_person_acts_on_a_case_in_the_role_that_reaches_it(who, role):
+    assert require_case_access(who, REGISTRY, IN_G1) == role
+
+
+def test_a_grid_head_reassigns_within_their_grid_and_only_the_command_centre_across_grids():
+    require_assignment(caller("G-1-head", "grid_head"), REGISTRY, IN_G1, "G-1")
+    require_assignment(caller("lead-zc-nanmen", "community_lead"), REGISTRY, IN_G1, "G-1")
+    require_assignment(caller("county-center", "county_center"), REGISTRY, IN_G1, "G-2")
+    for who, grid_id in [(caller("G-1-head", "grid_head"), "G-2"), (caller("G-1-w1", "grid_worker"), "G-1"),
+                         (caller("G-2-head", "grid_head"), "G-1"), (caller("dept-power", "department"), "G-9")]:
+        with pytest.raises(Forbidden):
+            require_assignment(who, REGISTRY, IN_G1, grid_id)
+
+
+def test_a_workers_cases_are_for_the_worker_and_their_leads():
+    for who in [caller("G-1-w2", "grid_worker"), caller("G-1-head", "grid_head"), caller("lead-zc-nanmen", "community_lead"),
+                caller("lead-zhangcheng", "town_lead"), caller("county-center", "county_center")]:
+        require_worker_access(who, REGISTRY, "G-1-w2")
+    for who in [caller("G-1-w1", "grid_worker"), caller("G-2-head", "grid_head"), caller("lead-geling", "town_lead"),
+                caller("dept-power", "department")]:
+        with pytest.raises(Forbidden):
+            require_worker_access(who, REGISTRY, "G-1-w2")
+
+
+@pytest.mark.parametrize("who, reader", [
+    (caller("G-1-w1", "grid_worker"), "assignee"),
+    (caller("G-1-w2", "grid_worker"), None),  # a colleague in the grid, not the assignee
+    (caller("G-1-head", "grid_head"), "grid_head"),
+    (caller("lead-zc-nanmen", "community_lead"), "community_lead"),
+    (caller("lead-zhangcheng", "town_lead"), "town_lead"),
+    (caller("county-center", "county_center"), "county_center"),
+])
+def test_the_resident_is_for_the_assignee_and_their_leads(who, reader):
+    assert reporter_reader(who, require_case_access(who, REGISTRY, IN_G1), IN_G1) == reader
+
+
+def test_a_department_reads_the_resident_only_once_the_case_is_theirs():
+    department = caller("dept-power", "department")
+    assert reporter_reader(department, "department", AT_POWER) is None
+    assigned = {**AT_POWER, "assignee": {"id": "dept-power", "name": "值班员"}}
+    assert reporter_reader(department, "department", assigned) == "assignee"
+
+
+def test_a_case_view_masks_the_resident_for_readers_without_a_reason():
+    record = case(text="路灯坏了，请回电13912345678", reporters=[
+        {"tracking_no": "YT-20261128-000001", "reporter": {"name": "林先生", "phone": "13800000009"}}])
+    masked = views.case_detail(record, None)
+    assert masked["reporters"][0] | {"at": None} == {"tracking_no": "YT-20261128-000001", "name": "林**", "phone": "138****0009", "at": None}
+    assert masked["text"] == "路灯坏了，请回电139****5678"
+    full = views.case_detail(record, "assignee")
+    assert (full["reporters"][0]["name"], full["reporters"][0]["phone"]) == ("林先生", "13800000009")
+    assert full["text"] == record["text"]
+    assert views.case_listed(record)["text"] == "路灯坏了，请回电139****5678"
+
+
+def test_grid_workers_phones_are_for_staff():
+    record = grid("G-1")
+    assert views.grid_detail(record, staff=True) == record
+    shown = views.grid_detail(record, staff=False)
+    assert {shown["head"]["phone"], *(w["phone"] for w in shown["workers"])} == {"138****0000", "138****0001", "138****0002"}

@@ -1,7 +1,9 @@
 from datetime import timedelta
 
-from services.routing import cases, sla
-from services.routing.lifecycle import Move
+import pytest
+
+from services.routing import cases, follow_up, sla
+from services.routing.lifecycle import Actor, Move
 from services.routing.registry import RegistrySnapshot
 from tests.unit.routing.factories import NOW, SLA_CONFIG, case, grid
 from wangge import events
@@ -43,7 +45,7 @@ def test_breach_at_department_level_is_reported_without_climbing():
 
 
 def test_escalation_to_department_picks_the_one_handling_the_category():
-    plan = cases.plan_escalation(case("escalated", level="town"), "town-head", "需要供电公司", NOW, POLICY, REGISTRY)
+    plan = cases.plan_escalation(case("escalated", level="town"), Actor("town-head", "town_lead"), "需要供电公司", NOW, POLICY, REGISTRY)
     assert plan.changes["department"]["id"] == "power"
     assert plan.changes["assignee"]["id"] == "d-power"
 
@@ -64,17 +66,54 @@ def test_event_ids_repeat_for_the_same_change():
     assert events.read_event(events.CASE_ASSIGNED, first[0]["event"])["data"]["grid_head"]["id"] == "G-1-head"
 
 
-def test_resolution_asks_the_resident_for_follow_up():
-    plan = cases.plan_case_move(case("in_progress", awaiting_response=False), Move("resolved", "G-1-w1", "已修好"), NOW, POLICY)
+WORKER = Actor("G-1-w1", "grid_worker")
+
+
+def test_resolution_asks_the_resident_for_follow_up_with_a_token_kept_only_as_its_digest():
+    token = follow_up.issue(NOW, timedelta(days=14))
+    plan = cases.plan_case_move(case("in_progress", awaiting_response=False), Move("resolved", WORKER, "已修好"), NOW, POLICY, token)
     assert [event_type for event_type, _ in plan.events] == [events.CASE_STATUS_CHANGED, events.FOLLOW_UP_REQUESTED]
+    assert plan.events[1][1]["follow_up_token"] == token.token
+    assert plan.changes["follow_up_token"] == {"digest": follow_up.digest(token.token), "expires_at": NOW + timedelta(days=14), "used_at": None}
+    assert token.token not in str(plan.changes)
     assert plan.changes["sla_next_check_at"] is None
 
 
-def test_not_solved_at_follow_up_reopens_with_fresh_clocks():
-    plan = cases.plan_follow_up(case("resolved"), False, 2, "路灯还是不亮", NOW, POLICY)
+def test_a_change_records_who_made_it_and_in_which_role():
+    plan = cases.plan_case_move(case("assigned"), Move("acknowledged", WORKER, "收到"), NOW, POLICY)
+    assert (plan.timeline[0]["by"], plan.timeline[0]["role"]) == ("G-1-w1", "grid_worker")
+    assert plan.events[0][1]["actor"] == "G-1-w1"
+    note = cases.plan_note(case(), WORKER, "已联系电工", NOW)
+    assert note.pushes["notes"]["by"] == note.timeline[0]["by"] == "G-1-w1"
+    assert note.pushes["notes"]["role"] == note.timeline[0]["role"] == "grid_worker"
+    step = cases.plan_step(case(), "collect", WORKER, "收集议题", NOW)
+    assert (step.pushes["five_steps"]["by"], step.pushes["five_steps"]["role"]) == ("G-1-w1", "grid_worker")
+
+
+def resolved_with_token(**token_overrides):
+    token = follow_up.issue(NOW, timedelta(days=14))
+    return token.token, case("resolved", follow_up_token={**token.record, **token_overrides})
+
+
+def test_not_solved_at_follow_up_reopens_with_fresh_clocks_and_uses_the_token_up():
+    token, resolved = resolved_with_token()
+    plan = cases.plan_follow_up(resolved, follow_up.digest(token), False, 2, "路灯还是不亮", NOW, POLICY)
     assert plan.changes["status"] == "reopened"
     assert plan.changes["awaiting_response"] is True
     assert plan.changes["follow_up"]["satisfaction"] == 2
+    assert plan.changes["follow_up_token"]["used_at"] == NOW
+    assert (plan.timeline[0]["by"], plan.timeline[0]["role"]) == ("resident", "resident")
+
+
+@pytest.mark.parametrize("token_state, refused", [
+    ({"used_at": NOW}, follow_up.FollowUpTokenRefused),
+    ({"expires_at": NOW}, follow_up.FollowUpTokenRefused),
+    ({"digest": follow_up.digest("a later resolution's")}, follow_up.FollowUpTokenUnknown),
+])
+def test_a_used_expired_or_replaced_token_answers_nothing(token_state, refused):
+    token, resolved = resolved_with_token(**token_state)
+    with pytest.raises(refused):
+        cases.plan_follow_up(resolved, follow_up.digest(token), True, 5, None, NOW, POLICY)
 
 
 def test_events_of_one_change_never_share_an_id():
@@ -90,7 +129,7 @@ def test_residents_merged_into_a_case_follow_it_to_closure():
         {"request_id": "r-1", "tracking_no": "YT-20261128-000001", "reporter": {"phone": "13800000009"}},
         {"request_id": "r-2", "tracking_no": "YT-20261128-000002", "reporter": {"phone": "13800000008"}},
     ], reporter_count=2)
-    plan = cases.plan_case_move(merged, Move("closed", "resident"), NOW, POLICY)
+    plan = cases.plan_case_move(merged, Move("closed", cases.RESIDENT), NOW, POLICY)
     told = {(event_type, details.get("tracking_no", merged["tracking_no"])) for event_type, details in plan.events}
     assert told == {
         (events.CASE_STATUS_CHANGED, "YT-20261128-000001"), (events.CASE_CLOSED, "YT-20261128-000001"),

@@ -1,10 +1,13 @@
 import pytest
 
 from services.routing.lifecycle import (
-    TRANSITIONS, CaseRuleViolation, Move, check_step, check_transition, next_level, plan_move,
+    TRANSITIONS, Actor, CaseRuleViolation, Move, check_step, check_transition, next_level, plan_move,
 )
 from wangge import events
 from tests.unit.routing.factories import NOW, case
+
+W1 = Actor("w1", "grid_worker")
+D1 = Actor("d-1", "department")
 
 LEGAL = [
     ("received", "assigned"), ("assigned", "acknowledged"), ("acknowledged", "in_progress"),
@@ -39,23 +42,23 @@ def test_levels_climb_grid_community_town_department_and_stop():
 
 
 def test_first_response_is_stamped_once():
-    changes, entry = plan_move(case("assigned"), Move("acknowledged", "w1", "马上去看"), NOW)
+    changes, entry = plan_move(case("assigned"), Move("acknowledged", W1, "马上去看"), NOW)
     assert changes["first_response_at"] == NOW
-    assert entry == {"kind": "status", "from": "assigned", "to": "acknowledged", "at": NOW, "by": "w1", "note": "马上去看"}
-    changes, _ = plan_move(case("acknowledged", first_response_at=NOW), Move("in_progress", "w1"), NOW)
+    assert entry == {"kind": "status", "from": "assigned", "to": "acknowledged", "at": NOW, "by": "w1", "role": "grid_worker", "note": "马上去看"}
+    changes, _ = plan_move(case("acknowledged", first_response_at=NOW), Move("in_progress", W1), NOW)
     assert "first_response_at" not in changes
 
 
 def test_rejection_needs_a_reason():
     with pytest.raises(CaseRuleViolation, match="reason"):
-        plan_move(case("assigned"), Move("rejected", "w1", " "), NOW)
+        plan_move(case("assigned"), Move("rejected", W1, " "), NOW)
 
 
 def test_department_case_is_resolved_only_after_evaluation():
     steps = [{"step": s} for s in ("collect", "survey", "coordinate", "contact_departments")]
     with pytest.raises(CaseRuleViolation, match="evaluation"):
-        plan_move(case("in_progress", level="department", five_steps=steps), Move("resolved", "d-1"), NOW)
-    plan_move(case("in_progress", level="department", five_steps=steps + [{"step": "evaluate"}]), Move("resolved", "d-1"), NOW)
+        plan_move(case("in_progress", level="department", five_steps=steps), Move("resolved", D1), NOW)
+    plan_move(case("in_progress", level="department", five_steps=steps + [{"step": "evaluate"}]), Move("resolved", D1), NOW)
 
 
 def test_every_status_of_the_contract_has_its_transitions():
@@ -63,7 +66,7 @@ def test_every_status_of_the_contract_has_its_transitions():
 
 
 def test_grid_case_closes_without_the_five_steps():
-    changes, _ = plan_move(case("resolved"), Move("closed", "resident"), NOW)
+    changes, _ = plan_move(case("resolved"), Move("closed", Actor("resident", "resident")), NOW)
     assert changes["closed_at"] == NOW
 
 

@@ -6,8 +6,9 @@ import eventlet
 import pytest
 from prometheus_client import REGISTRY
 
-from services.routing import cases, workflow
+from services.routing import cases, follow_up, workflow
 from services.routing.classify import DEFAULT_RULES_PATH, Classifier, load_rules
+from services.routing.lifecycle import Actor
 from services.routing.registry import RegistrySnapshot
 from tests.unit.routing.factories import CONFIG, NOW, grid, stored_case
 from wangge import events
@@ -19,6 +20,9 @@ SNAPSHOT = RegistrySnapshot(
     grids=[grid()],
     departments=[],
 )
+
+
+WORKER = Actor("G-1-w1", "grid_worker")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,7 @@ def test_events_an_earlier_change_left_go_out_before_the_newer_ones(store):
     leftover = queued(record, events.CASE_ASSIGNED, NOW, record["version"])
     store.insert_case({**record, "outbox": leftover, "outbox_pending_since": NOW})
 
-    _, outbox = workflow.move_case(store, CONFIG, record["_id"], "acknowledged", "G-1-w1", None, NOW + timedelta(minutes=5))
+    _, outbox = workflow.move_case(store, CONFIG, store.get_case(record["_id"]), "acknowledged", WORKER, None, NOW + timedelta(minutes=5))
 
     assert [entry["event_id"] for entry in outbox][:1] == [leftover[0]["event_id"]]
     assert [entry["event_type"] for entry in outbox] == [events.CASE_ASSIGNED, events.CASE_STATUS_CHANGED]
@@ -129,3 +133,43 @@ def test_a_case_the_timer_cannot_check_waits_and_is_counted_while_the_others_are
     assert counted("wangge_routing_sla_check_failures_total") == failures_before + 1
     assert store.get_case("C-broken")["sla_next_check_at"] == missed + timedelta(minutes=10)
     assert store.cases_due_for_sla(missed + timedelta(minutes=1), cases.SLA_TICK_FIELDS) == []
+
+
+# -- the resident's follow-up -------------------------------------------------------
+
+def resolve(store, record, at):
+    _, outbox = workflow.move_case(store, CONFIG, store.get_case(record["_id"]), "resolved", WORKER, "已修好", at)
+    # the outbox holds every event not published yet: this resolution's come last
+    asked = [entry["event"]["data"] for entry in outbox if entry["event_type"] == events.FOLLOW_UP_REQUESTED][-1]
+    return asked["follow_up_token"]
+
+
+def test_the_follow_up_token_answers_once(store):
+    record = stored_case(status="in_progress", awaiting_response=False)
+    store.insert_case(record)
+    token = resolve(store, record, NOW)
+
+    workflow.record_follow_up(store, CONFIG, token, True, 5, "很满意", NOW + timedelta(hours=1))
+
+    closed = store.get_case(record["_id"])
+    assert closed["status"] == "closed" and closed["follow_up"]["satisfaction"] == 5
+    assert token not in str({key: value for key, value in closed.items() if key != "outbox"})
+    with pytest.raises(follow_up.FollowUpTokenRefused):
+        workflow.record_follow_up(store, CONFIG, token, False, 1, None, NOW + timedelta(hours=2))
+    with pytest.raises(follow_up.FollowUpTokenUnknown):
+        workflow.record_follow_up(store, CONFIG, token[:-2] + "xx", True, 5, None, NOW + timedelta(hours=2))
+
+
+def test_a_follow_up_token_expires_and_a_later_resolution_replaces_it(store):
+    record = stored_case(status="in_progress", awaiting_response=False)
+    store.insert_case(record)
+    first = resolve(store, record, NOW)
+    with pytest.raises(follow_up.FollowUpTokenRefused):
+        workflow.record_follow_up(store, CONFIG, first, True, 5, None, NOW + timedelta(days=CONFIG["FOLLOW_UP"]["TOKEN_DAYS"]))
+
+    workflow.move_case(store, CONFIG, store.get_case(record["_id"]), "reopened", WORKER, "居民来电说又坏了", NOW + timedelta(days=1))
+    second = resolve(store, record, NOW + timedelta(days=2))
+    with pytest.raises(follow_up.FollowUpTokenUnknown):
+        workflow.record_follow_up(store, CONFIG, first, True, 5, None, NOW + timedelta(days=2))
+    workflow.record_follow_up(store, CONFIG, second, True, 4, None, NOW + timedelta(days=2))
+    assert store.get_case(record["_id"])["status"] == "closed"
