@@ -14,8 +14,10 @@ import json
 import smtplib
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import requests
+import yaml
 
 from wangge.logs import mask_name
 
@@ -44,9 +46,9 @@ def check_http(response):
     raise DeliveryFailed(f"HTTP {response.status_code}: {response.text[:200]}", retriable=retriable)
 
 
-def post_json(url, payload, timeout, headers=None, data=None):
+def post_json(url, payload, timeout, headers=None, data=None, params=None):
     try:
-        response = requests.post(url, json=None if data else payload, data=data, headers=headers, timeout=timeout)
+        response = requests.post(url, json=None if data else payload, data=data, headers=headers, params=params, timeout=timeout)
     except requests.RequestException as exc:
         raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from exc
     check_http(response)
@@ -57,32 +59,68 @@ def signature(secret, body):
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
+def without_secret(text, secret):
+    """``text`` with ``secret`` blotted out, as written and as a URL carries it: an
+    exception of ``requests`` names the URL it was sending to, query included."""
+    for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+        text = text.replace(form, "***")
+    return text
+
+
+def robot_keys(path):
+    """{WeChat group id: its robot's key} from a YAML (or JSON) file, or {} without one."""
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as keys_file:
+        keys = yaml.safe_load(keys_file) or {}
+    if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in keys.items()):
+        raise ValueError(f"{path}: expected a mapping of WeChat group ids to robot keys")
+    return keys
+
+
 class WeComRobot:
-    """A WeCom group robot (企业微信群机器人): text message, the worker @-mentioned by phone."""
+    """A WeCom group robot (企业微信群机器人): text message, the worker @-mentioned by phone.
+
+    Which robot posts is notify's own setting, never a caller's: a grid's WeChat
+    group (the registry's ``wechat_groups``, named in the event) posts through the
+    robot ``ROBOT_KEYS_FILE`` gives it, every other message through ``DEFAULT_KEY``.
+    A robot key lets whoever holds it post to the group, so it travels only as the
+    ``key`` query parameter and never reaches an error, a log or the store."""
 
     name = WECOM
 
     def __init__(self, settings, timeout):
         self.url = settings["URL"]
         self.default_key = settings.get("DEFAULT_KEY")
+        self.group_keys = robot_keys(settings.get("ROBOT_KEYS_FILE"))
         self.timeout = timeout
 
+    def key_for(self, recipient):
+        return self.group_keys.get(recipient.get("group")) or self.default_key
+
     def send(self, notification):
-        key = notification.get("address", {}).get("wecom_key") or self.default_key
+        key = self.key_for(notification["recipient"])
         if not key:
-            raise DeliveryFailed("no WeCom robot key for this recipient (preferences) and no WECOM_DEFAULT_KEY", retriable=False)
+            raise DeliveryFailed("no WeCom robot for this group (WECOM_ROBOT_KEYS_FILE) and no WECOM_DEFAULT_KEY", retriable=False)
+        try:
+            self.post(key, notification)
+        except DeliveryFailed as exc:
+            # from None: the exception it came from names the URL, key and all
+            raise DeliveryFailed(without_secret(str(exc), key), exc.retriable) from None
+
+    def post(self, key, notification):
         text = {"content": notification["body"]}
         phone = notification["recipient"].get("phone")
         if phone and notification["recipient"]["role"] != "grid_group":
             text["mentioned_mobile_list"] = [phone]
-        response = post_json(f"{self.url}?key={key}", {"msgtype": "text", "text": text}, self.timeout)
+        response = post_json(self.url, {"msgtype": "text", "text": text}, self.timeout, params={"key": key})
         # WeCom answers 200 with an error code in the body when it refuses; a body that
         # is not JSON (a proxy's error page) does not say the message went out
         try:
             answer = response.json() if response.content else {}
-        except ValueError as exc:
+        except ValueError:
             raise DeliveryFailed(
-                f"WeCom answered {response.status_code} with a body that is not JSON: {response.text[:200]}") from exc
+                f"WeCom answered {response.status_code} with a body that is not JSON: {response.text[:200]}") from None
         if answer.get("errcode", 0) != 0:
             raise DeliveryFailed(f"WeCom errcode {answer.get('errcode')}: {answer.get('errmsg')}", retriable=answer.get("errcode") == 45009)
 

@@ -51,9 +51,9 @@ def quiet_until(now, quiet_hours):
     return datetime.combine(end_day, end, tzinfo=zone)
 
 
-def held_until(recipient, channel, urgent, now, quiet_hours):
+def held_until(role, channel, urgent, now, quiet_hours):
     """Residents' texts wait for morning, unless the matter is urgent."""
-    if urgent or recipient.role not in quiet_hours["ROLES"] or channel not in ("sms",):
+    if urgent or role not in quiet_hours["ROLES"] or channel not in ("sms",):
         return None
     return quiet_until(now, quiet_hours)
 
@@ -108,12 +108,11 @@ def template_context(data, recipient=None):
     }
 
 
-def plan_notification(envelope, recipient, kind, channel, templates, preferences, config, now):
+def plan_notification(envelope, recipient, kind, channel, templates, config, now):
     """The notification document for one recipient of one event (not yet stored)."""
     data = envelope["data"]
     subject, body = templates.render(kind, template_context(data, recipient))
-    hold = held_until(recipient, channel, bool(data.get("urgent")), now, config["QUIET_HOURS"])
-    address = {key: value for key, value in (preferences or {}).items() if key in ("wecom_key",)}
+    hold = held_until(recipient.role, channel, bool(data.get("urgent")), now, config["QUIET_HOURS"])
     return {
         "_id": notification_id(envelope["event_id"], recipient.key, channel),
         "event_id": envelope["event_id"],
@@ -126,7 +125,6 @@ def plan_notification(envelope, recipient, kind, channel, templates, preferences
         "grid_id": data.get("grid_id"),
         "urgent": bool(data.get("urgent")),
         "recipient": {key: value for key, value in asdict(recipient).items() if value is not None},
-        "address": address,
         "channel": channel,
         "subject": subject,
         "body": body,

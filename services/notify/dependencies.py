@@ -1,9 +1,11 @@
-"""Notify's dependency providers: the message templates, and the sender with its channels."""
+"""Notify's dependency providers: the message templates, the re-send limit, and
+the sender with its channels."""
 from nameko.extensions import DependencyProvider
 
 from wangge.mongo import connect
 
 from services.notify.channels import build_channels
+from services.notify.resends import ResendLimit
 from services.notify.sender import Sender
 from services.notify.storage import NotificationStore
 from services.notify.templates import Templates
@@ -15,6 +17,14 @@ class MessageTemplates(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.templates
+
+
+class ResendPolicy(DependencyProvider):
+    def setup(self):
+        self.limit = ResendLimit.from_config(self.container.config["RESEND"])
+
+    def get_dependency(self, worker_ctx):
+        return self.limit
 
 
 class Sending(DependencyProvider):

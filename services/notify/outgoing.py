@@ -35,7 +35,7 @@ def accept_event(store, templates, config, envelope, chosen, now):
     for recipient, kind in chosen:
         wishes = preferences.get(recipient.key)
         channel = delivery.channel_for(recipient, wishes, config["ROUTES"])
-        notification = delivery.plan_notification(envelope, recipient, kind, channel, templates, wishes, config, now)
+        notification = delivery.plan_notification(envelope, recipient, kind, channel, templates, config, now)
         if store.insert_new(notification) and notification["status"] == delivery.PENDING:
             stored.append(notification)
     return stored

@@ -1,5 +1,5 @@
 """What comes into notify over HTTP and what goes out."""
-from marshmallow import INCLUDE, RAISE, Schema, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from wangge.fields import page_number
 from wangge.logs import mask_name, mask_phone
@@ -44,11 +44,20 @@ class AlertmanagerPayloadSchema(Schema):
 
 
 class PreferencesSchema(Schema):
+    """A recipient's channel. Which WeCom robot posts is notify's own setting (by the
+    registry's WeChat groups), never a caller's."""
+
     class Meta:
         unknown = RAISE
 
     channel = fields.String(required=True, validate=validate.OneOf(CHANNEL_NAMES))
-    wecom_key = fields.String(validate=validate.Length(min=1, max=128), metadata={"description": "The recipient's WeCom group robot key."})
+
+    @pre_load
+    def no_robot_key(self, data, **kwargs):
+        # earlier versions took one here: say why it is refused, not just that it is unknown
+        if isinstance(data, dict) and "wecom_key" in data:
+            raise ValidationError(["Not accepted: WeCom robots are configured in notify for each WeChat group of the registry."], "wecom_key")
+        return data
 
 
 class RecipientViewSchema(Schema):

@@ -6,16 +6,16 @@ from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 
 from wangge import events
-from wangge.http import NotFound, http, read_json_body
+from wangge.http import ErrorSchema, NotFound, http, read_json_body
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
-from wangge.timers import configured_timer
 from wangge.permissions import ALERTS_POST, NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, PREFERENCES_WRITE
+from wangge.timers import configured_timer
 
-from services.notify import metrics, outgoing, recipients, schemas
-from services.notify.dependencies import MessageTemplates, Sending
+from services.notify import delivery, metrics, outgoing, recipients, resends, schemas
+from services.notify.dependencies import MessageTemplates, ResendPolicy, Sending
 from services.notify.storage import NotificationStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class NotifyService(HealthAndMetrics):
     # handlers and HTTP only store notifications and hand them to the sender
     sender = Sending()
     templates = MessageTemplates()
+    resend_limit = ResendPolicy()
     # notification_sent/failed are for whoever wants them; no one has to listen
     dispatch = EventDispatcher()
     config = Config()
@@ -113,13 +114,17 @@ class NotifyService(HealthAndMetrics):
         return schemas.NotificationViewSchema().dump(self._existing(notification_id))
 
     @http("POST", "/api/v1/notifications/<string:notification_id>/resend", allow=NOTIFICATIONS_RESEND, summary="Send a failed (or sent) notification again",
-          responses={200: schemas.NotificationViewSchema}, errors=(404, 409))
+          responses={200: schemas.NotificationViewSchema, 429: ErrorSchema}, errors=(404, 409))
     def resend(self, request, notification_id):
+        """Goes out now, or at the end of quiet hours for a resident's text. 429 (naming
+        the ``limit``, with ``Retry-After``) once the recipient has had as many re-sends
+        as the limit allows within its window (by default 3 an hour)."""
         notification = self._existing(notification_id)
-        if not self.store.reset_for_resend(notification_id, events.utcnow()):
-            return 409, {"error": "not_finished", "message": f"The notification is {notification['status']}: it is still being delivered."}
-        self.sender.offer([notification])
-        return schemas.NotificationViewSchema().dump(self.store.get(notification_id))
+        resent = resends.resend(self.store, self.resend_limit, self.config["QUIET_HOURS"], notification,
+                                request.caller.subject, events.utcnow())
+        if resent["status"] == delivery.PENDING:
+            self.sender.offer([resent])
+        return schemas.NotificationViewSchema().dump(resent)
 
     @http("POST", "/api/v1/alerts", allow=ALERTS_POST, summary="Alertmanager's webhook: alerts for the operators' WeCom group",
           body=schemas.AlertmanagerPayloadSchema, responses={200: schemas.AlertsAcceptedSchema})
@@ -134,6 +139,7 @@ class NotifyService(HealthAndMetrics):
     @http("PUT", "/api/v1/preferences/<string:recipient_key>", allow=PREFERENCES_WRITE, summary="Choose a recipient's channel (a person id or resident:<tracking_no>)",
           body=schemas.PreferencesSchema, responses={200: schemas.PreferencesViewSchema})
     def save_preferences(self, request, recipient_key):
+        recipients.require_say_over(request.caller, recipient_key)
         preferences = schemas.PreferencesSchema().load(read_json_body(request))
         saved = self.store.save_preferences(recipient_key, preferences, events.utcnow())
         return schemas.PreferencesViewSchema().dump(saved)

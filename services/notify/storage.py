@@ -4,8 +4,12 @@
                    status, attempts, what each attempt met, the claim of the
                    process sending it, and the announcement of its outcome until
                    the broker has taken it
-``preferences``    a recipient's chosen channel (and WeCom robot key), by recipient key
+``preferences``    a recipient's chosen channel, by recipient key
+``resends``        every operator's re-send (who, which notification, for whom), kept
+                   while it counts against the recipient's limit
 """
+import uuid
+
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
@@ -19,6 +23,7 @@ class NotificationStore:
     def __init__(self, database):
         self.notifications = database["notifications"]
         self.preferences = database["preferences"]
+        self.resends = database["resends"]
 
     def ensure_indexes(self, config=None):
         # Earlier versions looked for due notifications of every channel at once;
@@ -34,6 +39,18 @@ class NotificationStore:
             IndexModel([("recipient.key", ASCENDING), ("created_at", DESCENDING)], name="recipient"),
             IndexModel([("created_at", DESCENDING)], name="created_at"),
         ])
+        self.resends.create_indexes([
+            IndexModel([("recipient", ASCENDING), ("at", ASCENDING)], name="recipient"),
+            IndexModel([("expires_at", ASCENDING)], name="expires", expireAfterSeconds=0),
+        ])
+        self.forget_robot_keys()
+
+    def forget_robot_keys(self):
+        """Earlier versions took a WeCom robot key from whoever set a preference and
+        copied it into each notification; robots are notify's own setting now, and
+        a key is a secret nobody should find in the store."""
+        self.preferences.update_many({"wecom_key": {"$exists": True}}, {"$unset": {"wecom_key": ""}})
+        self.notifications.update_many({"address.wecom_key": {"$exists": True}}, {"$unset": {"address": ""}})
 
     def ping(self):
         self.notifications.database.client.admin.command("ping")
@@ -99,14 +116,32 @@ class NotificationStore:
         self.notifications.update_one(
             {"_id": notification_id, "announcement.event.event_id": event_id}, {"$unset": {"announcement": ""}})
 
-    def reset_for_resend(self, notification_id, now):
-        """An operator's re-send: a failed (or sent) notification goes out again."""
+    def reset_for_resend(self, notification_id, now, hold, by):
+        """An operator's re-send: a failed (or sent) notification goes out again, at
+        once or, held for quiet hours, at ``hold``."""
         reset = self.notifications.update_one(
             {"_id": notification_id, "status": {"$in": [FAILED, SENT]}},
-            {"$set": {"status": PENDING, "next_attempt_at": now, "attempts": 0, "held_until": None},
-             "$push": {"attempt_log": {"at": now, "outcome": "resend requested"}}},
+            {"$set": {"status": HELD if hold else PENDING, "next_attempt_at": hold or now, "attempts": 0, "held_until": hold},
+             "$push": {"attempt_log": {"at": now, "outcome": "resend requested", "by": by}}},
         )
         return reset.modified_count == 1
+
+    # -- re-sends ---------------------------------------------------------------
+
+    def record_resend(self, recipient_key, notification_id, by, now, counts_until):
+        """Note a re-send against its recipient (it counts until ``counts_until``); returns its id."""
+        resend_id = uuid.uuid4().hex
+        self.resends.insert_one({"_id": resend_id, "recipient": recipient_key, "notification_id": notification_id,
+                                 "by": by, "at": now, "expires_at": counts_until})
+        return resend_id
+
+    def forget_resend(self, resend_id):
+        self.resends.delete_one({"_id": resend_id})
+
+    def resends_since(self, recipient_key, since):
+        """When each re-send to the recipient after ``since`` was asked for, oldest first."""
+        cursor = self.resends.find({"recipient": recipient_key, "at": {"$gt": since}}, {"at": 1}).sort("at", ASCENDING)
+        return [found["at"] for found in cursor]
 
     def get(self, notification_id):
         return self.notifications.find_one({"_id": notification_id})

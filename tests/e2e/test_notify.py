@@ -1,5 +1,6 @@
 """Notify end to end, against real local peers: an HTTP server standing in for the
-WeCom robot, the SMS gateway and webhooks, and an SMTP server."""
+WeCom robot, the SMS gateway and webhooks, and an SMTP server. Staff calls carry
+tokens of the test provider's users (tests/support/identity.py)."""
 import hashlib
 import hmac
 import json
@@ -19,6 +20,7 @@ from wangge import events, topology
 
 WEBHOOK_SECRET = "test-webhook-secret"
 RESIDENT_PHONE = "13912340001"
+RESENDS_PER_RECIPIENT = 2
 
 
 def quiet_window(now, starts_in, lasts):
@@ -42,13 +44,18 @@ def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
     directory = tmp_path_factory.mktemp("notify")
     with http_peer(directory) as http, smtp_peer(directory) as smtp:
         # quiet hours that do not cover the test run
-        env = {**peer_env(http, smtp), **quiet_window(datetime.now(ZoneInfo("UTC")), timedelta(hours=2), timedelta(hours=1))}
+        env = {**peer_env(http, smtp), **quiet_window(datetime.now(ZoneInfo("UTC")), timedelta(hours=2), timedelta(hours=1)),
+               "NOTIFY_RESEND_PER_RECIPIENT": str(RESENDS_PER_RECIPIENT)}
         with running_platform(["intake", "routing", "notify"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri,
                               log_dir=directory, extra_env=env) as services:
             county = build_county()
-            assert requests.put(services["routing"][0].url("/api/v1/registry"), json=county, timeout=120).status_code == 200
+            assert load_registry(services["routing"][0], county).status_code == 200
             yield {"intake": services["intake"][0], "routing": services["routing"][0], "notify": services["notify"][0],
                    "http": http, "smtp": smtp, "county": county, "amqp_uri": module_amqp_uri}
+
+
+def load_registry(routing, county):
+    return routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=120)
 
 
 def grid(county, town=0, community=0, index=0):
@@ -63,7 +70,27 @@ def file_request(platform, grid_record, text, phone=RESIDENT_PHONE):
 
 
 def notifications(platform, **query):
-    return requests.get(platform["notify"].url("/api/v1/notifications"), params=query, timeout=10).json()["items"]
+    notify = platform["notify"]
+    return notify.as_user("operator").get(notify.url("/api/v1/notifications"), params=query, timeout=10).json()["items"]
+
+
+def notification(platform, notification_id):
+    notify = platform["notify"]
+    return notify.as_user("operator").get(notify.url(f"/api/v1/notifications/{notification_id}"), timeout=10).json()
+
+
+def resend(platform, notification_id):
+    notify = platform["notify"]
+    return notify.as_user("operator").post(notify.url(f"/api/v1/notifications/{notification_id}/resend"), timeout=10)
+
+
+def choose_channel(platform, principal, recipient_key, body):
+    notify = platform["notify"]
+    return notify.as_user(principal).put(notify.url(f"/api/v1/preferences/{recipient_key}"), json=body, timeout=10)
+
+
+def case_id_of(platform, tracking_no):
+    return eventually(lambda: next((n["case_id"] for n in notifications(platform, tracking_no=tracking_no) if n["case_id"]), None))
 
 
 def settle(platform):
@@ -103,10 +130,11 @@ def test_filed_request_reaches_the_worker_on_wecom_and_the_resident_by_sms(platf
 
 def test_department_hears_by_email_when_a_case_reaches_it(platform):
     tracking_no = file_request(platform, grid(platform["county"], 1, 0, 0), "汤洋村鲍老伯高龄独居，生活困难，需要申报补助")
-    view = eventually(lambda: (lambda v: v if v["case_id"] else None)(
-        requests.get(platform["intake"].url(f"/api/v1/requests/{tracking_no}"), timeout=10).json()))
+    case_id = case_id_of(platform, tracking_no)
+    routing = platform["routing"]
     for _ in range(3):
-        assert requests.post(platform["routing"].url(f"/api/v1/cases/{view['case_id']}/escalate"), json={"actor": "w-1"}, timeout=10).status_code == 200
+        escalated = routing.as_admin.post(routing.url(f"/api/v1/cases/{case_id}/escalate"), json={}, timeout=10)
+        assert escalated.status_code == 200, escalated.text
     mail = eventually(lambda: [m for m in platform["smtp"].messages() if tracking_no in m.get_content()], timeout=15)
     assert mail[0]["To"].endswith("@example.gov.cn")
     assert mail[0]["Subject"] == "诉求转办职能部门"
@@ -116,7 +144,7 @@ def test_department_hears_by_email_when_a_case_reaches_it(platform):
 def test_webhook_preference_gets_a_signed_message(platform):
     record = grid(platform["county"], 2, 0, 0)
     for w in record["workers"]:  # whoever is chosen hears by webhook
-        assert requests.put(platform["notify"].url(f"/api/v1/preferences/{w['id']}"), json={"channel": "webhook"}, timeout=10).status_code == 200
+        assert choose_channel(platform, "county-admin", w["id"], {"channel": "webhook"}).status_code == 200
     tracking_no = file_request(platform, record, "楼道积水严重")
     [hook] = eventually(lambda: [r for r in platform["http"].received("/webhook") if tracking_no in r["body"]], timeout=15)
     expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), hook["body"].encode("utf-8"), hashlib.sha256).hexdigest()
@@ -143,11 +171,41 @@ def test_gateway_that_always_fails_ends_failed_listed_and_resend_works(platform)
     assert failed["attempts"] == 3 and "HTTP 500" in failed["last_error"]
 
     platform["http"].fail_next("/sms", 0)
-    resent = requests.post(platform["notify"].url(f"/api/v1/notifications/{failed['id']}/resend"), timeout=10)
-    assert resent.status_code == 200
-    eventually(lambda: (lambda n: n if n["status"] == "sent" else None)(
-        requests.get(platform["notify"].url(f"/api/v1/notifications/{failed['id']}"), timeout=10).json()), timeout=15)
+    assert resend(platform, failed["id"]).status_code == 200
+    eventually(lambda: (lambda n: n if n["status"] == "sent" else None)(notification(platform, failed["id"])), timeout=15)
     assert [r["answered"] for r in sms_to(platform, tracking_no)][-1] == 200
+
+
+def test_resends_to_one_recipient_are_limited_with_a_429_naming_the_limit(platform):
+    tracking_no = file_request(platform, grid(platform["county"], 4, 0, 1), "单元楼门禁坏了", phone="13912340005")
+    [text] = eventually(lambda: [n for n in notifications(platform, tracking_no=tracking_no) if n["channel"] == "sms" and n["status"] == "sent"], timeout=20)
+    for _ in range(RESENDS_PER_RECIPIENT):
+        assert resend(platform, text["id"]).status_code == 200
+        eventually(lambda: notification(platform, text["id"])["status"] == "sent", timeout=15)
+    refused = resend(platform, text["id"])
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"] == "too_many_resends"
+    assert refused.json()["limit"] == {"per_recipient": RESENDS_PER_RECIPIENT, "window_minutes": 60.0}
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert len(sms_to(platform, tracking_no)) == 1 + RESENDS_PER_RECIPIENT
+
+
+def test_a_person_chooses_their_own_channel_and_only_the_administrator_anyone_elses(platform):
+    worker, colleague = "w-zc-nanmen-02-1", "w-zc-nanmen-02-h"
+    resident = f"resident:{file_request(platform, grid(platform['county'], 6, 0, 0), '楼道灯坏了', phone='13912340006')}"
+    assert choose_channel(platform, worker, worker, {"channel": "sms"}).json()["channel"] == "sms"
+    for key in (colleague, resident, "group:wx-zc-nanmen-02"):
+        refused = choose_channel(platform, worker, key, {"channel": "outbox"})
+        assert refused.status_code == 403, refused.text
+        assert "recipient_key" in refused.json()["fields"] and "permission" not in refused.json()
+    assert choose_channel(platform, "county-admin", resident, {"channel": "outbox"}).status_code == 200
+
+
+def test_no_caller_can_point_a_message_at_a_wecom_robot_of_their_choosing(platform):
+    worker = "w-zc-nanmen-02-1"
+    refused = choose_channel(platform, worker, worker, {"channel": "wecom", "wecom_key": "robot-of-another-group"})
+    assert refused.status_code == 400
+    assert list(refused.json()["fields"]) == ["wecom_key"]
 
 
 def test_redelivered_event_sends_nothing_twice(platform):

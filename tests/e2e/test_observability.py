@@ -18,7 +18,7 @@ from integration.publish_example import publish_request
 from tests.e2e.conftest import inbound_body
 from tests.support.polling import eventually
 from tests.support.ports import free_port
-from tests.support.services import running_platform
+from tests.support.services import authorized_session, running_platform
 from wangge import events, topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,10 +66,11 @@ def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
 
 
 def drive_traffic(services, amqp_uri):
-    """Enough of everything that every panel has something to show."""
+    """Enough of everything that every panel has something to show, each call with
+    the token of whoever makes it in production."""
     intake, routing, study, notify = (services[name] for name in ("intake", "routing", "study", "notify"))
     county = build_county()
-    assert requests.put(routing.url("/api/v1/registry"), json=county, timeout=120).status_code == 200
+    assert routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=120).status_code == 200
     grid = county["towns"][0]["communities"][0]["grids"][0]
 
     def file(text, **extra):
@@ -78,11 +79,14 @@ def drive_traffic(services, amqp_uri):
     for text in ("南湖花园二区的路灯坏了", "南湖花园二区路灯坏了，晚上很黑"):  # the second merges into the first
         file(text, grid_id=grid["id"], reporter={"phone": "13912340009"})
     file("有人在河边倾倒垃圾", address="不知道哪里")  # town triage
+    # grid 02 of 南门社区 has one worker on duty, a user of the test provider
     answered = file("小区门口垃圾没人清运", grid_id=county["towns"][0]["communities"][0]["grids"][1]["id"])
-    case_id = eventually(lambda: requests.get(intake.url(f"/api/v1/requests/{answered['tracking_no']}"), timeout=10).json()["case_id"])
-    worker = requests.get(routing.url(f"/api/v1/cases/{case_id}"), timeout=10).json()["assignee"]["id"]
+    operator = notify.as_user("operator")
+    case_id = eventually(lambda: next((n["case_id"] for n in operator.get(
+        notify.url("/api/v1/notifications"), params={"tracking_no": answered["tracking_no"]}, timeout=10).json()["items"]), None))
+    worker = routing.as_admin.get(routing.url(f"/api/v1/cases/{case_id}"), timeout=10).json()["assignee"]["id"]
     for action in ("acknowledge", "resolve"):
-        requests.post(routing.url(f"/api/v1/cases/{case_id}/{action}"), json={"actor": worker}, timeout=10).raise_for_status()
+        routing.as_user(worker).post(routing.url(f"/api/v1/cases/{case_id}/{action}"), json={}, timeout=10).raise_for_status()
 
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
         publish_request(connection, inbound_body(text=""), message_id=uuid.uuid4().hex, source="hotline12345")  # dead-lettered
@@ -90,18 +94,19 @@ def drive_traffic(services, amqp_uri):
                                                                 "status": "assigned", "at": events.utcnow()})
         connection.Producer().publish(ghost, exchange=topology.events_exchange("routing"), routing_key=events.CASE_STATUS_CHANGED, serializer="json")
 
-    requests.post(study.url("/api/v1/members/import"), json={"members": [
+    study.as_admin.post(study.url("/api/v1/members/import"), json={"members": [
         {"member_id": "obs-1", "name": "周婷艳", "grid_id": grid["id"], "phone": "13900000001"},
         {"member_id": "obs-2", "name": "林秀英", "grid_id": grid["id"]}]}, timeout=30).raise_for_status()
-    content = requests.post(study.url("/api/v1/contents"), json={"title": "学习", "body": "内容"}, timeout=10).json()
-    campaign = requests.post(study.url("/api/v1/campaigns"), timeout=30, json={
+    editor = study.as_user("editor")
+    content = editor.post(study.url("/api/v1/contents"), json={"title": "学习", "body": "内容"}, timeout=10).json()
+    campaign = editor.post(study.url("/api/v1/campaigns"), timeout=30, json={
         "title": "主题教育", "content_ids": [content["content_id"]], "target": {"scope": "grids", "ids": [grid["id"]]},
         "schedule": {"at": (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()}}).json()
-    requests.post(study.url("/api/v1/checkins"), json={"campaign_id": campaign["campaign_id"], "member_id": "obs-1", "kind": "read"}, timeout=10).raise_for_status()
+    editor.post(study.url("/api/v1/checkins"), json={"campaign_id": campaign["campaign_id"], "member_id": "obs-1", "kind": "read"}, timeout=10).raise_for_status()
     alert = {"status": "firing", "groupKey": "{}:{alertname=\"WanggeDeadLetters\"}", "alerts": [
         {"status": "firing", "labels": {"alertname": "WanggeDeadLetters", "severity": "warning"},
          "annotations": {"summary": "1 message(s) in wangge.inbound.dead"}, "startsAt": "2026-11-29T01:00:00Z", "fingerprint": "abc"}]}
-    assert requests.post(notify.url("/api/v1/alerts"), json=alert, timeout=10).status_code == 200
+    assert authorized_session("alertmanager").post(notify.url("/api/v1/alerts"), json=alert, timeout=10).status_code == 200
 
 
 def query(prometheus, expr):
@@ -139,5 +144,8 @@ def test_every_alert_expression_evaluates_over_series_that_exist(platform, expr)
 
 def test_alerts_reach_the_operators_through_notify(platform):
     _, services = platform
-    found = requests.get(services["notify"].url("/api/v1/notifications"), params={"recipient": "ops"}, timeout=10).json()["items"]
+    notify = services["notify"]
+    found = notify.as_user("operator").get(notify.url("/api/v1/notifications"), params={"recipient": "ops"}, timeout=10).json()["items"]
     assert found and "WanggeDeadLetters" in found[0]["body"]
+    assert found[0]["body"].startswith("【网格平台·监控自动告警】")
+

@@ -25,4 +25,4 @@ def reminder(channel="sms", member_id=None, now=None):
         "data": {"campaign_id": "CP-1", "round": "2026-11-28T01:00:00+00:00", "title": "学习贯彻主题教育",
                  "grid_id": "G-1", "grid_name": "悦山网格", "due_at": now, "members": []},
     }
-    return delivery.plan_notification(envelope, member, "study_reminder_due.member", channel, TEMPLATES, None, CONFIG, now)
+    return delivery.plan_notification(envelope, member, "study_reminder_due.member", channel, TEMPLATES, CONFIG, now)

