@@ -91,6 +91,11 @@ class MemberImportSchema(StrictSchema):
     members = fields.List(fields.Nested(MemberSchema), required=True, validate=validate.Length(min=1, max=100_000))
 
 
+class MemberImportQuerySchema(StrictSchema):
+    replace = fields.Boolean(load_default=False, metadata={
+        "description": "Overwrite members stored before with the details of this import; without it such an import is refused (409)."})
+
+
 class CheckinSchema(StrictSchema):
     campaign_id = fields.String(required=True, validate=_id)
     member_id = fields.String(required=True, validate=_id)
@@ -239,7 +244,16 @@ class MissingMembersSchema(Schema):
 
 
 class MembersImportedSchema(Schema):
+    """How many rows were imported: new members, members whose details changed (with
+    ``replace=true``), and members stored before exactly as imported."""
+
+    class Meta:
+        ordered = True
+
     imported = fields.Integer(required=True)
+    created = fields.Integer(required=True)
+    changed = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True)
 
 
 class CheckinRecordedSchema(Schema):

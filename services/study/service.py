@@ -122,21 +122,27 @@ class StudyService(HealthAndMetrics):
     # -- members, check-ins and sessions -------------------------------------------
 
     @http("POST", "/api/v1/members/import", allow=MEMBERS_IMPORT, summary="Import members of grids: all rows or none",
-          body={"application/json": schemas.MemberImportSchema, "text/csv": None}, responses={200: schemas.MembersImportedSchema},
-          errors=(503,))
+          query=schemas.MemberImportQuerySchema, body={"application/json": schemas.MemberImportSchema, "text/csv": None},
+          responses={200: schemas.MembersImportedSchema}, errors=(409, 503))
     def import_members(self, request):
+        """Importing the same members again changes nothing. Members stored before with
+        other details (name, grid, kind, phone) are overwritten only with ``replace=true``;
+        without it the import is refused (409) with how many would change and which
+        fields (``changes``, ``conflicts``), and nothing is written."""
+        query = schemas.MemberImportQuerySchema().load(request.args.to_dict())
         if (request.content_type or "").startswith("text/csv"):
             document = workflow.members_from_csv(read_body(request, max_bytes=8 * 1024 * 1024))
         else:
             document = read_json_body(request, max_bytes=8 * 1024 * 1024)
-        imported = workflow.import_members(self.store, self.grids, workflow.parse_members(document), events.utcnow())
-        return schemas.MembersImportedSchema().dump({"imported": imported})
+        counts = workflow.import_members(self.store, self.grids, workflow.parse_members(document), events.utcnow(), query["replace"])
+        return schemas.MembersImportedSchema().dump(counts)
 
     @http("POST", "/api/v1/checkins", allow=PARTICIPATION_RECORD, summary="A member read, attended or commented on a campaign", body=schemas.CheckinSchema,
-          responses={201: schemas.CheckinRecordedSchema, 200: schemas.CheckinRecordedSchema}, errors=(404, 409))
+          responses={201: schemas.CheckinRecordedSchema, 200: schemas.CheckinRecordedSchema}, errors=(404, 409, 503))
     def check_in(self, request):
+        """Grid workers and heads check in members of their own grids (403 naming the grid otherwise)."""
         body = schemas.CheckinSchema().load(read_json_body(request))
-        created = workflow.check_in(self.store, body, events.utcnow())
+        created = workflow.check_in(self.store, self.grids, request.caller, body, events.utcnow())
         if created:
             metrics.CHECKINS.labels(body["kind"]).inc()
         return (201 if created else 200), schemas.CheckinRecordedSchema().dump({**body, "new": created})
@@ -144,13 +150,14 @@ class StudyService(HealthAndMetrics):
     @http("POST", "/api/v1/sessions", allow=PARTICIPATION_RECORD, summary="Record a meeting (板凳会, 院落会, online, door to door)", body=schemas.SessionSchema,
           headers=("Idempotency-Key",), responses={201: schemas.SessionViewSchema, 200: schemas.SessionViewSchema}, errors=(404, 503))
     def record_session(self, request):
+        """Grid workers and heads record sessions of their own grids, attended by their members."""
         body = schemas.SessionSchema().load(read_json_body(request))
-        session, created = workflow.record_session(self.store, self.grids, body, events.utcnow(), idempotency_key(request))
+        session, created = workflow.record_session(self.store, self.grids, request.caller, body, events.utcnow(), idempotency_key(request))
         return (201 if created else 200), schemas.SessionViewSchema().dump(session)
 
     @http("POST", "/api/v1/sessions/<string:session_id>/attendance", allow=PARTICIPATION_RECORD, summary="Add attendance to a meeting",
           body={"application/json": schemas.AttendanceSchema, "text/csv": None}, responses={200: schemas.SessionViewSchema},
-          errors=(404,))
+          errors=(404, 503))
     def add_attendance(self, request, session_id):
         if (request.content_type or "").startswith("text/csv"):
             rows = workflow.members_from_csv(read_body(request))["members"]
@@ -158,7 +165,8 @@ class StudyService(HealthAndMetrics):
         else:
             document = read_json_body(request)
         body = schemas.AttendanceSchema().load(document)
-        return schemas.SessionViewSchema().dump(workflow.add_attendance(self.store, session_id, body["attendees"], events.utcnow()))
+        attended = workflow.add_attendance(self.store, self.grids, request.caller, session_id, body["attendees"], events.utcnow())
+        return schemas.SessionViewSchema().dump(attended)
 
     @http("GET", "/api/v1/teams/report", allow=STUDY_READ, summary="Per lecture team: sessions held and attendance", responses={200: schemas.TeamReportSchema})
     def team_report(self, request):

@@ -10,18 +10,34 @@ from marshmallow import ValidationError
 from wangge import events
 from wangge.errors import ApiError, NotFound
 
-from services.study import campaigns as plans
+from services.study import access, campaigns as plans
 from services.study.schemas import MemberImportSchema
 
 log = logging.getLogger(__name__)
 
 SUMMARY_CHARS = 80
 VERSION_FIELDS = ("version", "title", "body", "media", "tags", "author", "team", "editor", "updated_at")
+# What an import says of a member; the rest (town, community) follows from the grid.
+MEMBER_FIELDS = ("name", "grid_id", "kind", "phone")
+CONFLICTS_LISTED = 100
+# A spreadsheet takes a cell starting with one of these for a formula (=HYPERLINK(…), +cmd|…, @SUM(…)).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class Conflict(ApiError):
     http_status = 409
     error_code = "conflict"
+
+
+class MembersWouldChange(Conflict):
+    error_code = "members_would_change"
+
+    def __init__(self, changes):
+        super().__init__(
+            f"{len(changes)} members of this import exist already with other details; nothing was written. "
+            "Import again with replace=true to overwrite them.")
+        self.details = {"changes": len(changes), "conflicts": [
+            {"member_id": member_id, "fields": fields} for member_id, fields in sorted(changes.items())[:CONFLICTS_LISTED]]}
 
 
 def short_id(prefix):
@@ -170,8 +186,11 @@ def parse_members(document):
     return MemberImportSchema().load(document)["members"]
 
 
-def import_members(store, directory, members, now):
-    """All rows or none: every grid must be known before anything is written."""
+def import_members(store, directory, members, now, replace=False):
+    """All rows or none: every grid must be known before anything is written, and
+    members stored before are overwritten with other details only with ``replace``
+    (importing the same list again changes nothing). Returns how many rows were
+    imported, and of those how many were new, changed and unchanged."""
     grids = directory.grids()
     problems = {index: {"grid_id": [f"Unknown grid {m['grid_id']}."]} for index, m in enumerate(members) if m["grid_id"] not in grids}
     if problems:
@@ -179,12 +198,24 @@ def import_members(store, directory, members, now):
     duplicates = sorted(member_id for member_id, n in Counter(m["member_id"] for m in members).items() if n > 1)
     if duplicates:
         raise ValidationError({"members": {"member_id": [f"Listed twice: {', '.join(sorted(duplicates))}."]}})
-    store.upsert_members([
+    incoming = [
         {"_id": m["member_id"], "name": m["name"], "grid_id": m["grid_id"], "kind": m["kind"], "phone": m.get("phone"),
          "town_id": grids[m["grid_id"]]["town_id"], "community_id": grids[m["grid_id"]]["community_id"]}
         for m in members
-    ], now)
-    return len(members)
+    ]
+    stored = store.members_by_ids([member["_id"] for member in incoming])
+    changes = {member["_id"]: changed for member in incoming if member["_id"] in stored
+               for changed in [changed_fields(stored[member["_id"]], member)] if changed}
+    if changes and not replace:
+        raise MembersWouldChange(changes)
+    store.upsert_members(incoming, now)
+    created = len(incoming) - len(stored)
+    return {"imported": len(incoming), "created": created, "changed": len(changes), "unchanged": len(stored) - len(changes)}
+
+
+def changed_fields(stored, incoming):
+    """The names (never the values: phone numbers) of what an import would change of a member."""
+    return [name for name in MEMBER_FIELDS if stored.get(name) != incoming.get(name)]
 
 
 def participation_entry(campaign_id, member, kind, now, **extra):
@@ -193,27 +224,31 @@ def participation_entry(campaign_id, member, kind, now, **extra):
             "kind": kind, "at": now, **extra}
 
 
-def check_in(store, body, now):
+def check_in(store, directory, caller, body, now):
     """``True`` if this (campaign, member, kind) is new."""
     campaign = existing(store.get_campaign(body["campaign_id"]), f"No campaign {body['campaign_id']}.")
     member = existing(store.members_by_ids([body["member_id"]]).get(body["member_id"]), f"No member {body['member_id']}.")
+    access.require_grids(caller, directory, [member["grid_id"]])
     if member["grid_id"] not in campaign["grids"]:
         raise Conflict(f"Campaign {campaign['_id']} does not target grid {member['grid_id']} of member {member['_id']}.")
     return store.record_participation([participation_entry(campaign["_id"], member, body["kind"], now, comment=body.get("comment"))]) == 1
 
 
-def record_session(store, directory, body, now, idempotency_key=None):
-    """``(session, created)``: a key seen before returns the session it recorded."""
+def record_session(store, directory, caller, body, now, idempotency_key=None):
+    """``(session, created)``: a key seen before returns the session it recorded.
+    The caller records for the session's grid and each attendee's."""
+    if body["grid_id"] not in directory.grids():
+        raise NotFound(f"No grid {body['grid_id']}.", {"grid_id": ["Unknown grid."]})
+    attendees = known_members(store, body["attendees"])
+    access.require_grids(caller, directory, [body["grid_id"], *(member["grid_id"] for member in attendees.values())])
     if idempotency_key is not None:
         earlier = store.session_by_idempotency_key(idempotency_key)
         if earlier is not None:
+            access.require_grids(caller, directory, [earlier["grid_id"]])
             return count_earlier_attendance(store, earlier, now), False
-    if body["grid_id"] not in directory.grids():
-        raise NotFound(f"No grid {body['grid_id']}.", {"grid_id": ["Unknown grid."]})
     campaign = None
     if body.get("campaign_id"):
         campaign = existing(store.get_campaign(body["campaign_id"]), f"No campaign {body['campaign_id']}.")
-    attendees = known_members(store, body["attendees"])
     session = {"_id": short_id("SS"), **body, "attendees": sorted(attendees), "created_at": now}
     if idempotency_key is not None:
         session["idempotency_key"] = idempotency_key
@@ -231,9 +266,10 @@ def count_earlier_attendance(store, session, now):
     return session
 
 
-def add_attendance(store, session_id, member_ids, now):
+def add_attendance(store, directory, caller, session_id, member_ids, now):
     session = existing(store.get_session(session_id), f"No session {session_id}.")
     attendees = known_members(store, member_ids)
+    access.require_grids(caller, directory, [session["grid_id"], *(member["grid_id"] for member in attendees.values())])
     store.add_attendees(session_id, attendees)
     campaign = store.get_campaign(session["campaign_id"]) if session.get("campaign_id") else None
     count_attendance(store, session, campaign, attendees, now)
@@ -282,8 +318,15 @@ def report_csv(rows):
     if rows:
         writer = csv.DictWriter(output, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({key: spreadsheet_text(value) for key, value in row.items()} for row in rows)
     return output.getvalue()
+
+
+def spreadsheet_text(value):
+    """A cell a spreadsheet shows as text: names come from the registry and imports,
+    and one starting like a formula would run as one when the file is opened (OWASP's
+    advice: a leading apostrophe)."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def existing(document, message):

@@ -2,7 +2,7 @@
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
@@ -13,8 +13,15 @@ class Routing:
     """Serves editions of 2.5 pages of grids; ``switch_after`` pages into a read, a new edition is loaded."""
 
     def __init__(self, switch_after=None, keep_switching=False):
-        self.edition, self.pages_served = 1, 0
+        self.edition, self.pages_served, self.records_served = 1, 0, 0
         self.switch_after, self.keep_switching = switch_after, keep_switching
+
+    def grid(self, grid_id):
+        """One grid's own record (its head and workers), as routing serves it."""
+        self.records_served += 1
+        if not grid_id.startswith("G"):
+            return 404, {"error": "not_found", "message": f"No grid {grid_id}."}
+        return 200, {"grid_id": grid_id, "head": {"id": f"{grid_id}-h"}, "workers": [{"id": f"{grid_id}-1"}]}
 
     def page(self, number):
         self.pages_served += 1
@@ -34,9 +41,13 @@ def routing_at():
     def start(routing):
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                page = int(parse_qs(urlsplit(self.path).query)["page"][0])
-                body = json.dumps(routing.page(page)).encode()
-                self.send_response(200)
+                url = urlsplit(self.path)
+                if url.path != "/api/v1/grids":
+                    status, answer = routing.grid(unquote(url.path.rsplit("/", 1)[1]))
+                else:
+                    status, answer = 200, routing.page(int(parse_qs(url.query)["page"][0]))
+                body = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -65,3 +76,13 @@ def test_a_registry_that_never_holds_still_is_reported_not_mixed(routing_at):
     directory = GridDirectory(routing_at(Routing(switch_after=2, keep_switching=True)), cache_seconds=60, timeout=5, authorization=dict)
     with pytest.raises(RegistryUnavailable):
         directory.grids()
+
+
+def test_a_grids_own_record_names_its_people_and_is_read_once_while_cached(routing_at):
+    routing = Routing()
+    directory = GridDirectory(routing_at(routing), cache_seconds=60, timeout=5, authorization=dict)
+    assert directory.grid("G/1")["workers"] == [{"id": "G/1-1"}]  # the id travels as one path segment
+    assert directory.grid("G/1")["head"] == {"id": "G/1-h"}
+    assert directory.grid("unknown") is None
+    assert directory.grid("unknown") is None
+    assert routing.records_served == 2

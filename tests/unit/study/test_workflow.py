@@ -1,12 +1,15 @@
 """Study's operations over a real store (no broker; the grid directory is a stand-in)."""
+import csv
+import io
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from pymongo import monitoring
 
-from services.study import campaigns, workflow
+from services.study import access, campaigns, workflow
 from services.study.storage import StudyStore
+from wangge.auth import Caller
 from wangge.config import load_service_config
 from wangge.mongo import connect
 
@@ -15,11 +18,18 @@ COUNTY = timezone(timedelta(hours=8))
 POLICY = campaigns.CampaignPolicy.from_config(load_service_config("study")["CAMPAIGNS"])
 GRIDS = {grid_id: {"grid_id": grid_id, "name": grid_id, "town_id": "geling", "community_id": "fangguang", "wechat_groups": []}
          for grid_id in ("G-1", "G-2")}
+# each grid's own record, as routing serves it: its head and workers
+GRID_RECORDS = {grid_id: {**grid, "head": {"id": f"{grid_id}-head"}, "workers": [{"id": f"{grid_id}-worker"}]}
+                for grid_id, grid in GRIDS.items()}
+EDITOR = Caller("editor", frozenset({"study_editor"}))
 
 
 class Directory:
     def grids(self):
         return GRIDS
+
+    def grid(self, grid_id):
+        return GRID_RECORDS.get(grid_id)
 
 
 class Commands(monitoring.CommandListener):
@@ -66,7 +76,7 @@ def create_campaign(store, schedule, key=None, **overrides):
 
 
 def members(store, count, grid_id="G-1"):
-    rows = [{"member_id": f"m-{n}", "name": f"居民{n}", "grid_id": grid_id, "kind": "resident"} for n in range(count)]
+    rows = [{"member_id": f"{grid_id}-m{n}", "name": f"居民{n}", "grid_id": grid_id, "kind": "resident"} for n in range(count)]
     workflow.import_members(store, Directory(), rows, NOW)
     return [row["member_id"] for row in rows]
 
@@ -128,10 +138,10 @@ def test_a_session_retried_with_the_same_key_is_recorded_once_and_its_attendance
     member_ids = members(store, 3)
     campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
     body = {"grid_id": "G-1", "team": "宣讲队", "kind": "bench", "held_at": NOW, "campaign_id": campaign["_id"], "attendees": member_ids}
-    session, created = workflow.record_session(store, Directory(), body, NOW, "meeting-1")
+    session, created = workflow.record_session(store, Directory(), EDITOR, body, NOW, "meeting-1")
     # the first request stopped after storing the session, before counting its attendance
     store.participation.delete_many({"campaign_id": campaign["_id"]})
-    again, created_again = workflow.record_session(store, Directory(), body, NOW, "meeting-1")
+    again, created_again = workflow.record_session(store, Directory(), EDITOR, body, NOW, "meeting-1")
     assert (created, created_again) == (True, False)
     assert again["_id"] == session["_id"]
     assert store.sessions.count_documents({}) == 1
@@ -176,11 +186,101 @@ def test_versions_kept_inside_contents_by_an_earlier_release_move_out_at_start(s
 def test_attendance_of_many_members_is_stored_in_one_batch_and_counted_once(store, commands):
     member_ids = members(store, 300)
     campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
-    session, _ = workflow.record_session(store, Directory(), {"grid_id": "G-1", "team": "宣讲队", "kind": "courtyard", "held_at": NOW,
-                                                              "campaign_id": campaign["_id"], "attendees": member_ids[:50]}, NOW)
+    session, _ = workflow.record_session(store, Directory(), EDITOR, {"grid_id": "G-1", "team": "宣讲队", "kind": "courtyard", "held_at": NOW,
+                                                                      "campaign_id": campaign["_id"], "attendees": member_ids[:50]}, NOW)
     commands.sent.clear()
-    workflow.add_attendance(store, session["_id"], member_ids, NOW)
+    workflow.add_attendance(store, Directory(), EDITOR, session["_id"], member_ids, NOW)
     assert commands.sent.count(("insert", "participation")) == 1
-    workflow.add_attendance(store, session["_id"], member_ids, NOW)  # the same list again
+    workflow.add_attendance(store, Directory(), EDITOR, session["_id"], member_ids, NOW)  # the same list again
     assert store.participation.count_documents({"campaign_id": campaign["_id"]}) == 300
     assert len(store.get_session(session["_id"])["attendees"]) == 300
+
+
+# -- members imported again -------------------------------------------------------------------
+
+def member_rows(*changes, count=3):
+    rows = [{"member_id": f"m-{n}", "name": f"居民{n}", "grid_id": "G-1", "kind": "resident", "phone": f"1370000000{n}"} for n in range(count)]
+    for index, change in changes:
+        rows[index] = {**rows[index], **change}
+    return rows
+
+
+def test_importing_the_same_members_again_changes_nothing(store):
+    assert workflow.import_members(store, Directory(), member_rows(), NOW) == {"imported": 3, "created": 3, "changed": 0, "unchanged": 0}
+    assert workflow.import_members(store, Directory(), member_rows(), NOW) == {"imported": 3, "created": 0, "changed": 0, "unchanged": 3}
+
+
+def test_an_import_that_would_change_stored_members_is_refused_naming_them_unless_it_says_replace(store):
+    workflow.import_members(store, Directory(), member_rows(), NOW)
+    changed = member_rows((0, {"phone": "13799999999"}), (1, {"grid_id": "G-2", "name": "另一个人"}), count=4)
+    with pytest.raises(workflow.MembersWouldChange) as refused:
+        workflow.import_members(store, Directory(), changed, NOW)
+    assert refused.value.http_status == 409
+    assert refused.value.details == {"changes": 2, "conflicts": [
+        {"member_id": "m-0", "fields": ["phone"]}, {"member_id": "m-1", "fields": ["name", "grid_id"]}]}
+    assert "13799999999" not in str(refused.value.details)
+    stored = store.members_by_ids(["m-0", "m-1", "m-3"])
+    assert (stored["m-0"]["phone"], stored["m-1"]["grid_id"], "m-3" in stored) == ("13700000000", "G-1", False)  # nothing written
+
+    counts = workflow.import_members(store, Directory(), changed, NOW, replace=True)
+    assert counts == {"imported": 4, "created": 1, "changed": 2, "unchanged": 1}
+    stored = store.members_by_ids(["m-0", "m-1", "m-3"])
+    assert (stored["m-0"]["phone"], stored["m-1"]["grid_id"], "m-3" in stored) == ("13799999999", "G-2", True)
+
+
+# -- who records taking part for whom -----------------------------------------------------------
+
+def caller(subject, *roles):
+    return Caller(subject, frozenset(roles))
+
+
+@pytest.mark.parametrize("who", [caller("G-1-worker", "grid_worker"), caller("G-1-head", "grid_head"), EDITOR,
+                                 caller("county-admin", "county_admin")], ids=["worker", "head", "editor", "admin"])
+def test_grid_workers_and_heads_record_for_their_own_grid_editors_anywhere(store, who):
+    member_id = members(store, 1, "G-1")[0]
+    campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
+    assert workflow.check_in(store, Directory(), who, {"campaign_id": campaign["_id"], "member_id": member_id, "kind": "read"}, NOW)
+    session, created = workflow.record_session(store, Directory(), who, {
+        "grid_id": "G-1", "team": "宣讲队", "kind": "bench", "held_at": NOW, "campaign_id": campaign["_id"], "attendees": [member_id]}, NOW)
+    assert created and workflow.add_attendance(store, Directory(), who, session["_id"], [member_id], NOW)["attendees"] == [member_id]
+
+
+@pytest.mark.parametrize("who", [caller("G-1-worker", "grid_worker"), caller("G-1-head", "grid_head"),
+                                 caller("G-1-worker", "study_reader"), caller("lead-fangguang", "community_lead"),
+                                 caller("lead-geling", "town_lead")], ids=["worker", "head", "no grid role", "community lead", "town lead"])
+def test_members_and_sessions_of_other_grids_are_refused_naming_the_grid(store, who):
+    own, other = members(store, 1, "G-1")[0], members(store, 1, "G-2")[0]
+    campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
+    session = {"grid_id": "G-1", "team": "宣讲队", "kind": "bench", "held_at": NOW, "campaign_id": campaign["_id"]}
+    earlier, _ = workflow.record_session(store, Directory(), EDITOR, {**session, "attendees": []}, NOW)
+    attempts = [
+        lambda: workflow.check_in(store, Directory(), who, {"campaign_id": campaign["_id"], "member_id": other, "kind": "read"}, NOW),
+        lambda: workflow.record_session(store, Directory(), who, {**session, "grid_id": "G-2", "attendees": []}, NOW),
+        lambda: workflow.record_session(store, Directory(), who, {**session, "attendees": [own, other]}, NOW),
+        lambda: workflow.add_attendance(store, Directory(), who, earlier["_id"], [own, other], NOW),
+    ]
+    for attempt in attempts:
+        with pytest.raises(access.OutsideYourGrids) as refused:
+            attempt()
+        assert "G-2" in refused.value.details["grid_ids"] and "grid_id" in refused.value.fields
+    assert store.participants_of(campaign["_id"], "G-2") == set()
+    assert store.sessions.count_documents({}) == 1 and store.get_session(earlier["_id"])["attendees"] == []
+
+
+def test_a_session_key_of_another_grids_session_gives_nothing_away(store):
+    session = {"grid_id": "G-2", "team": "宣讲队", "kind": "bench", "held_at": NOW, "attendees": []}
+    workflow.record_session(store, Directory(), EDITOR, session, NOW, "meeting-of-g2")
+    with pytest.raises(access.OutsideYourGrids):
+        workflow.record_session(store, Directory(), caller("G-1-worker", "grid_worker"), {**session, "grid_id": "G-1"}, NOW, "meeting-of-g2")
+
+
+# -- reports as spreadsheets ----------------------------------------------------------------------
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_kept_as_text():
+    rows = [{"grid_id": grid_id, "grid_name": name, "members": 2, "rate": 0.5} for grid_id, name in [
+        ("G-1", '=HYPERLINK("http://evil.example","点我")'), ("G-2", "+cmd|' /C calc'!A0"), ("G-3", "-2+3"),
+        ("G-4", "@SUM(A1:A2)"), ("G-5", "\t=1+1"), ("G-6", "\r=1+1"), ("G-7", "南门社区第一网格"), ("G-8", "a=b")]]
+    cells = [row["grid_name"] for row in csv.DictReader(io.StringIO(workflow.report_csv(rows)))]
+    assert cells == ['\'=HYPERLINK("http://evil.example","点我")', "'+cmd|' /C calc'!A0", "'-2+3", "'@SUM(A1:A2)",
+                     "'\t=1+1", "'\r=1+1", "南门社区第一网格", "a=b"]
+    assert [row["rate"] for row in csv.DictReader(io.StringIO(workflow.report_csv(rows)))] == ["0.5"] * 8
