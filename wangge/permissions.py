@@ -49,14 +49,16 @@ CASES_ACT = Permission("cases.act", CASE_ROLES, "the caller's grids, community, 
 CASES_DISPATCH = Permission("cases.dispatch", ("county_center",), "all: triage placement and re-dispatch")
 CASES_FOLLOW_UP = Permission("cases.follow_up", (), "the resident holding the token of their follow-up message: once, until it expires")
 NOTIFICATIONS_READ = Permission("notifications.read", ("operator",), "all, masked")
-NOTIFICATIONS_RESEND = Permission("notifications.resend", ("operator",), "all; rate-limited per recipient, quiet hours kept")
+NOTIFICATIONS_RESEND = Permission("notifications.resend", ("operator",), "all; at most N per recipient an hour (429), quiet hours kept")
 ALERTS_POST = Permission("alerts.post", ("alertmanager",), "Alertmanager only")
-PREFERENCES_WRITE = Permission("preferences.write", STAFF_ROLES, "the caller's own preferences (any, for county_admin)")
+PREFERENCES_WRITE = Permission("preferences.write", STAFF_ROLES,
+                               "the caller's own channel; residents', groups' and others' for county_admin only; no WeCom robot keys")
 STUDY_READ = Permission("study.read", (*STAFF_ROLES, "service"), "all")
 STUDY_EDIT = Permission("study.edit", ("study_editor",), "all: contents and campaigns")
-MEMBERS_IMPORT = Permission("members.import", ("county_admin",), "all")
+MEMBERS_IMPORT = Permission("members.import", ("county_admin",), "all; changing members stored before needs replace=true")
 PARTICIPATION_RECORD = Permission("participation.record", ("grid_worker", "grid_head", "community_lead", "town_lead", "study_editor"),
-                                  "the caller's grids (all, for study editors)")
+                                  "members and sessions of the grids the caller works in or heads (all, for study editors; "
+                                  "community and town leads none yet: the directory names no community or town heads)")
 
 ALL = (PUBLIC, REQUESTS_FILE, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
        CASES_READ, CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
