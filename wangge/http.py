@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import eventlet.wsgi
+from eventlet import tpool
 from marshmallow import INCLUDE, Schema, ValidationError, fields
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
@@ -24,6 +25,8 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_IDEMPOTENCY_KEY_CHARS = 128
 # Deeper than any body we accept; deeper still and parsing or storing it would fail.
 MAX_JSON_DEPTH = 32
+# Bodies from this size on are parsed off the event loop.
+OFF_LOOP_BYTES = 256 * 1024
 
 
 def _json_default(value):
@@ -105,7 +108,10 @@ def read_json_body(request, max_bytes=MAX_BODY_BYTES):
     raw = read_body(request, max_bytes)
     too_deep = ApiError("Request body is nested too deeply.", {"body": [f"Must nest at most {MAX_JSON_DEPTH} levels."]})
     try:
-        body = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        # Parsing megabytes holds the process's only event loop for seconds: do it
+        # in a native thread, so /health and other requests keep being answered.
+        body = json.loads(text) if len(raw) < OFF_LOOP_BYTES else tpool.execute(json.loads, text)
     except RecursionError as exc:
         raise too_deep from exc
     except (UnicodeDecodeError, ValueError) as exc:

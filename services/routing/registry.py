@@ -69,6 +69,13 @@ def _ids(registry):
         yield f"departments[{d}]", "department", department["id"]
 
 
+def prepare_registry(document):
+    """A registry document checked and flattened: ``(registry, (towns, communities, grids, departments))``;
+    plain CPU work, safe to run off the event loop."""
+    registry = validate_registry(document)
+    return registry, flatten(registry)
+
+
 def flatten(registry):
     """(towns, communities, grids, departments) as flat records keyed by ``id``."""
     towns, communities, grids = [], [], []
