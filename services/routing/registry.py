@@ -91,6 +91,8 @@ def flatten(registry):
                     **grid,
                     "town_id": town["id"], "town_name": town["name"],
                     "community_id": community["id"], "community_name": community["name"],
+                    # who leads the grid's community and town, for services that scope by them
+                    "community_head": community.get("head"), "town_head": town.get("head"),
                     "centroid": None,
                 }
                 if grid.get("area"):

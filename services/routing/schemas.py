@@ -124,11 +124,20 @@ class GridSummarySchema(Schema):
     wechat_groups = fields.List(fields.String())
 
 
+class LeadSchema(Schema):
+    """Who heads a community or a town: enough to know them by, nothing to reach them by."""
+
+    id = fields.String()
+    name = fields.String()
+
+
 class GridDetailSchema(GridSummarySchema):
-    """A grid with its head, workers, buildings and area (a GeoJSON polygon)."""
+    """A grid with its head, workers, the heads of its community and town, buildings and area (a GeoJSON polygon)."""
 
     head = fields.Dict()
     workers = fields.List(fields.Dict())
+    community_head = fields.Nested(LeadSchema, allow_none=True)
+    town_head = fields.Nested(LeadSchema, allow_none=True)
     buildings = fields.List(fields.String())
     area = fields.Dict(allow_none=True)
 

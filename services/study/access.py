@@ -4,29 +4,33 @@ registry says who belongs where; study reads it from routing, as it reads grids.
 * ``study_editor``, ``county_admin``: every grid;
 * ``grid_worker``, ``grid_head``: members and sessions of the grids they work in or
   head (the grid's own record names its head and workers);
-* ``community_lead``, ``town_lead``: none for now. Routing's grid directory does not
-  say who heads a community or a town, so study cannot tell their grids, and does
-  not guess.
+* ``community_lead``, ``town_lead``: the grids of the community or town they head
+  (the grid's record names those heads too).
 """
 from wangge.auth import Forbidden
 
 EVERYWHERE_ROLES = frozenset({"study_editor", "county_admin"})
 GRID_ROLES = frozenset({"grid_worker", "grid_head"})
+# which head of a grid's record each lead role is
+LEAD_HEADS = {"community_lead": "community_head", "town_lead": "town_head"}
 
 
 class OutsideYourGrids(Forbidden):
     def __init__(self, grid_ids):
         super().__init__(f"You may record taking part only for members and sessions of your own grids, not of {', '.join(grid_ids)}.",
-                         {"grid_id": [f"{grid_id} is not a grid you work in or head." for grid_id in grid_ids]})
+                         {"grid_id": [f"{grid_id} is not a grid you work in, head or lead." for grid_id in grid_ids]})
         self.details = {"grid_ids": list(grid_ids)}
 
 
 def works_in(caller, grid):
-    """Whether ``caller`` works in or heads ``grid`` (a grid record; ``None``: no such grid)."""
-    if grid is None or not caller.has_any(GRID_ROLES):
+    """Whether ``caller`` works in, heads or leads ``grid`` (a grid record; ``None``: no such grid)."""
+    if grid is None:
         return False
-    return (grid.get("head") or {}).get("id") == caller.subject or any(
-        worker.get("id") == caller.subject for worker in grid.get("workers") or [])
+    if caller.has_any(GRID_ROLES) and ((grid.get("head") or {}).get("id") == caller.subject or any(
+            worker.get("id") == caller.subject for worker in grid.get("workers") or [])):
+        return True
+    return any(caller.has_any({role}) and (grid.get(head) or {}).get("id") == caller.subject
+               for role, head in LEAD_HEADS.items())
 
 
 def require_grids(caller, directory, grid_ids):

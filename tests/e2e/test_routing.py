@@ -383,6 +383,16 @@ def test_grid_workers_phones_are_for_staff(platform):
     assert all("****" in phone for phone in phones)
 
 
+def test_a_grid_names_the_heads_of_its_community_and_town(platform):
+    _, routing = platform
+    town = COUNTY["towns"][0]
+    community = town["communities"][0]
+    grid = community["grids"][0]
+    found = routing.as_user("wangge-services").get(routing.url(f"/api/v1/grids/{grid['id']}"), timeout=10).json()
+    assert found["community_head"] == {"id": community["head"]["id"], "name": community["head"]["name"]}
+    assert found["town_head"] == {"id": town["head"]["id"], "name": town["head"]["name"]}
+
+
 def test_registry_file_errors_name_the_key(platform):
     _, routing = platform
     admin = routing.as_admin
