@@ -1,8 +1,10 @@
 """What comes into notify over HTTP and what goes out."""
+import re
+
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from wangge.fields import page_number
-from wangge.logs import mask_name, mask_phone
+from wangge.logs import mask_name, mask_phone, redact_phones
 
 from services.notify.channels import CHANNEL_NAMES
 from services.notify.delivery import FAILED, HELD, PENDING, SENDING, SENT
@@ -69,6 +71,20 @@ class RecipientViewSchema(Schema):
     phone = fields.Function(lambda recipient: mask_phone(recipient.get("phone")))
 
 
+# A resident's one-time follow-up link: whoever reads it can answer for them.
+FOLLOW_UP_LINK = re.compile(r"(/follow-up/)[A-Za-z0-9_-]+")
+
+
+def message_for_operators(body):
+    """A sent message as operators may read it: phone numbers masked, follow-up links cut."""
+    return FOLLOW_UP_LINK.sub(r"\1…", redact_phones(body))
+
+
+class MessageForOperators(fields.String):
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(message_for_operators(value or ""), attr, obj, **kwargs)
+
+
 class NotificationViewSchema(Schema):
     """One message to one recipient on one channel, with where its delivery stands."""
 
@@ -91,7 +107,7 @@ class NotificationViewSchema(Schema):
     sent_at = fields.AwareDateTime(allow_none=True)
     last_error = fields.String(allow_none=True)
     subject = fields.String()
-    body = fields.String()
+    body = MessageForOperators()
     created_at = fields.AwareDateTime()
 
 

@@ -136,3 +136,11 @@ def test_study_templates_render_from_real_events(event_type):
         assert recipient.role != "member" or body.startswith(recipient.name)
     _, group_notice = TEMPLATES.render("campaign_due.grid_group", template_context(data))
     assert "《扎根基层》" in group_notice and "https://example.org/a.mp3" in group_notice
+
+
+def test_operators_read_sent_messages_without_follow_up_links_or_phone_numbers():
+    from services.notify.schemas import NotificationViewSchema
+
+    shown = NotificationViewSchema().dump({"body": "请回访 https://wangge.example/follow-up/Qx3_k-9aZ 或致电 13812345678"})["body"]
+    assert "Qx3_k-9aZ" not in shown and "13812345678" not in shown
+    assert "/follow-up/…" in shown
