@@ -51,9 +51,15 @@ def quiet_until(now, quiet_hours):
     return datetime.combine(end_day, end, tzinfo=zone)
 
 
+def quiet_roles(quiet_hours):
+    """``QUIET_HOURS.ROLES`` as a set, from a list or a comma-separated setting."""
+    roles = quiet_hours["ROLES"]
+    return {role.strip() for role in (roles.split(",") if isinstance(roles, str) else roles) if role.strip()}
+
+
 def held_until(role, channel, urgent, now, quiet_hours):
     """Residents' texts wait for morning, unless the matter is urgent."""
-    if urgent or role not in quiet_hours["ROLES"] or channel not in ("sms",):
+    if urgent or role not in quiet_roles(quiet_hours) or channel not in ("sms",):
         return None
     return quiet_until(now, quiet_hours)
 

@@ -13,7 +13,7 @@ from services.notify.templates import Templates
 
 class MessageTemplates(DependencyProvider):
     def setup(self):
-        self.templates = Templates()
+        self.templates = Templates(self.container.config["TIMEZONE"])
 
     def get_dependency(self, worker_ctx):
         return self.templates

@@ -34,19 +34,20 @@ TITLES = {
 }
 
 
-def local_time(value, timezone_name="Asia/Shanghai"):
+def local_time(value, timezone_name):
     """``2026-11-29T01:30:00+00:00`` → ``11月29日 09:30`` (county time)."""
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.astimezone(ZoneInfo(timezone_name)).strftime("%m月%d日 %H:%M").lstrip("0")
 
 
 class Templates:
-    def __init__(self, directory=TEMPLATE_DIR):
+    def __init__(self, timezone_name, directory=TEMPLATE_DIR):
         self.environment = Environment(
             loader=FileSystemLoader(str(directory)), undefined=StrictUndefined,
             autoescape=False, trim_blocks=True, lstrip_blocks=True,
         )
-        self.environment.filters["local_time"] = local_time
+        # times in messages are the county's (WANGGE_TIMEZONE), like everything residents read
+        self.environment.filters["local_time"] = lambda value: local_time(value, timezone_name)
 
     def kinds(self):
         return sorted(name[: -len(SUFFIX)] for name in self.environment.list_templates() if name.endswith(SUFFIX))

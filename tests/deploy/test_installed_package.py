@@ -25,7 +25,7 @@ import json
 import services.notify.templates as templates
 import services.routing.classify as classify
 import wangge.config as config
-loaded = templates.Templates()
+loaded = templates.Templates("Asia/Shanghai")
 kinds = loaded.kinds()
 for kind in kinds:
     loaded.environment.get_template(kind + templates.SUFFIX)  # parses it
@@ -70,7 +70,7 @@ def test_the_installed_package_has_every_template_rule_file_and_config(installed
                             cwd=work, env=clean_env()).stdout
     found = json.loads(output)
     assert all(path.startswith(str(site_packages)) for path in found["modules"]), found["modules"]
-    assert found["kinds"] == Templates().kinds() and found["kinds"]
+    assert found["kinds"] == Templates("Asia/Shanghai").kinds() and found["kinds"]
     assert found["rule_categories"]
     assert found["configs"] == {name: True for name in SERVICE_NAMES}
 

@@ -7,7 +7,7 @@ from services.notify.recipients import Recipient
 from services.notify.templates import Templates
 from wangge import events
 
-TEMPLATES = Templates()
+TEMPLATES = Templates("Asia/Shanghai")
 # settings as in config.yml, quiet hours left out: a test may run at any hour
 CONFIG = {
     "ROUTES": {"member": "sms", "worker": "wecom"},

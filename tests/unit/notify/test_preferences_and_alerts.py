@@ -50,7 +50,7 @@ def alert(summary, name="WanggeDeadLetters", severity="warning", status="firing"
 
 def rendered(payload):
     data = recipients.alert_envelope(payload, NOW)["data"]
-    return Templates().render("ops_alert.ops", template_context(data))[1]
+    return Templates("Asia/Shanghai").render("ops_alert.ops", template_context(data))[1]
 
 
 def test_an_alert_reaches_the_operators_as_one_plain_line_of_name_severity_and_summary():

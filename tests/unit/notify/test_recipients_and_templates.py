@@ -8,7 +8,7 @@ from services.notify.delivery import template_context
 from services.notify.templates import Templates
 from wangge import events
 
-TEMPLATES = Templates()
+TEMPLATES = Templates("Asia/Shanghai")
 CASE_KINDS = [kind for kind in TEMPLATES.kinds() if kind.split(".")[0] in events.CASE_EVENTS]
 
 
@@ -81,7 +81,7 @@ def test_every_template_renders_from_a_real_event(kind):
 def test_a_variable_outside_the_event_contract_is_an_error_not_a_blank(tmp_path):
     (tmp_path / "case_assigned.resident.txt.j2").write_text("您好，{{ assignee_nickname }}会联系您。", encoding="utf-8")
     with pytest.raises(UndefinedError):
-        Templates(tmp_path).render("case_assigned.resident", template_context(case_data()))
+        Templates("Asia/Shanghai", tmp_path).render("case_assigned.resident", template_context(case_data()))
 
 
 def test_deadlines_show_in_county_time():
@@ -144,3 +144,16 @@ def test_operators_read_sent_messages_without_follow_up_links_or_phone_numbers()
     shown = NotificationViewSchema().dump({"body": "请回访 https://wangge.example/follow-up/Qx3_k-9aZ 或致电 13812345678"})["body"]
     assert "Qx3_k-9aZ" not in shown and "13812345678" not in shown
     assert "/follow-up/…" in shown
+
+
+def test_a_county_in_another_zone_sees_its_own_clock():
+    urumqi = Templates("Asia/Urumqi")  # UTC+6
+    _, body = urumqi.render("sla_warning.worker", template_context(case_data(due_at=datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc))))
+    assert "11月28日 09:00" in body
+
+
+def test_quiet_hours_roles_are_a_setting():
+    from services.notify.delivery import quiet_roles
+
+    assert quiet_roles({"ROLES": "resident, member"}) == {"resident", "member"}
+    assert quiet_roles({"ROLES": ["resident"]}) == {"resident"}
