@@ -8,8 +8,11 @@ durable topic exchange ``wangge.inbound``, routing key ``request.<source>``,
 UTF-8 JSON body as in ``inbound-request.schema.json``,
 ``content_type=application/json``, persistent delivery, and an AMQP
 ``message_id`` that stays the same when you resend the same request (Wangge
-files it once). Messages Wangge cannot accept are kept in ``wangge.inbound.dead``
-with the reason; ask the operator for it.
+files it once; other systems' ids never clash with yours). The body's ``source``
+must be the routing key's. Messages Wangge cannot accept are kept in
+``wangge.inbound.dead`` with the reason; ask the operator for it. Read your
+requests back with your integrator token:
+``GET /api/v1/requests?source=<source>&external_ref=…``.
 """
 import argparse
 import json

@@ -37,10 +37,14 @@ class Permission:
 
 
 PUBLIC = Permission("public", (), "anyone; rate-limited at the gateway")
-REQUESTS_FILE = Permission("requests.file", (), "anyone (residents); an integrator's token binds its source")
-REQUESTS_TRACK = Permission("requests.track", (), "anyone holding the tracking number and its secret; no reporter data")
-REQUESTS_LOOKUP = Permission("requests.lookup", ("integrator", "county_center"), "an integrator: its own source only")
-SENTIMENT_LOG_READ = Permission("sentiment_log.read", AREA_ROLES, "the caller's grids, community or town")
+REQUESTS_FILE = Permission("requests.file", (), "anyone (residents); an integrator's token binds its source; "
+                           "Idempotency-Key per sender")
+REQUESTS_TRACK = Permission("requests.track", (), "anyone holding the unguessable tracking number: no reporter, address or place; "
+                            "in full for the command centre and an integrator's own source")
+REQUESTS_LOOKUP = Permission("requests.lookup", ("integrator", "county_center"), "an integrator: its own source only; the command centre any")
+SENTIMENT_LOG_READ = Permission("sentiment_log.read", AREA_ROLES,
+                                "all for the command centre; others a grid they work in, head or lead (its community or town), "
+                                "one at a time")
 REGISTRY_READ = Permission("registry.read", (*STAFF_ROLES, "service"), "all")
 REGISTRY_LOAD = Permission("registry.load", ("county_admin",), "all")
 CASES_READ = Permission("cases.read", CASE_ROLES, "the caller's grids, community, town or department")

@@ -1,6 +1,7 @@
 """The entrypoint for the ``wangge.inbound`` exchange (other government systems)."""
 import json
 
+from marshmallow import ValidationError
 from werkzeug.http import parse_options_header
 
 from wangge import topology
@@ -15,12 +16,16 @@ UTF8_NAMES = ("utf-8", "utf8")
 PLAIN_CONTENT_ENCODINGS = ("", "utf-8", "utf8", "identity", "binary")
 # The same limit as the HTTP API: a resident's request is a few kilobytes.
 MAX_BODY_BYTES = 1024 * 1024
+# Retries and replays come back through the default exchange under the queue's
+# name: the routing key the system published under travels with them in this header.
+PUBLISHED_UNDER_HEADER = "x-wangge-published-under"
 
 
 class InboundConsumer(ReliableConsumer):
-    """Hands the service ``{"message_id", "routing_key", "payload"}``; a message
-    without ``message_id`` or with a body that is not a JSON object is dead-lettered
-    to ``wangge.inbound.dead`` with the reason, and the queue keeps flowing."""
+    """Hands the service ``{"message_id", "routing_key", "payload"}`` (the routing key
+    the system published under); a message without ``message_id`` or with a body
+    that is not a JSON object is dead-lettered to ``wangge.inbound.dead`` with the
+    reason, and the queue keeps flowing."""
 
     dead_letter_queue_name = topology.INBOUND_DEAD_LETTER_QUEUE
 
@@ -43,7 +48,20 @@ class InboundConsumer(ReliableConsumer):
             raise PoisonMessage(f"body is not UTF-8 JSON: {short_error(exc)}") from exc
         if not isinstance(payload, dict):
             raise PoisonMessage("body must be a JSON object")
-        return {"message_id": str(message_id), "routing_key": message.delivery_info.get("routing_key"), "payload": payload}
+        return {"message_id": str(message_id), "routing_key": published_routing_key(message), "payload": payload}
+
+    def _move(self, message, routing_key, headers, **options):
+        super()._move(message, routing_key, {PUBLISHED_UNDER_HEADER: published_routing_key(message), **headers}, **options)
+
+
+def published_routing_key(message):
+    """The key a system published the message under: its delivery's, straight from
+    ``wangge.inbound``; on a retry or a replay, the one recorded when intake first
+    moved it. A system cannot fake the header: it is read only on messages that did
+    not come from the exchange, and integrators may publish to nothing else."""
+    if message.delivery_info.get("exchange") == topology.INBOUND_EXCHANGE_NAME:
+        return message.delivery_info.get("routing_key")
+    return (message.headers or {}).get(PUBLISHED_UNDER_HEADER)
 
 
 def check_content_properties(content_type, content_encoding):
@@ -56,6 +74,16 @@ def check_content_properties(content_type, content_encoding):
         raise PoisonMessage(f"content_type charset is {charset!r}: the body must be UTF-8")
     if (content_encoding or "").lower() not in PLAIN_CONTENT_ENCODINGS:
         raise PoisonMessage(f"content_encoding is {content_encoding!r}: compressed or encoded bodies are refused, send plain UTF-8 JSON")
+
+
+def sending_source(routing_key, named_source):
+    """The system that sent a message: the ``<source>`` of its routing key
+    ``request.<source>``, which the broker lets only that system's user publish
+    under. A body naming another source is refused (``ValidationError`` on ``source``)."""
+    prefix, _, source = (routing_key or "").partition(".")
+    if prefix != "request" or source != named_source:
+        raise ValidationError({"source": [f"Must be the source of the routing key request.<source> ({routing_key!r})."]})
+    return source
 
 
 inbound = InboundConsumer.decorator

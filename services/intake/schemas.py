@@ -50,7 +50,7 @@ class HttpRequestSchema(RequestFieldsSchema):
 class InboundRequestSchema(RequestFieldsSchema):
     """A message on the ``wangge.inbound`` exchange (routing key ``request.<source>``)."""
 
-    source = fields.String(required=True, validate=_source_name, metadata={"description": "The sending system, e.g. hotline12345."})
+    source = fields.String(required=True, validate=_source_name, metadata={"description": "The sending system, e.g. hotline12345: the <source> of the routing key."})
     submitted_at = Moment(required=True, metadata={"description": "ISO 8601 with zone, e.g. 2026-11-28T09:30:00+08:00."})
 
 
@@ -90,19 +90,20 @@ class SentimentLogSchema(Schema):
     items = fields.List(fields.Nested(SentimentEntrySchema), required=True)
 
 
+FULL_VIEW_ONLY = "Full view only (the command centre; an integrator for its own source)."
+
+
 class HistoryEntrySchema(Schema):
     """One status the request has had, in the order routing's case went through them."""
 
+    class Meta:
+        ordered = True
+
     status = fields.String()
     at = fields.AwareDateTime()
-    note = fields.String(allow_none=True)
-
-
-class MaskedReporterSchema(Schema):
-    """The reporter as anyone may see them: 林**, 138****0001."""
-
-    name = fields.String()
-    phone = fields.String()
+    words = fields.String(metadata={"description": "The status in plain words, as the resident reads it (已受理, 正在办理 …)."})
+    note = fields.String(allow_none=True, metadata={"description": f"What the person handling the case wrote. {FULL_VIEW_ONLY}"})
+    actor = fields.String(allow_none=True, metadata={"description": f"Who changed the case. {FULL_VIEW_ONLY}"})
 
 
 class RequestFiledSchema(Schema):
@@ -111,35 +112,46 @@ class RequestFiledSchema(Schema):
     class Meta:
         ordered = True
 
-    tracking_no = fields.String(required=True, metadata={"description": "The number a resident quotes, e.g. YT-20261129-000004."})
+    tracking_no = fields.String(required=True, metadata={"description": "The number a resident quotes, e.g. YT-20261129-7KQ4-M9XD."})
     request_id = fields.String(required=True)
     status = fields.String(required=True)
     url = fields.String(required=True, metadata={"description": "Where the request reads back."})
 
 
+def _full(field_cls, *args, description=FULL_VIEW_ONLY, **kwargs):
+    return field_cls(*args, metadata={"description": description}, **kwargs)
+
+
 class RequestViewSchema(Schema):
-    """A request as a resident or integrator reads it back."""
+    """A request read back. Anyone holding the tracking number gets the public view:
+    `tracking_no`, `status`, `status_words`, `received_at`, `category`, `category_name`,
+    `grid_name`, `text` (phone numbers and the reporter's name masked) and `history`
+    (status, time, plain words). The command centre, and an integrator for its own
+    source, get the full view: every field, the reporter and the text as filed."""
 
     class Meta:
         ordered = True
 
     tracking_no = fields.String()
-    request_id = fields.String(attribute="_id")
     status = fields.String()
-    channel = fields.String()
-    source = fields.String()
-    submitted_at = fields.AwareDateTime()
+    status_words = fields.String(metadata={"description": "The status in plain words (已受理, 正在办理 …)."})
     received_at = fields.AwareDateTime()
-    text = fields.String()
-    category = fields.String(allow_none=True)
-    grid_id = fields.String(allow_none=True)
-    case_id = fields.String(allow_none=True)
-    address = fields.String(allow_none=True)
-    location = fields.Nested(LocationSchema, allow_none=True)
-    reporter = fields.Nested(MaskedReporterSchema, allow_none=True)
-    media = fields.List(fields.String())
-    external_ref = fields.String(allow_none=True)
+    category = fields.String(allow_none=True, metadata={"description": "null until routing has classified the request."})
+    category_name = fields.String(allow_none=True)
+    grid_name = fields.String(allow_none=True, metadata={"description": "The grid handling it; null until routing has located it."})
+    text = fields.String(metadata={"description": "The resident's words; in the public view with phone numbers and the reporter's name masked."})
     history = fields.List(fields.Nested(HistoryEntrySchema))
+    request_id = _full(fields.String, attribute="_id")
+    channel = _full(fields.String)
+    source = _full(fields.String)
+    submitted_at = _full(fields.AwareDateTime)
+    grid_id = _full(fields.String, allow_none=True)
+    case_id = _full(fields.String, allow_none=True)
+    address = _full(fields.String, allow_none=True)
+    location = _full(fields.Nested, LocationSchema, allow_none=True)
+    reporter = _full(fields.Nested, ReporterSchema, allow_none=True)
+    media = _full(fields.List, fields.String())
+    external_ref = _full(fields.String, allow_none=True)
 
 
 class RequestListSchema(Schema):
@@ -154,7 +166,7 @@ def inbound_json_schema():
     document["title"] = "Wangge inbound request"
     document["description"] = (
         "Body of a message published to the durable topic exchange wangge.inbound with routing key "
-        "request.<source>. UTF-8 JSON, content_type application/json, persistent; the AMQP message_id "
-        "is the idempotency key."
+        "request.<source>; source must be the routing key's. UTF-8 JSON, content_type application/json, "
+        "persistent; the AMQP message_id is the idempotency key among the sending system's own messages."
     )
     return document

@@ -4,8 +4,10 @@ import logging
 from marshmallow import ValidationError
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
+from nameko.extensions import DependencyProvider
 
 from wangge import events
+from wangge.auth import ServiceCredentials
 from wangge.http import ApiError, NotFound, http, idempotency_key, read_json_body
 from wangge.logs import short_error
 from wangge.metrics import EntrypointMetrics
@@ -15,19 +17,34 @@ from wangge.reliable import event_handler
 from wangge.timers import configured_timer
 from wangge.permissions import REQUESTS_FILE, REQUESTS_LOOKUP, REQUESTS_TRACK, SENTIMENT_LOG_READ
 
-from services.intake import metrics, submissions
-from services.intake.inbound import inbound
+from services.intake import access, metrics, submissions, views
+from services.intake.directory import GridRecords
+from services.intake.inbound import inbound, sending_source
 from services.intake.schemas import (
     CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema, RequestFiledSchema, RequestListSchema,
     RequestViewSchema, SentimentLogSchema, SentimentQuerySchema,
 )
 from services.intake.storage import RequestStore
+from services.intake.tracking import canonical_tracking_no
 
 log = logging.getLogger(__name__)
 
 
 class UnknownRequest(Exception):
     """A case event names a request intake does not have (retried, then dead-lettered)."""
+
+
+class Grids(DependencyProvider):
+    """Routing's grid records (who works in a grid), read over HTTP with intake's own token and cached."""
+
+    def setup(self):
+        settings = self.container.config["REGISTRY"]
+        credentials = ServiceCredentials.from_config(self.container.config["AUTH"])
+        self.records = GridRecords(settings["ROUTING_URL"], float(settings["CACHE_SECONDS"]), float(settings["TIMEOUT_SECONDS"]),
+                                   credentials.authorization)
+
+    def get_dependency(self, worker_ctx):
+        return self.records
 
 
 class IntakeService(HealthAndMetrics):
@@ -38,13 +55,18 @@ class IntakeService(HealthAndMetrics):
     # and the request stays pending for the timer.
     dispatch = EventDispatcher(mandatory=True)
     config = Config()
+    grids = Grids()
     entrypoint_metrics = EntrypointMetrics()
 
     # -- ways in ------------------------------------------------------------
 
     @http("POST", "/api/v1/requests", allow=REQUESTS_FILE, summary="File a request", body=HttpRequestSchema, headers=("Idempotency-Key",),
-          responses={201: RequestFiledSchema, 200: RequestFiledSchema})
+          responses={201: RequestFiledSchema, 200: RequestFiledSchema}, errors=(403,))
     def file_request(self, request):
+        """An integrator's token files under its own source; anyone else's request is
+        filed under its channel. An `Idempotency-Key` is compared only with the keys of
+        the same sender: residents without a token, an integrator's system, or the
+        person or service the token names."""
         channel = "unknown"
         try:
             body = read_json_body(request)
@@ -56,8 +78,9 @@ class IntakeService(HealthAndMetrics):
         except ApiError as error:
             self._count_invalid(channel, error.fields or {}, HttpRequestSchema)
             raise
+        source = access.filing_source(request.caller, fields["channel"], fields.get("source"))
         key = idempotency_key(request)
-        filing = self._file(fields, fields["channel"], fields.get("source") or fields["channel"], key and f"http:{key}")
+        filing = self._file(fields, fields["channel"], source, key and f"http:{access.idempotency_scope(request.caller)}:{key}")
         request_doc = filing.request
         body = RequestFiledSchema().dump({
             "tracking_no": request_doc["tracking_no"],
@@ -71,10 +94,12 @@ class IntakeService(HealthAndMetrics):
     def receive_inbound(self, message):
         try:
             fields = InboundRequestSchema().load(message["payload"])
+            source = sending_source(message["routing_key"], fields["source"])
         except ValidationError as error:
             self._count_invalid("external", error.messages, InboundRequestSchema)
             raise  # dead-lettered with the field errors as its reason
-        self._file(fields, "external", fields["source"], f"inbound:{message['message_id']}")
+        # one system's message ids say nothing about another's
+        self._file(fields, "external", source, f"inbound:{source}:{message['message_id']}")
 
     @event_handler("routing", events.CASE_STATUS_CHANGED)
     def track_case_status(self, message):
@@ -94,24 +119,33 @@ class IntakeService(HealthAndMetrics):
     @http("GET", "/api/v1/requests/<string:tracking_no>", allow=REQUESTS_TRACK, summary="Read a request back by its tracking number",
           responses={200: RequestViewSchema}, errors=(404,))
     def get_request(self, request, tracking_no):
-        found = self.store.find_by_tracking_no(tracking_no)
+        """The public view for anyone; the full view for the command centre and
+        `county_admin`, and for an integrator reading a request of its own source."""
+        found = self.store.find_by_tracking_no(canonical_tracking_no(tracking_no))
         if found is None:
             raise NotFound(f"No request with tracking number {tracking_no}.", {"tracking_no": ["Unknown tracking number."]})
-        return submissions.public_view(found)
+        return views.full_view(found) if access.sees_in_full(request.caller, found) else views.public_view(found)
 
     @http("GET", "/api/v1/requests", allow=REQUESTS_LOOKUP, summary="Find requests by the sender's own reference", query=LookupSchema,
           responses={200: RequestListSchema})
     def find_requests(self, request):
+        """An integrator looks up its own source only (another is `403` naming `source`);
+        the command centre any. Each request in the full view."""
         query = LookupSchema().load(request.args.to_dict())
+        access.require_lookup(request.caller, query["source"])
         found = self.store.find_by_external_ref(query["source"], query["external_ref"])
-        return {"items": [submissions.public_view(item) for item in found]}
+        return {"items": [views.full_view(item) for item in found]}
 
     @http("GET", "/api/v1/sentiment-log", allow=SENTIMENT_LOG_READ, summary="The 民情日志: requests received and changes of their cases",
-          query=SentimentQuerySchema, responses={200: SentimentLogSchema})
+          query=SentimentQuerySchema, responses={200: SentimentLogSchema}, errors=(503,))
     def sentiment_log(self, request):
+        """The command centre reads every grid's log; anyone else names one grid they
+        work in, head, or lead as the head of its community or town (`grid_id`), else
+        `403` naming it. Routing's record of the grid says who they are."""
         query = SentimentQuerySchema().load(request.args.to_dict())
-        entries = self.store.sentiment_entries(query.get("grid_id"), query.get("since"), query["limit"])
-        return SentimentLogSchema().dump({"items": entries})
+        grid_id = access.sentiment_log_grid(request.caller, query.get("grid_id"), self.grids)
+        entries = self.store.sentiment_entries(grid_id, query.get("since"), query["limit"])
+        return SentimentLogSchema().dump({"items": views.sentiment_entries(entries)})
 
     # -- shared steps ---------------------------------------------------------
 

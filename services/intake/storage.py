@@ -2,7 +2,6 @@
 
 ``requests``       every accepted request, its announcement state and status history
 ``sentiment_log``  民情日志: one entry per contact or change, per grid when known
-``counters``       daily tracking-number sequences
 """
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
@@ -11,11 +10,14 @@ PENDING = "pending"
 ANNOUNCED = "announced"
 
 
+class TrackingNumberTaken(Exception):
+    """Another request drew the same tracking number: draw again."""
+
+
 class RequestStore:
     def __init__(self, database):
         self.requests = database["requests"]
         self.sentiment_log = database["sentiment_log"]
-        self.counters = database["counters"]
 
     def ensure_indexes(self, config=None):
         self.requests.create_indexes([
@@ -34,25 +36,6 @@ class RequestStore:
     def ping(self):
         self.requests.database.client.admin.command("ping")
 
-    # -- tracking numbers --------------------------------------------------
-
-    def next_sequence(self, counter_key):
-        """1, 2, 3 … per key, safe under concurrency (compare-and-set on the
-        current value; find_one_and_update is avoided: see "Stores" in docs/architecture.md)."""
-        while True:
-            counter = self.counters.find_one({"_id": counter_key})
-            if counter is None:
-                try:
-                    self.counters.insert_one({"_id": counter_key, "seq": 1})
-                    return 1
-                except DuplicateKeyError:
-                    continue
-            updated = self.counters.update_one(
-                {"_id": counter_key, "seq": counter["seq"]}, {"$inc": {"seq": 1}}
-            )
-            if updated.modified_count == 1:
-                return counter["seq"] + 1
-
     # -- requests ----------------------------------------------------------
 
     def find_by_idempotency_key(self, key):
@@ -60,12 +43,15 @@ class RequestStore:
 
     def insert_request(self, document):
         """Store a new request; ``None`` if one with the same idempotency key
-        won the race, else the stored document."""
+        won the race, else the stored document. :class:`TrackingNumberTaken`
+        if its tracking number is another request's."""
         try:
             self.requests.insert_one(document)
         except DuplicateKeyError as error:
             if "idempotency_key" in str(error):
                 return None
+            if "tracking_no" in str(error):
+                raise TrackingNumberTaken(document["tracking_no"]) from error
             raise
         return document
 
@@ -142,6 +128,10 @@ class RequestStore:
             self.sentiment_log.insert_one(entry)
         except DuplicateKeyError:
             pass
+
+    def place_sentiment_entries(self, request_id, grid_id):
+        """Entries of a request logged before its grid was known now belong to it."""
+        self.sentiment_log.update_many({"request_id": request_id, "grid_id": None}, {"$set": {"grid_id": grid_id}})
 
     def sentiment_entries(self, grid_id=None, since=None, limit=100):
         query = {}

@@ -10,13 +10,16 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from wangge import events
-from wangge.logs import mask_name, mask_phone
 
-from services.intake.schemas import RequestViewSchema
-from services.intake.storage import PENDING
-from services.intake.tracking import counter_key, format_tracking_no, tracking_day
+from services.intake.storage import PENDING, TrackingNumberTaken
+from services.intake.tracking import new_tracking_no
+from services.intake.views import redacted_text
 
 SENTIMENT_SUMMARY_CHARS = 140
+# 40 random bits a day: a second draw is already rare beyond belief; five in a row means a bug.
+TRACKING_NUMBER_DRAWS = 5
+# what the request mirrors of its case, as routing's events say it
+CASE_FIELDS = ("case_id", "grid_id", "grid_name", "category", "category_name")
 OPTIONAL_FIELDS = ("category", "grid_id", "wechat_group_id", "address", "location", "reporter", "external_ref")
 
 
@@ -39,6 +42,8 @@ def new_request_document(fields, *, tracking_no, channel, source, idempotency_ke
         "status": "received",
         "status_at": now,
         "case_id": None,
+        "grid_name": None,
+        "category_name": None,
         "history": [{"status": "received", "at": now, "note": f"受理 · received via {channel}", "event_id": None}],
         # next_attempt_at lies ahead: the worker that stores the request announces
         # it at once; the timer only picks it up if that worker fails to.
@@ -56,20 +61,24 @@ def file_request(store, fields, *, channel, source, idempotency_key, now, tracki
         existing = store.find_by_idempotency_key(idempotency_key)
         if existing is not None:
             return Filing(existing, created=False)
-    day = tracking_day(now, tracking["TIMEZONE"])
-    sequence = store.next_sequence(counter_key(tracking["PREFIX"], day))
-    document = new_request_document(
-        fields,
-        tracking_no=format_tracking_no(tracking["PREFIX"], day, sequence),
-        channel=channel,
-        source=source,
-        idempotency_key=idempotency_key,
-        now=now,
-        claim_for=claim_for,
-    )
-    if store.insert_request(document) is None:  # a concurrent delivery of the same key won
-        return Filing(store.find_by_idempotency_key(idempotency_key), created=False)
-    return Filing(document, created=True)
+    for _ in range(TRACKING_NUMBER_DRAWS):
+        document = new_request_document(
+            fields,
+            tracking_no=new_tracking_no(tracking["PREFIX"], now, tracking["TIMEZONE"]),
+            channel=channel,
+            source=source,
+            idempotency_key=idempotency_key,
+            now=now,
+            claim_for=claim_for,
+        )
+        try:
+            stored = store.insert_request(document)
+        except TrackingNumberTaken:
+            continue
+        if stored is None:  # a concurrent delivery of the same key won
+            return Filing(store.find_by_idempotency_key(idempotency_key), created=False)
+        return Filing(stored, created=True)
+    raise TrackingNumberTaken(f"{TRACKING_NUMBER_DRAWS} tracking numbers drawn in a row were all taken")
 
 
 def request_received_event(request):
@@ -92,7 +101,7 @@ def received_log_entry(request):
         "tracking_no": request["tracking_no"],
         "grid_id": request.get("grid_id"),
         "channel": request["channel"],
-        "summary": request["text"][:SENTIMENT_SUMMARY_CHARS],
+        "summary": redacted_text(request["text"], request.get("reporter"))[:SENTIMENT_SUMMARY_CHARS],
     }
 
 
@@ -115,9 +124,12 @@ def apply_case_status(store, envelope):
         "event_id": envelope["event_id"],
         "case_version": change.get("version"),
     }
-    case_fields = {key: change.get(key) for key in ("case_id", "grid_id", "category")}
+    case_fields = {key: change.get(key) for key in CASE_FIELDS}
     if not store.apply_case_status(change["tracking_no"], entry, case_fields):
         return False
+    if change.get("grid_id"):
+        # the request's earlier entries belong to the grid routing found for it
+        store.place_sentiment_entries(change["request_id"], change["grid_id"])
     store.log_sentiment({
         "_id": envelope["event_id"],
         "at": change["at"],
@@ -129,17 +141,6 @@ def apply_case_status(store, envelope):
         "summary": change.get("note"),
     })
     return True
-
-
-def masked_reporter(reporter):
-    if not reporter:
-        return None
-    return {key: mask(reporter.get(key)) for key, mask in (("name", mask_name), ("phone", mask_phone)) if reporter.get(key)}
-
-
-def public_view(request):
-    """What a tracking lookup shows: the case's state, never the reporter in full."""
-    return RequestViewSchema().dump({**request, "reporter": masked_reporter(request.get("reporter"))})
 
 
 def announce_claim(config):

@@ -5,13 +5,29 @@ import pytest
 from kombu import Connection
 
 from integration.publish_example import publish_request
+from services.intake.storage import RequestStore
 from tests.support.services import running_service
+from wangge.mongo import connect
 
 
 @pytest.fixture(scope="session")
-def intake(amqp_uri, mongo_uri, tmp_path_factory):
-    with running_service("intake", amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=tmp_path_factory.mktemp("logs")) as service:
+def intake_database():
+    return f"intake_{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def intake(amqp_uri, mongo_uri, intake_database, tmp_path_factory):
+    with running_service("intake", amqp_uri=amqp_uri, mongo_uri=mongo_uri, database=intake_database,
+                         log_dir=tmp_path_factory.mktemp("logs")) as service:
         yield service
+
+
+@pytest.fixture
+def intake_store(intake, mongo_uri, intake_database):
+    """The session intake's own store, for the few tests that must set it up as no API can."""
+    client = connect(mongo_uri)
+    yield RequestStore(client[intake_database])
+    client.close()
 
 
 @pytest.fixture

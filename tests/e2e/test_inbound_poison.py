@@ -56,8 +56,8 @@ def dead_letters(amqp_uri):
 
 
 def filed(intake, body):
-    response = requests.get(intake.url("/api/v1/requests"), timeout=10,
-                            params={"source": body["source"], "external_ref": body["external_ref"]})
+    response = intake.as_user(f"integrator-{body['source']}").get(
+        intake.url("/api/v1/requests"), timeout=10, params={"source": body["source"], "external_ref": body["external_ref"]})
     return response.json()["items"]
 
 

@@ -64,8 +64,9 @@ def test_requests_published_during_a_store_outage_are_filed_when_it_returns_and_
         private_store.start()
 
         def filed(body):
-            return requests.get(intake.url("/api/v1/requests"), timeout=10,
-                                params={"source": body["source"], "external_ref": body["external_ref"]}).json()["items"]
+            return intake.as_user(f"integrator-{body['source']}").get(
+                intake.url("/api/v1/requests"), timeout=10,
+                params={"source": body["source"], "external_ref": body["external_ref"]}).json()["items"]
 
         for body in bodies:
             assert eventually(lambda: filed(body), timeout=60)

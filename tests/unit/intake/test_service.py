@@ -25,3 +25,20 @@ def test_case_event_for_an_unknown_request_raises_so_it_is_retried():
     })
     with pytest.raises(UnknownRequest, match="YT-20261128-000404"):
         service.track_case_status(event)
+
+
+INBOUND = {"source": "wechat", "submitted_at": "2026-11-28T09:30:00+08:00", "text": "停水了"}
+
+
+def test_inbound_message_whose_body_names_another_source_than_its_routing_key_is_refused_naming_source():
+    service = worker_factory(IntakeService)
+    with pytest.raises(ValidationError) as raised:
+        service.receive_inbound({"message_id": "m-1", "routing_key": "request.hotline12345", "payload": INBOUND})
+    assert set(raised.value.messages) == {"source"}
+    service.store.insert_request.assert_not_called()
+
+
+def test_inbound_message_ids_are_idempotency_keys_of_their_source_only():
+    service = worker_factory(IntakeService)
+    service.receive_inbound({"message_id": "m-1", "routing_key": "request.wechat", "payload": INBOUND})
+    service.store.find_by_idempotency_key.assert_called_once_with("inbound:wechat:m-1")

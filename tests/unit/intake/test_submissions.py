@@ -1,4 +1,5 @@
 """Filing and tracking logic over a real store (no broker)."""
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -6,7 +7,7 @@ import eventlet
 import pytest
 
 from services.intake import submissions
-from services.intake.storage import ANNOUNCED, PENDING, RequestStore
+from services.intake.storage import ANNOUNCED, PENDING, RequestStore, TrackingNumberTaken
 from wangge import events
 from wangge.mongo import connect
 
@@ -31,12 +32,27 @@ def file(store, text="路灯坏了", key=None, now=NOW, **fields):
     )
 
 
-def test_tracking_numbers_follow_the_local_day_and_count_up(store):
+def test_tracking_numbers_carry_the_local_day_and_a_random_part(store):
     first, second = file(store), file(store)
-    assert first.request["tracking_no"] == "YT-20261128-000001"
-    assert second.request["tracking_no"] == "YT-20261128-000002"
-    next_day = file(store, now=NOW + timedelta(days=1))
-    assert next_day.request["tracking_no"] == "YT-20261129-000001"
+    assert re.fullmatch(r"YT-20261128-\w{4}-\w{4}", first.request["tracking_no"])
+    assert first.request["tracking_no"] != second.request["tracking_no"]
+    assert file(store, now=NOW + timedelta(days=1)).request["tracking_no"].startswith("YT-20261129-")
+
+
+def test_a_tracking_number_drawn_twice_is_drawn_again(store, monkeypatch):
+    taken = file(store).request
+    draws = iter([taken["tracking_no"], taken["tracking_no"], "YT-20261128-NEW0-0001"])
+    monkeypatch.setattr(submissions, "new_tracking_no", lambda prefix, now, timezone_name: next(draws))
+    again = file(store, text="另一件事")
+    assert again.created and again.request["tracking_no"] == "YT-20261128-NEW0-0001"
+    assert store.find_by_tracking_no(taken["tracking_no"])["_id"] == taken["_id"]
+
+
+def test_filing_gives_up_when_every_draw_is_taken(store, monkeypatch):
+    taken = file(store).request["tracking_no"]
+    monkeypatch.setattr(submissions, "new_tracking_no", lambda prefix, now, timezone_name: taken)
+    with pytest.raises(TrackingNumberTaken):
+        file(store, text="另一件事")
 
 
 def test_concurrent_filings_never_share_a_tracking_number(store):
@@ -92,7 +108,8 @@ def change_event(request, status, at, version=None, event_id=None):
     return {
         "event_id": event_id or uuid.uuid4().hex,
         "data": {"case_id": "C-9", "request_id": request["_id"], "tracking_no": request["tracking_no"],
-                 "status": status, "at": at, "version": version, "grid_id": "G-1", "category": "water"},
+                 "status": status, "at": at, "version": version, "grid_id": "G-1", "grid_name": "南门社区02网格",
+                 "category": "water", "category_name": "供水"},
     }
 
 
@@ -106,6 +123,7 @@ def test_case_changes_apply_once_and_the_latest_wins(store):
     assert stored["status"] == "acknowledged"
     assert [h["status"] for h in stored["history"]] == ["received", "assigned", "acknowledged"]
     assert stored["case_id"] == "C-9" and stored["grid_id"] == "G-1"
+    assert (stored["grid_name"], stored["category_name"]) == ("南门社区02网格", "供水")
 
 
 def test_case_changes_follow_the_case_version_whatever_routings_clock_says(store):
@@ -132,8 +150,16 @@ def test_case_change_for_an_unknown_request_is_reported(store):
     assert submissions.apply_case_status(store, change_event(ghost, "assigned", NOW)) is False
 
 
-def test_public_view_masks_the_reporter(store):
-    request = file(store, reporter={"name": "鲍老伯", "phone": "13912345678"}).request
-    view = submissions.public_view(request)
-    assert view["reporter"] == {"name": "鲍**", "phone": "139****5678"}
-    assert "announce" not in view and "idempotency_key" not in view
+def test_the_received_entry_masks_phone_numbers_and_the_reporters_name(store):
+    filing = file(store, text="我是鲍老伯，电话13912345678", reporter={"name": "鲍老伯"})
+    submissions.announce(store, lambda kind, event: None, filing.request, NOW)
+    [entry] = store.sentiment_entries()
+    assert entry["summary"] == "我是鲍**，电话139****5678"
+
+
+def test_earlier_entries_of_a_request_join_the_grid_routing_found_for_it(store):
+    request = file(store).request
+    submissions.announce(store, lambda kind, event: None, request, NOW)
+    assert store.sentiment_entries("G-1") == []
+    assert submissions.apply_case_status(store, change_event(request, "assigned", NOW, version=0))
+    assert {entry["kind"] for entry in store.sentiment_entries("G-1")} == {"request_received", "case_status_changed"}
