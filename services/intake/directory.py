@@ -1,6 +1,6 @@
-"""Who works in a grid, as routing's grid directory says it (the grid's own record
-names its head and workers), read with intake's own client token and cached a
-while. Intake never reads routing's store."""
+"""Who works in, heads and leads a grid, as routing's grid directory says it (the
+grid's own record names its head, workers and the heads of its community and town),
+read with intake's own client token and cached a while. Intake never reads routing's store."""
 import time
 from urllib.parse import quote
 
@@ -23,7 +23,8 @@ class GridRecords:
         self.records = {}  # grid_id -> (record or None, read at)
 
     def grid(self, grid_id):
-        """The grid's record with its ``head`` and ``workers``; ``None`` if routing knows no such grid."""
+        """The grid's record with its ``head``, ``workers``, ``community_head`` and ``town_head``;
+        ``None`` if routing knows no such grid."""
         record, read_at = self.records.get(grid_id, (None, None))
         if read_at is None or time.monotonic() - read_at > self.cache_seconds:
             record = self._read(grid_id)

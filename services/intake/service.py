@@ -35,7 +35,7 @@ class UnknownRequest(Exception):
 
 
 class Grids(DependencyProvider):
-    """Routing's grid records (who works in a grid), read over HTTP with intake's own token and cached."""
+    """Routing's grid records (who works in, heads and leads a grid), read over HTTP with intake's own token and cached."""
 
     def setup(self):
         settings = self.container.config["REGISTRY"]
