@@ -14,11 +14,9 @@
   community and town; nothing tells a person's grids all at once).
 """
 from wangge.auth import Forbidden
+from wangge.grid_directory import serves_grid
 
 EVERYWHERE_ROLES = frozenset({"county_center", "county_admin"})
-GRID_ROLES = frozenset({"grid_worker", "grid_head"})
-# which head of a grid's record each lead role is
-LEAD_HEADS = {"community_lead": "community_head", "town_lead": "town_head"}
 INTEGRATOR = "integrator"
 
 
@@ -78,16 +76,6 @@ def idempotency_scope(caller):
     return f"subject:{caller.subject}"
 
 
-def works_in(caller, grid):
-    """Whether ``caller`` works in, heads or leads ``grid`` (a grid record; ``None``: no such grid)."""
-    if grid is None:
-        return False
-    if caller.has_any(GRID_ROLES) and ((grid.get("head") or {}).get("id") == caller.subject or any(
-            worker.get("id") == caller.subject for worker in grid.get("workers") or [])):
-        return True
-    return any(role in caller.roles and (grid.get(head) or {}).get("id") == caller.subject for role, head in LEAD_HEADS.items())
-
-
 def sentiment_log_grid(caller, grid_id, grids):
     """The grid whose entries ``caller`` reads (``None``: every grid's), or
     :class:`Forbidden` naming ``grid_id``. ``grids`` reads a grid's record."""
@@ -95,7 +83,7 @@ def sentiment_log_grid(caller, grid_id, grids):
         return grid_id
     if grid_id is None:
         raise Forbidden("Name the grid whose log you read.", {"grid_id": ["Required: a grid you work in, head or lead."]})
-    if not works_in(caller, grids.grid(grid_id)):
+    if not serves_grid(caller, grids.grid(grid_id)):
         raise Forbidden(f"{grid_id} is not a grid you work in, head or lead.",
                         {"grid_id": [f"{grid_id} is not a grid you work in, head or lead."]})
     return grid_id

@@ -8,6 +8,7 @@ from nameko.extensions import DependencyProvider
 
 from wangge import events
 from wangge.auth import ServiceCredentials
+from wangge.grid_directory import GridRecords
 from wangge.http import ApiError, NotFound, http, idempotency_key, read_json_body
 from wangge.logs import short_error
 from wangge.metrics import EntrypointMetrics
@@ -18,7 +19,6 @@ from wangge.timers import configured_timer
 from wangge.permissions import REQUESTS_FILE, REQUESTS_LOOKUP, REQUESTS_TRACK, SENTIMENT_LOG_READ
 
 from services.intake import access, metrics, submissions, views
-from services.intake.directory import GridRecords
 from services.intake.inbound import inbound, sending_source
 from services.intake.schemas import (
     CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema, RequestFiledSchema, RequestListSchema,

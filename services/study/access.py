@@ -8,11 +8,9 @@ registry says who belongs where; study reads it from routing, as it reads grids.
   (the grid's record names those heads too).
 """
 from wangge.auth import Forbidden
+from wangge.grid_directory import serves_grid
 
 EVERYWHERE_ROLES = frozenset({"study_editor", "county_admin"})
-GRID_ROLES = frozenset({"grid_worker", "grid_head"})
-# which head of a grid's record each lead role is
-LEAD_HEADS = {"community_lead": "community_head", "town_lead": "town_head"}
 
 
 class OutsideYourGrids(Forbidden):
@@ -22,21 +20,10 @@ class OutsideYourGrids(Forbidden):
         self.details = {"grid_ids": list(grid_ids)}
 
 
-def works_in(caller, grid):
-    """Whether ``caller`` works in, heads or leads ``grid`` (a grid record; ``None``: no such grid)."""
-    if grid is None:
-        return False
-    if caller.has_any(GRID_ROLES) and ((grid.get("head") or {}).get("id") == caller.subject or any(
-            worker.get("id") == caller.subject for worker in grid.get("workers") or [])):
-        return True
-    return any(caller.has_any({role}) and (grid.get(head) or {}).get("id") == caller.subject
-               for role, head in LEAD_HEADS.items())
-
-
 def require_grids(caller, directory, grid_ids):
     """Nothing, or ``OutsideYourGrids`` naming each of ``grid_ids`` the caller may not record for."""
     if caller.has_any(EVERYWHERE_ROLES):
         return
-    outside = sorted(grid_id for grid_id in set(grid_ids) if not works_in(caller, directory.grid(grid_id)))
+    outside = sorted(grid_id for grid_id in set(grid_ids) if not serves_grid(caller, directory.grid(grid_id)))
     if outside:
         raise OutsideYourGrids(outside)

@@ -2,20 +2,14 @@
 targets grids and checks members' grids against it, reads who works in a grid
 from the grid's own record, and never reads routing's store."""
 import time
-from urllib.parse import quote
 
 import requests
 
-from wangge.errors import ApiError
+from wangge.grid_directory import GridRecords, RegistryUnavailable
 
 PAGE_SIZE = 500
 # Readings of the whole registry before giving up while new editions keep arriving.
 READ_ATTEMPTS = 3
-
-
-class RegistryUnavailable(ApiError):
-    http_status = 503
-    error_code = "registry_unavailable"
 
 
 class GridDirectory:
@@ -26,7 +20,7 @@ class GridDirectory:
         self.timeout = timeout
         self.cached = None
         self.fetched_at = 0.0
-        self.records = {}  # grid_id -> (record or None, fetched at)
+        self.records = GridRecords(routing_url, cache_seconds, timeout, authorization)
 
     def grids(self):
         """{grid_id: {grid_id, name, town_id, town, community_id, community, wechat_groups}}"""
@@ -36,23 +30,9 @@ class GridDirectory:
         return self.cached
 
     def grid(self, grid_id):
-        """The grid's own record, with its ``head`` and ``workers``; ``None`` if routing knows no such grid."""
-        record, fetched_at = self.records.get(grid_id, (None, None))
-        if fetched_at is None or time.monotonic() - fetched_at > self.cache_seconds:
-            record = self._read_grid(grid_id)
-            self.records[grid_id] = (record, time.monotonic())
-        return record
-
-    def _read_grid(self, grid_id):
-        url = f"{self.routing_url}/api/v1/grids/{quote(grid_id, safe='')}"
-        try:
-            response = requests.get(url, headers=self.authorization(), timeout=self.timeout)
-            if response.status_code == 404:
-                return None
-            response.raise_for_status()
-            return response.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise RegistryUnavailable(f"Grid {grid_id} cannot be read from routing at {self.routing_url} ({exc}); try again shortly.") from exc
+        """The grid's own record, with its ``head``, ``workers`` and the heads of its
+        community and town; ``None`` if routing knows no such grid."""
+        return self.records.grid(grid_id)
 
     def _fetch(self):
         for _ in range(READ_ATTEMPTS):

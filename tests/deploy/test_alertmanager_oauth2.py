@@ -11,7 +11,7 @@ import stat
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from tests.deploy.files import read_yaml
+from tests.support.json_server import JsonHandler
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ class StandIns(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), StandInHandler)
 
 
-class StandInHandler(BaseHTTPRequestHandler):
+class StandInHandler(JsonHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == TOKEN_PATH:
@@ -45,26 +46,16 @@ class StandInHandler(BaseHTTPRequestHandler):
             self.server.token_requests.append({"authorization": self.headers.get("Authorization"), "form": form})
             expected = "Basic " + base64.b64encode(f"alertmanager:{SECRET}".encode()).decode()
             if self.headers.get("Authorization") == expected and form.get("grant_type") == "client_credentials":
-                self._json(200, {"access_token": f"token-{len(self.server.token_requests)}", "token_type": "Bearer",
+                self.answer_json(200, {"access_token": f"token-{len(self.server.token_requests)}", "token_type": "Bearer",
                                  "expires_in": 300})
             else:
-                self._json(401, {"error": "invalid_client"})
+                self.answer_json(401, {"error": "invalid_client"})
         elif self.path == "/api/v1/alerts":
             self.server.webhooks.append({"authorization": self.headers.get("Authorization"), "body": json.loads(body)})
-            self._json(200, {"accepted": 1})
+            self.answer_json(200, {"accepted": 1})
         else:
-            self._json(404, {"error": "not_found"})
+            self.answer_json(404, {"error": "not_found"})
 
-    def _json(self, status, document):
-        body = json.dumps(document).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
@@ -14,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from tests.support.json_server import JsonHandler, serving
 from wangge.auth import TokenVerifier, Unauthenticated
 
 ISSUER, AUDIENCE = "http://idp.test/realm", "wangge-api"
@@ -49,24 +48,14 @@ class Provider:
 def provider():
     provider = Provider()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self):
             provider.fetches += 1
-            body = json.dumps(provider.jwks()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer_json(200, provider.jwks())
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    provider.jwks_uri = f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    yield provider
-    server.shutdown()
+    with serving(Handler) as base_url:
+        provider.jwks_uri = f"{base_url}/jwks"
+        yield provider
 
 
 @pytest.fixture

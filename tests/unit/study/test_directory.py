@@ -1,12 +1,12 @@
 """Study reads routing's grid directory page by page over HTTP (a real server here)."""
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import ExitStack
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from services.study.directory import PAGE_SIZE, GridDirectory, RegistryUnavailable
+from services.study.directory import PAGE_SIZE, GridDirectory
+from tests.support.json_server import JsonHandler, serving
+from wangge.grid_directory import RegistryUnavailable
 
 
 class Routing:
@@ -36,34 +36,19 @@ class Routing:
 
 @pytest.fixture
 def routing_at():
-    servers = []
+    with ExitStack() as stack:
+        def start(routing):
+            class Handler(JsonHandler):
+                def do_GET(self):
+                    url = urlsplit(self.path)
+                    if url.path != "/api/v1/grids":
+                        self.answer_json(*routing.grid(unquote(url.path.rsplit("/", 1)[1])))
+                    else:
+                        self.answer_json(200, routing.page(int(parse_qs(url.query)["page"][0])))
 
-    def start(routing):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                url = urlsplit(self.path)
-                if url.path != "/api/v1/grids":
-                    status, answer = routing.grid(unquote(url.path.rsplit("/", 1)[1]))
-                else:
-                    status, answer = 200, routing.page(int(parse_qs(url.query)["page"][0]))
-                body = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+            return stack.enter_context(serving(Handler))
 
-            def log_message(self, *args):
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
+        yield start
 
 
 def test_a_new_edition_loaded_mid_read_is_read_again_from_the_first_page(routing_at):

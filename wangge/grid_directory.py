@@ -1,12 +1,18 @@
-"""Who works in, heads and leads a grid, as routing's grid directory says it (the
-grid's own record names its head, workers and the heads of its community and town),
-read with intake's own client token and cached a while. Intake never reads routing's store."""
+"""Routing's grid records as the other services read them: over HTTP, with the
+service's own client token, cached a while (no service reads routing's store).
+
+A grid's record names its head, its workers and the heads of its community and
+town, so it also says who serves the grid (:func:`serves_grid`)."""
 import time
 from urllib.parse import quote
 
 import requests
 
 from wangge.errors import ApiError
+
+GRID_ROLES = frozenset({"grid_worker", "grid_head"})
+# which head of a grid's record each lead role is
+LEAD_HEADS = {"community_lead": "community_head", "town_lead": "town_head"}
 
 
 class RegistryUnavailable(ApiError):
@@ -17,7 +23,7 @@ class RegistryUnavailable(ApiError):
 class GridRecords:
     def __init__(self, routing_url, cache_seconds, timeout, authorization):
         self.routing_url = routing_url
-        self.authorization = authorization  # () -> headers naming intake's own client
+        self.authorization = authorization  # () -> headers naming this service's own client
         self.cache_seconds = cache_seconds
         self.timeout = timeout
         self.records = {}  # grid_id -> (record or None, read at)
@@ -41,3 +47,13 @@ class GridRecords:
             return response.json()
         except (requests.RequestException, ValueError) as exc:
             raise RegistryUnavailable(f"Grid {grid_id} cannot be read from routing at {self.routing_url} ({exc}); try again shortly.") from exc
+
+
+def serves_grid(caller, grid):
+    """Whether ``caller`` works in, heads or leads ``grid`` (a grid record; ``None``: no such grid)."""
+    if grid is None:
+        return False
+    if caller.has_any(GRID_ROLES) and ((grid.get("head") or {}).get("id") == caller.subject or any(
+            worker.get("id") == caller.subject for worker in grid.get("workers") or [])):
+        return True
+    return any(role in caller.roles and (grid.get(head) or {}).get("id") == caller.subject for role, head in LEAD_HEADS.items())
