@@ -44,7 +44,8 @@ AWAY_SECONDS = 30
 AFTER_SECONDS = 8  # steady load once the node is back
 DRAIN_SECONDS = 90  # for the backlog to clear afterwards
 NOTIFIED_KINDS = {"case_assigned.worker", "case_assigned.resident"}
-TRACKING_NO = re.compile(r"YT-\d{8}-\d{6}")
+SOURCE = "hotline12345"
+TRACKING_NO = re.compile(r"YT-\d{8}-[0-9A-Z]{4}-[0-9A-Z]{4}")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ class InboundLoad:
         grid = self.grids[number % len(self.grids)]
         marker = uuid.uuid4().hex[:12]
         body = {
-            "source": "hotline12345",
+            "source": SOURCE,
             "submitted_at": datetime.now(timezone.utc).isoformat(),
             # one case per request: the duplicate check is off (DUPLICATE_THRESHOLD)
             "text": f"{grid['name']}第{number}号诉求：楼道照明损坏 {marker}",
@@ -190,7 +191,8 @@ def tally(platform, broker, message_ids):
     for notification in notifications:
         kinds_by_tracking_no.setdefault(notification["tracking_no"], []).append(notification["kind"])
     deliveries = platform.deliveries()
-    wanted = {f"inbound:{message_id}" for message_id in message_ids}
+    # intake keys an inbound message by its source and message id
+    wanted = {f"inbound:{SOURCE}:{message_id}" for message_id in message_ids}
     return {
         "published": len(wanted),
         "stored": len(wanted & set(requests_by_key)),

@@ -266,8 +266,10 @@ def test_grid_workers_and_heads_record_taking_part_only_in_their_own_grid(platfo
     more = head.post(study_url(platform, f"/api/v1/sessions/{held.json()['_id']}/attendance", 1), json={"attendees": ["m-0-b"]}, timeout=10)
     assert more.status_code == 403
 
-    lead = check_in(platform, "m-1-a", campaign_id, principal="lead-zc-nanmen")
-    assert lead.status_code == 403 and "permission" not in lead.json()
+    # community leads record for the grids of the community they head, not another's
+    assert check_in(platform, "m-1-b", campaign_id, principal="lead-zc-nanmen").status_code == 201
+    elsewhere = check_in(platform, "m-1-a", campaign_id, kind="commented", principal="lead-cf-yuzhou")
+    assert elsewhere.status_code == 403 and "permission" not in elsewhere.json()
     rows = {row["grid_id"]: row["participants"] for row in report(platform, campaign_id)}
     assert rows == {other["id"]: 0, own["id"]: 2}
 
