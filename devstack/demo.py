@@ -25,8 +25,7 @@ DEMO_REQUESTS = [
         "category": "welfare",
     }),
     ("demo-water", {
-        "channel": "hotline",
-        "source": "hotline12345",
+        "channel": "hotline",  # the hotline's own system would file with its integrator token
         "text": "方广社区悦山小区三号楼停水两天了，什么时候能恢复？",
         "address": "葛岭镇方广社区悦山小区3号楼",
         "external_ref": "HL-DEMO-0001",
