@@ -57,6 +57,15 @@ bench: install
 	$(PY) -m devstack test-broker
 	$(PY) -m bench.run
 
+## train the request classifier from services/routing/corpus/ (cached under var/classifier/)
+.PHONY: classifier eval-classifier
+classifier: install
+	$(PY) -m services.routing.learned_classifier train
+
+## the classifier on the held-out split: accuracy, macro-F1, recall per subclass, top confusions (docs/classifier-report.md)
+eval-classifier: install
+	$(PY) -m services.routing.learned_classifier eval --report docs/classifier-report.md
+
 ## regenerate the JSON Schema and RabbitMQ definitions from the code
 contracts: install
 	$(PY) -m devstack.contracts

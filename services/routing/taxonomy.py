@@ -36,6 +36,7 @@ class Subclass:
     name: str
     description: str
     examples: tuple[str, ...]
+    keywords: tuple[str, ...]  # words pointing to it, found anywhere in a text
     department: str
     sla: Sla
     complexity: str
@@ -115,6 +116,7 @@ class SubclassSchema(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=50))
     description = fields.String(required=True, validate=_text)
     examples = fields.List(fields.String(validate=_text), required=True, validate=validate.Length(min=1, max=10))
+    keywords = fields.List(_keyword, load_default=list, validate=validate.Length(max=50))
     department = fields.String(required=True, validate=_code)
     sla = fields.Nested(SlaSchema, required=True)
     complexity = fields.String(required=True, validate=validate.OneOf(COMPLEXITIES))
@@ -155,7 +157,7 @@ def validate_taxonomy(document):
                 problems[f"{path}.department"] = ["Must be one of the departments."]
             subclasses.setdefault(code, Subclass(
                 code=code, major=major_code, name=body["name"], description=body["description"],
-                examples=tuple(body["examples"]), department=body["department"], sla=body["sla"],
+                examples=tuple(body["examples"]), keywords=tuple(body["keywords"]), department=body["department"], sla=body["sla"],
                 complexity=body["complexity"], urgent=body["urgent"], category=body["category"],
             ))
         majors[major_code] = MajorClass(major_code, major["name"], major["standard"], tuple(major["subclasses"]))

@@ -1,0 +1,459 @@
+"""Classify a resident's request into the taxonomy (``taxonomy.yml``) with a
+linear model learned from the labelled corpus in ``corpus/``.
+
+The model reads character n-grams (robust to typos and to text without
+punctuation, as voice input gives it), jieba words, the taxonomy's keywords of
+each subclass and the keyword rules of ``rules.yml`` the text touches; a
+multinomial logistic regression gives every subclass a probability, and a
+classification names the top three. Besides the corpus it learns from each
+subclass's name and description, which is how a county's edit of the taxonomy
+reaches the model before the corpus has examples of it. The keyword
+rules still decide urgency: a gas smell or someone trapped is urgent whatever
+the model thinks (``rules.yml``'s and the taxonomy's ``urgent_keywords``).
+
+The model is trained on the corpus rows marked ``train`` only; the ``test`` rows
+are the held-out split ``eval`` reports on (``cv`` cross-validates on the train
+rows, to try a change without looking at the held-out ones). Training takes seconds, so the model
+is not shipped: ``load_or_train`` builds it on first use and caches it under
+``var/classifier/``, named by a fingerprint of everything it was built from.
+
+    python -m services.routing.learned_classifier train     # make classifier
+    python -m services.routing.learned_classifier eval      # make eval-classifier
+    python -m services.routing.learned_classifier classify 菜市场旁边的公共厕所很脏
+"""
+import argparse
+import csv
+import dataclasses
+import hashlib
+import os
+import sys
+import tempfile
+import time
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import sklearn
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from services.routing.classify import DEFAULT_RULES_PATH, Classifier as KeywordClassifier, load_rules
+from services.routing.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
+
+CORPUS_DIR = Path(__file__).with_name("corpus")
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "var" / "classifier"
+CORPUS_COLUMNS = ["subclass", "split", "text"]
+SPLITS = ("train", "test")
+TOP = 3
+# Bump when the features or the model change, so a cached model of the old kind
+# is never loaded.
+MODEL_FORMAT = 1
+# Chosen by 5-fold cross-validation on the train rows (`cv`): longer character
+# n-grams and more weight on words overfit a corpus of this size.
+CHAR_NGRAMS = (1, 2)
+WORD_NGRAMS = (1, 2)
+FEATURE_WEIGHTS = {"chars": 1.0, "words": 0.3, "subclass_keywords": 0.4, "rules": 0.2}
+REGULARISATION_C = 100.0
+CV_FOLDS = 5
+# Clauses of a subclass's description ("路灯、庭院灯、景观灯不亮") are training
+# documents of their own.
+_CLAUSE_BREAKS = str.maketrans({mark: "|" for mark in "、，。；：（）"})
+
+
+class CorpusError(ValueError):
+    """A corpus row that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    subclass: str
+    split: str
+    source: str  # file:line
+
+
+@dataclass(frozen=True)
+class Candidate:
+    subclass: str
+    major: str
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class LearnedClassification:
+    subclass: str
+    major: str
+    probability: float
+    candidates: tuple[Candidate, ...]  # the top three, most likely first
+    urgent: bool
+    complexity: str
+    department: str
+    category: str  # today's routing category of the subclass
+    matched: tuple[str, ...]  # the keywords behind urgency and complexity, in text order
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the feature extractors read of one text."""
+    chars: tuple[str, ...]  # runs of letters and digits, punctuation and spaces dropped
+    words: tuple[str, ...]
+    subclass_keywords: tuple[str, ...]  # subclasses one of whose taxonomy keywords occurs, once per keyword
+    rules: tuple[str, ...]  # rules.yml categories whose keywords occur, once per occurrence
+
+
+def load_corpus(corpus_dir=CORPUS_DIR, taxonomy=None):
+    """Every labelled request of ``corpus_dir/*.tsv``; raises CorpusError naming
+    the file and line of a row with an unknown subclass or split, or a text seen before."""
+    taxonomy = taxonomy or load_taxonomy()
+    examples, first_seen = [], {}
+    for path in sorted(Path(corpus_dir).glob("*.tsv")):
+        with open(path, encoding="utf-8", newline="") as file:
+            reader = csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE)
+            if next(reader, None) != CORPUS_COLUMNS:
+                raise CorpusError(f"{path.name}:1: the header must be {' / '.join(CORPUS_COLUMNS)}, tab-separated.")
+            for line_number, row in enumerate(reader, start=2):
+                source = f"{path.name}:{line_number}"
+                if len(row) != len(CORPUS_COLUMNS):
+                    raise CorpusError(f"{source}: give {len(CORPUS_COLUMNS)} tab-separated columns.")
+                subclass, split, text = (value.strip() for value in row)
+                if subclass not in taxonomy.subclasses:
+                    raise CorpusError(f"{source}: {subclass!r} is not a subclass of the taxonomy.")
+                if split not in SPLITS:
+                    raise CorpusError(f"{source}: the split must be one of {', '.join(SPLITS)}.")
+                key = _normalise(text).replace(" ", "")  # punctuation and spaces aside
+                if not key:
+                    raise CorpusError(f"{source}: the text is empty.")
+                if key in first_seen:
+                    raise CorpusError(f"{source}: the same text as {first_seen[key]}.")
+                first_seen[key] = source
+                examples.append(Example(text, subclass, split, source))
+    if not examples:
+        raise CorpusError(f"No labelled requests in {corpus_dir}.")
+    return examples
+
+
+def _normalise(text):
+    # NFKC folds full-width letters, digits and punctuation into their plain forms.
+    return " ".join("".join(char if char.isalnum() else " " for char in unicodedata.normalize("NFKC", text).lower()).split())
+
+
+def _char_ngrams(document):
+    grams = []
+    for run in document.chars:
+        padded = f" {run} "
+        for size in range(CHAR_NGRAMS[0], CHAR_NGRAMS[1] + 1):
+            grams += [padded[start:start + size] for start in range(len(padded) - size + 1)]
+    return [gram for gram in grams if gram.strip()]
+
+
+def _word_ngrams(document):
+    words = document.words
+    grams = list(words)
+    for size in range(2, WORD_NGRAMS[1] + 1):
+        grams += [" ".join(words[start:start + size]) for start in range(len(words) - size + 1)]
+    return grams
+
+
+def _subclass_keyword_features(document):
+    return list(document.subclass_keywords)
+
+
+def _rule_features(document):
+    return list(document.rules)
+
+
+def build_model():
+    """The untrained pipeline: three vectorisers over a Prepared text and a linear model."""
+    def vectoriser(analyzer):
+        return TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, lowercase=False)
+    features = FeatureUnion(
+        [("chars", vectoriser(_char_ngrams)), ("words", vectoriser(_word_ngrams)),
+         ("subclass_keywords", vectoriser(_subclass_keyword_features)), ("rules", vectoriser(_rule_features))],
+        transformer_weights=FEATURE_WEIGHTS,
+    )
+    return Pipeline([("features", features), ("model", LogisticRegression(C=REGULARISATION_C, max_iter=5000))])
+
+
+class LearnedClassifier:
+    """A trained model with the taxonomy and keyword rules it was built with."""
+
+    def __init__(self, taxonomy, rules, model=None):
+        self.taxonomy = taxonomy
+        self.rules = rules
+        # The taxonomy's urgent words join the rules' in a keyword classifier of
+        # our own, which keeps its own jieba dictionary.
+        self.keywords = KeywordClassifier(dataclasses.replace(
+            rules, urgent_keywords=tuple(dict.fromkeys(rules.urgent_keywords + taxonomy.urgent_keywords)),
+        ))
+        self._rule_keywords = {
+            category_id: frozenset(category.keywords) for category_id, category in rules.categories.items()
+        }
+        self._subclass_keywords = [
+            (_normalise(keyword).replace(" ", ""), code)
+            for code, subclass in taxonomy.subclasses.items() for keyword in subclass.keywords
+        ]
+        self.model = model
+
+    def prepare(self, text):
+        normalised = _normalise(text)
+        tokens = self.keywords.tokens(unicodedata.normalize("NFKC", text).lower())
+        joined = normalised.replace(" ", "")
+        return Prepared(
+            chars=tuple(normalised.split()),
+            words=tuple(tokens),
+            subclass_keywords=tuple(code for keyword, code in self._subclass_keywords if keyword in joined),
+            rules=tuple(
+                category_id for token in tokens
+                for category_id, keywords in self._rule_keywords.items() if token in keywords
+            ),
+        )
+
+    def taxonomy_documents(self):
+        """(text, subclass) of each subclass's name with its description, and of
+        each clause of the description."""
+        documents = []
+        for code, subclass in self.taxonomy.subclasses.items():
+            documents.append((f"{subclass.name}：{subclass.description}", code))
+            clauses = subclass.description.translate(_CLAUSE_BREAKS).split("|")
+            documents += [(clause, code) for clause in clauses if len(clause.strip()) >= 2]
+        return documents
+
+    def train(self, examples):
+        """Fit on the examples marked train, and the taxonomy's own words."""
+        pairs = [(example.text, example.subclass) for example in examples if example.split == "train"]
+        pairs += self.taxonomy_documents()
+        self.model = build_model().fit([self.prepare(text) for text, _ in pairs], [code for _, code in pairs])
+        return self
+
+    def cross_validate(self, examples, folds=CV_FOLDS):
+        """Mean accuracy over stratified folds of the train examples (each fold's
+        model also learns the taxonomy's words); the held-out examples are not read."""
+        training = [example for example in examples if example.split == "train"]
+        prepared = [self.prepare(example.text) for example in training]
+        labels = [example.subclass for example in training]
+        extra = [(self.prepare(text), code) for text, code in self.taxonomy_documents()]
+        scores = []
+        for fit_rows, check_rows in StratifiedKFold(folds, shuffle=True, random_state=0).split(prepared, labels):
+            model = build_model().fit([prepared[i] for i in fit_rows] + [document for document, _ in extra],
+                                      [labels[i] for i in fit_rows] + [code for _, code in extra])
+            scores.append(model.score([prepared[i] for i in check_rows], [labels[i] for i in check_rows]))
+        return sum(scores) / len(scores)
+
+    def probabilities(self, texts):
+        """Each text's probability per subclass, in the order of ``self.model.classes_``."""
+        return self.model.predict_proba([self.prepare(text) for text in texts])
+
+    def classify(self, text):
+        probabilities = self.probabilities([text])[0]
+        ranked = sorted(zip(self.model.classes_, probabilities), key=lambda pair: -pair[1])[:TOP]
+        candidates = tuple(
+            Candidate(str(code), self.taxonomy.subclasses[code].major, self.taxonomy.subclasses[code].name, round(float(p), 4))
+            for code, p in ranked
+        )
+        best = self.taxonomy.subclasses[candidates[0].subclass]
+        keywords = self.keywords.classify(text)
+        complex_case = best.complexity == "complex" or any(word in keywords.matched for word in self.rules.complex_keywords)
+        return LearnedClassification(
+            subclass=best.code,
+            major=best.major,
+            probability=candidates[0].probability,
+            candidates=candidates,
+            urgent=best.urgent or keywords.urgent,
+            complexity="complex" if complex_case else "simple",
+            department=best.department,
+            category=best.category,
+            matched=tuple(word for word in keywords.matched
+                          if word in self.keywords.rules.urgent_keywords or word in self.rules.complex_keywords),
+        )
+
+
+def fingerprint(corpus_dir=CORPUS_DIR, taxonomy_path=DEFAULT_TAXONOMY_PATH, rules_path=DEFAULT_RULES_PATH):
+    """Names a model by everything it is built from: a change to any retrains it."""
+    digest = hashlib.sha256(f"format {MODEL_FORMAT}; scikit-learn {sklearn.__version__}\n".encode())
+    for path in [Path(taxonomy_path), Path(rules_path), *sorted(Path(corpus_dir).glob("*.tsv"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def train(corpus_dir=CORPUS_DIR, taxonomy_path=DEFAULT_TAXONOMY_PATH, rules_path=DEFAULT_RULES_PATH):
+    taxonomy = load_taxonomy(taxonomy_path)
+    classifier = LearnedClassifier(taxonomy, load_rules(rules_path))
+    return classifier.train(load_corpus(corpus_dir, taxonomy))
+
+
+def load_or_train(model_dir=DEFAULT_MODEL_DIR, corpus_dir=CORPUS_DIR, taxonomy_path=DEFAULT_TAXONOMY_PATH,
+                  rules_path=DEFAULT_RULES_PATH):
+    """The cached model built from these files, trained and cached first if there is none."""
+    model_path = Path(model_dir) / f"model-{fingerprint(corpus_dir, taxonomy_path, rules_path)}.joblib"
+    taxonomy = load_taxonomy(taxonomy_path)
+    rules = load_rules(rules_path)
+    if model_path.exists():
+        return LearnedClassifier(taxonomy, rules, joblib.load(model_path))
+    classifier = train(corpus_dir, taxonomy_path, rules_path)
+    save(classifier, model_path)
+    return classifier
+
+
+def save(classifier, model_path):
+    """Write the model beside its final name and move it there, so a reader never
+    finds half a file; older models in the folder are removed."""
+    model_path = Path(model_path)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=model_path.parent, suffix=".tmp", delete=False) as file:
+        joblib.dump(classifier.model, file)
+    os.replace(file.name, model_path)
+    for old in model_path.parent.glob("model-*.joblib"):
+        if old != model_path:
+            old.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    size: int
+    accuracy: float
+    macro_f1: float
+    top3_accuracy: float
+    major_accuracy: float
+    recall: dict[str, float]  # per subclass
+    support: dict[str, int]
+    confusions: list[tuple[str, str, int]]  # (true, predicted, count), most frequent first
+    mistakes: list[tuple[str, str, str]]  # (text, true, predicted)
+
+
+def evaluate(classifier, examples):
+    """How the classifier does on the held-out rows (never trained on)."""
+    held_out = [example for example in examples if example.split == "test"]
+    truth = [example.subclass for example in held_out]
+    probabilities = classifier.probabilities([example.text for example in held_out])
+    classes = list(classifier.model.classes_)
+    ranked = [[classes[index] for index in row.argsort()[::-1][:TOP]] for row in probabilities]
+    predicted = [row[0] for row in ranked]
+    labels = sorted(set(truth))
+    recalls = recall_score(truth, predicted, labels=labels, average=None, zero_division=0)
+    major = classifier.taxonomy.subclasses
+    confusions = Counter((true, guess) for true, guess in zip(truth, predicted) if true != guess)
+    return Evaluation(
+        size=len(held_out),
+        accuracy=accuracy_score(truth, predicted),
+        macro_f1=f1_score(truth, predicted, labels=labels, average="macro", zero_division=0),
+        top3_accuracy=sum(true in row for true, row in zip(truth, ranked)) / len(held_out),
+        major_accuracy=sum(major[true].major == major[guess].major for true, guess in zip(truth, predicted)) / len(held_out),
+        recall=dict(zip(labels, (float(value) for value in recalls))),
+        support=dict(Counter(truth)),
+        confusions=sorted(((true, guess, count) for (true, guess), count in confusions.items()), key=lambda c: (-c[2], c[0], c[1])),
+        mistakes=[(example.text, true, guess) for example, true, guess in zip(held_out, truth, predicted) if true != guess],
+    )
+
+
+# The requests the keyword rules got wrong, as residents wrote them.
+FIELD_EXAMPLES = [
+    ("菜市场旁边的公共厕所很脏", "public_toilets"),
+    ("进村的水泥路塌了一个大坑", "road_damage"),
+    ("台风过后路上倒了一棵大树，挡住了路", "trees"),
+    ("楼上漏水把我家天花板泡坏了，楼上不肯赔偿", "neighbour_disputes"),
+    ("楼下广场舞天天跳到晚上十点，吵得孩子没法写作业", "noise"),
+    ("隔壁邻居在楼顶私自搭了个铁皮房", "illegal_construction"),
+]
+
+
+def report(classifier, examples, evaluation, seconds):
+    taxonomy = classifier.taxonomy
+    train_size = sum(example.split == "train" for example in examples)
+
+    def label(code):
+        return f"{code} ({taxonomy.subclasses[code].name})"
+
+    lines = [
+        "# The learned classifier on the held-out split",
+        "",
+        "Made by `make eval-classifier` (`python -m services.routing.learned_classifier eval`); do not edit by hand.",
+        "",
+        f"- taxonomy version {taxonomy.version}: {len(taxonomy.majors)} major classes, {len(taxonomy.subclasses)} subclasses",
+        f"- corpus: {len(examples)} labelled requests, {train_size} trained on, {evaluation.size} held out",
+        f"- model: logistic regression over character {CHAR_NGRAMS[0]}–{CHAR_NGRAMS[1]}-grams, jieba words and word pairs,"
+        f" the taxonomy's keywords and the keyword rules (scikit-learn {sklearn.__version__}); trained in {seconds:.1f} s"
+        f" on the train rows and the taxonomy's descriptions",
+        "",
+        "| measure | held-out split |",
+        "|---|---|",
+        f"| accuracy (subclass) | {evaluation.accuracy:.1%} |",
+        f"| macro-F1 (subclass) | {evaluation.macro_f1:.1%} |",
+        f"| top-3 accuracy | {evaluation.top3_accuracy:.1%} |",
+        f"| accuracy (major class) | {evaluation.major_accuracy:.1%} |",
+        "",
+        "## The requests the keyword rules got wrong",
+        "",
+        "| request | expected | top 3 |",
+        "|---|---|---|",
+    ]
+    for text, expected in FIELD_EXAMPLES:
+        result = classifier.classify(text)
+        top = ", ".join(f"{candidate.subclass} {candidate.probability:.2f}" for candidate in result.candidates)
+        mark = "" if result.subclass == expected else " ✗"
+        lines.append(f"| {text} | {expected}{mark} | {top} |")
+    lines += ["", "## Recall per subclass", "", "| major class | subclass | held out | recall |", "|---|---|---|---|"]
+    for major in taxonomy.majors.values():
+        for code in major.subclasses:
+            if code in evaluation.recall:
+                lines.append(f"| {major.name} | {label(code)} | {evaluation.support[code]} | {evaluation.recall[code]:.0%} |")
+    lines += ["", "## Top confusions", "", "| true | predicted | count |", "|---|---|---|"]
+    lines += [f"| {label(true)} | {label(guess)} | {count} |" for true, guess, count in evaluation.confusions[:15]]
+    lines += ["", "## Every held-out mistake", "", "| request | true | predicted |", "|---|---|---|"]
+    lines += [f"| {text} | {true} | {guess} |" for text, true, guess in evaluation.mistakes]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m services.routing.learned_classifier", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=CORPUS_DIR)
+    parser.add_argument("--taxonomy", type=Path, default=DEFAULT_TAXONOMY_PATH)
+    parser.add_argument("--rules", type=Path, default=DEFAULT_RULES_PATH)
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("train", help="train on the corpus's train rows and cache the model under --model-dir")
+    evaluate_command = commands.add_parser("eval", help="train, then report on the held-out rows")
+    evaluate_command.add_argument("--report", type=Path, help="also write the report (Markdown) here")
+    commands.add_parser("cv", help=f"{CV_FOLDS}-fold cross-validation on the train rows (the held-out rows are not read)")
+    classify_command = commands.add_parser("classify", help="the top 3 subclasses of each text")
+    classify_command.add_argument("texts", nargs="+")
+    args = parser.parse_args(argv)
+
+    if args.command == "classify":
+        classifier = load_or_train(args.model_dir, args.corpus, args.taxonomy, args.rules)
+        for text in args.texts:
+            result = classifier.classify(text)
+            top = "  ".join(f"{c.subclass} {c.name} {c.probability:.2f}" for c in result.candidates)
+            flags = ", ".join(filter(None, ["urgent" if result.urgent else "", result.complexity, result.department]))
+            print(f"{text}\n  {top}\n  {flags}")
+        return 0
+    if args.command == "cv":
+        taxonomy = load_taxonomy(args.taxonomy)
+        classifier = LearnedClassifier(taxonomy, load_rules(args.rules))
+        accuracy = classifier.cross_validate(load_corpus(args.corpus, taxonomy))
+        print(f"{CV_FOLDS}-fold cross-validated accuracy on the train rows: {accuracy:.1%}")
+        return 0
+    started = time.monotonic()
+    classifier = train(args.corpus, args.taxonomy, args.rules)
+    seconds = time.monotonic() - started
+    examples = load_corpus(args.corpus, classifier.taxonomy)
+    if args.command == "train":
+        model_path = args.model_dir / f"model-{fingerprint(args.corpus, args.taxonomy, args.rules)}.joblib"
+        save(classifier, model_path)
+        trained = sum(example.split == "train" for example in examples)
+        print(f"Trained on {trained} of {len(examples)} labelled requests in {seconds:.1f} s: {model_path}")
+        return 0
+    text = report(classifier, examples, evaluate(classifier, examples), seconds)
+    print(text, end="")
+    if args.report:
+        args.report.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
