@@ -95,23 +95,27 @@ class TokenVerifier:
         if header.get("alg") not in self.algorithms:
             raise Unauthenticated(f"Tokens signed with {header.get('alg')!r} are not accepted.")
         key = self._signing_key(header.get("kid"))
+        if key.algorithm_name != header.get("alg"):
+            # the key says which algorithm it is for: an ES256 header on an RSA key is forged
+            raise Unauthenticated(f"Tokens signed with {header.get('alg')!r} are not accepted for this key.")
         try:
             claims = jwt.decode(
-                token, key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
+                token, key.key, algorithms=[key.algorithm_name], audience=self.audience, issuer=self.issuer,
                 leeway=self.leeway, options={"require": ["exp", "iat", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("The bearer token has expired.") from exc
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, TypeError, ValueError) as exc:  # a malformed token is never a 500
             raise Unauthenticated(f"The bearer token is not valid: {exc}.") from exc
         subject = claim_at(claims, self.subject_claim)
         if not isinstance(subject, str) or not subject:
             raise Unauthenticated(f"The bearer token names no {self.subject_claim}.")
         roles = claim_at(claims, self.roles_claim) or []
+        source = claims.get(self.source_claim)
         return Caller(
             subject=subject,
             roles=frozenset(role for role in roles if isinstance(role, str)) if isinstance(roles, list) else frozenset(),
-            source=claims.get(self.source_claim),
+            source=source if isinstance(source, str) and source else None,
             name=claims.get("name"),
         )
 
@@ -121,11 +125,11 @@ class TokenVerifier:
             found = next((k for k in keys if k.key_id == kid), None)
             if found is None and self._may_refresh():
                 found = next((k for k in self.keys.get_signing_keys(refresh=True) if k.key_id == kid), None)
-        except jwt.PyJWKClientError as exc:
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:
             raise Unauthenticated("The identity provider's keys cannot be read; try again shortly.") from exc
         if found is None:
             raise Unauthenticated("The bearer token is signed with a key the identity provider does not publish.")
-        return found.key
+        return found
 
     def _may_refresh(self):
         with self._lock:

@@ -5,6 +5,7 @@ Every answer is JSON, errors included: the handlers' own (``ApiError``,
 server's (a malformed request, a URL too long)."""
 import json
 import logging
+from urllib.parse import urlsplit
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -131,7 +132,13 @@ def read_json_body(request, max_bytes=MAX_BODY_BYTES):
 def http_error_response(exc):
     """A werkzeug ``HTTPException`` (no route, wrong method, …) as our JSON error."""
     code = (exc.name or "error").lower().replace(" ", "_")
-    headers = [(name, value) for name, value in exc.get_headers() if name.lower() in ("allow", "location")]
+    headers = [(name, value) for name, value in exc.get_headers() if name.lower() == "allow"]
+    new_url = getattr(exc, "new_url", None)  # werkzeug's redirect (e.g. a doubled slash)
+    if new_url:
+        # relative, so the client's Host header never comes back in it
+        parts = urlsplit(new_url)
+        headers.append(("Location", parts.path + (f"?{parts.query}" if parts.query else "")))
+        return json_response(error_body(code, "The resource is at another path."), exc.code, headers)
     return json_response(error_body(code, exc.description or exc.name), exc.code or 500, headers)
 
 

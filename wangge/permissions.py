@@ -61,8 +61,8 @@ STUDY_READ = Permission("study.read", (*STAFF_ROLES, "service"), "all")
 STUDY_EDIT = Permission("study.edit", ("study_editor",), "all: contents and campaigns")
 MEMBERS_IMPORT = Permission("members.import", ("county_admin",), "all; changing members stored before needs replace=true")
 PARTICIPATION_RECORD = Permission("participation.record", ("grid_worker", "grid_head", "community_lead", "town_lead", "study_editor"),
-                                  "members and sessions of the grids the caller works in or heads (all, for study editors; "
-                                  "community and town leads none yet: the directory names no community or town heads)")
+                                  "members and sessions of the grids the caller works in, heads, or leads as head of "
+                                  "their community or town (all, for study editors)")
 
 ALL = (PUBLIC, REQUESTS_FILE, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
        CASES_READ, CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,

@@ -37,14 +37,15 @@ class Area:
         """The role of the grids, community, town or department through which
         this area reaches ``case``, or ``None``."""
         department = (case.get("department") or {}).get("id")
+        # the widest reach first: a lead who also works in the grid acts as the lead
+        if case.get("town_id") in self.town_ids:
+            return "town_lead"
+        if case.get("community_id") in self.community_ids:
+            return "community_lead"
         if case.get("grid_id") in self.headed_grid_ids:
             return "grid_head"
         if case.get("grid_id") in self.grid_ids:
             return "grid_worker"
-        if case.get("community_id") in self.community_ids:
-            return "community_lead"
-        if case.get("town_id") in self.town_ids:
-            return "town_lead"
         if case.get("level") == "department" and department in self.department_ids:
             return "department"
         return None

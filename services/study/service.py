@@ -21,6 +21,12 @@ from services.study.directory import GridDirectory
 from services.study.storage import StudyStore
 
 
+def sender_key(request):
+    """The request's ``Idempotency-Key`` as compared with the same sender's keys only."""
+    key = idempotency_key(request)
+    return key and f"subject:{request.caller.subject}:{key}"
+
+
 class Grids(DependencyProvider):
     """routing's grid registry, read over HTTP and cached."""
 
@@ -86,7 +92,7 @@ class StudyService(HealthAndMetrics):
           responses={201: schemas.CampaignViewSchema, 200: schemas.CampaignViewSchema}, errors=(404, 503))
     def create_campaign(self, request):
         body = schemas.CampaignSchema().load(read_json_body(request))
-        campaign, created = workflow.create_campaign(self.store, self.grids, self.policy, body, events.utcnow(), idempotency_key(request))
+        campaign, created = workflow.create_campaign(self.store, self.grids, self.policy, body, events.utcnow(), sender_key(request))
         return (201 if created else 200), schemas.CampaignViewSchema().dump(with_grid_count(campaign))
 
     @http("GET", "/api/v1/campaigns", allow=STUDY_READ, summary="The latest campaigns", responses={200: schemas.CampaignListSchema})
@@ -152,7 +158,7 @@ class StudyService(HealthAndMetrics):
     def record_session(self, request):
         """Grid workers and heads record sessions of their own grids, attended by their members."""
         body = schemas.SessionSchema().load(read_json_body(request))
-        session, created = workflow.record_session(self.store, self.grids, request.caller, body, events.utcnow(), idempotency_key(request))
+        session, created = workflow.record_session(self.store, self.grids, request.caller, body, events.utcnow(), sender_key(request))
         return (201 if created else 200), schemas.SessionViewSchema().dump(session)
 
     @http("POST", "/api/v1/sessions/<string:session_id>/attendance", allow=PARTICIPATION_RECORD, summary="Add attendance to a meeting",

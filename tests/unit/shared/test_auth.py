@@ -154,3 +154,14 @@ def test_the_person_can_be_read_from_another_claim(provider):
     assert verifier.verify(token).subject == "w-zc-nanmen-02-1"
     with pytest.raises(Unauthenticated, match="preferred_username"):
         verifier.verify(provider.token(sub="0b6e1f2a-keycloak-id"))
+
+
+def test_a_header_naming_another_algorithm_than_the_keys_is_refused_not_a_crash(provider, verifier):
+    header, payload, signature = provider.token().split(".")
+    forged = f"{b64({'alg': 'ES256', 'typ': 'JWT', 'kid': 'k1'})}.{payload}.{signature}"
+    with pytest.raises(Unauthenticated, match="not accepted for this key"):
+        verifier.verify(forged)
+
+
+def test_a_source_that_is_not_a_name_is_ignored(provider, verifier):
+    assert verifier.verify(provider.token(roles=["integrator"], source=["hotline12345", "wechat"])).source is None

@@ -19,3 +19,14 @@ def test_unpaired_surrogates_are_refused_naming_the_body(raw):
 
 def test_a_surrogate_pair_is_one_character():
     assert read_json_body(request_with(b'{"text": "\\ud83d\\ude00"}')) == {"text": "\U0001F600"}
+
+
+def test_a_redirect_points_to_a_relative_path_never_the_clients_host():
+    from werkzeug.routing import RequestRedirect
+
+    from wangge.http import http_error_response
+
+    response = http_error_response(RequestRedirect("http://evil.example/api/v1/cases?page=2"))
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/api/v1/cases?page=2"
+    assert "evil.example" not in response.get_data(as_text=True)
