@@ -57,7 +57,7 @@ MODEL_FORMAT = 1
 # n-grams and more weight on words overfit a corpus of this size.
 CHAR_NGRAMS = (1, 2)
 WORD_NGRAMS = (1, 2)
-FEATURE_WEIGHTS = {"chars": 1.0, "words": 0.3, "subclass_keywords": 0.4, "rules": 0.2}
+FEATURE_WEIGHTS = {"chars": 1.0, "words": 0.5, "subclass_keywords": 0.2, "rules": 0.2}
 REGULARISATION_C = 100.0
 CV_FOLDS = 5
 # Clauses of a subclass's description ("路灯、庭院灯、景观灯不亮") are training
