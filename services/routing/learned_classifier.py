@@ -362,7 +362,8 @@ FIELD_EXAMPLES = [
 ]
 
 
-def report(classifier, examples, evaluation, seconds):
+def report(classifier, examples, evaluation):
+    """The evaluation as Markdown; the same corpus, taxonomy and rules give the same text."""
     taxonomy = classifier.taxonomy
     train_size = sum(example.split == "train" for example in examples)
 
@@ -377,8 +378,11 @@ def report(classifier, examples, evaluation, seconds):
         f"- taxonomy version {taxonomy.version}: {len(taxonomy.majors)} major classes, {len(taxonomy.subclasses)} subclasses",
         f"- corpus: {len(examples)} labelled requests, {train_size} trained on, {evaluation.size} held out",
         f"- model: logistic regression over character {CHAR_NGRAMS[0]}–{CHAR_NGRAMS[1]}-grams, jieba words and word pairs,"
-        f" the taxonomy's keywords and the keyword rules (scikit-learn {sklearn.__version__}); trained in {seconds:.1f} s"
-        f" on the train rows and the taxonomy's descriptions",
+        f" the taxonomy's keywords and the keyword rules (scikit-learn {sklearn.__version__}),"
+        f" trained on the train rows and the taxonomy's descriptions",
+        "- probabilities are the model's own, not calibrated: the top one is often near 1",
+        "- reproduce: `make eval-classifier`; try a change without reading the held-out rows:"
+        " `python -m services.routing.learned_classifier cv`",
         "",
         "| measure | held-out split |",
         "|---|---|",
@@ -448,7 +452,9 @@ def main(argv=None):
         trained = sum(example.split == "train" for example in examples)
         print(f"Trained on {trained} of {len(examples)} labelled requests in {seconds:.1f} s: {model_path}")
         return 0
-    text = report(classifier, examples, evaluate(classifier, examples), seconds)
+    print(f"Trained on {sum(example.split == 'train' for example in examples)} labelled requests in {seconds:.1f} s.",
+          file=sys.stderr)
+    text = report(classifier, examples, evaluate(classifier, examples))
     print(text, end="")
     if args.report:
         args.report.write_text(text, encoding="utf-8")

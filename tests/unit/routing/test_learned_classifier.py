@@ -5,7 +5,7 @@ import pytest
 
 import services.routing.learned_classifier as learned
 from services.routing.learned_classifier import (
-    FIELD_EXAMPLES, CorpusError, LearnedClassifier, load_corpus, load_or_train, train,
+    FIELD_EXAMPLES, CorpusError, LearnedClassifier, evaluate, load_corpus, load_or_train, train,
 )
 from services.routing.taxonomy import load_taxonomy
 
@@ -80,6 +80,13 @@ def test_the_held_out_rows_are_never_trained_on(tmp_path, monkeypatch):
     seen = {"".join(document.chars) for document in fitted}
     assert "路灯不亮了" in seen and "公厕太脏了" in seen
     assert "门口那盏灯坏了" not in seen and "厕所没水冲" not in seen
+
+
+def test_on_the_held_out_split_it_meets_the_targets(classifier, corpus):
+    evaluation = evaluate(classifier, corpus)
+    assert evaluation.size == sum(example.split == "test" for example in corpus)
+    assert evaluation.accuracy >= 0.90
+    assert evaluation.macro_f1 >= 0.85
 
 
 @pytest.mark.parametrize("text, subclass", FIELD_EXAMPLES)
