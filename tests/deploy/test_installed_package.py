@@ -110,3 +110,14 @@ def test_an_operator_overrides_settings_by_environment_or_by_a_mounted_file(inst
             assert filed["tracking_no"].startswith(prefix + "-")
         finally:
             process.stop()
+
+
+def test_every_file_of_the_services_and_the_shared_package_is_installed(installed):
+    """Data files (templates, rule files, the classifier's corpus) included: what the
+    source tree holds and the image lacks would fail only in production."""
+    _, site_packages, work = installed
+    source = work / "source"
+    shipped = [path.relative_to(source) for package in ("services", "wangge") for path in (source / package).rglob("*")
+               if path.is_file() and "__pycache__" not in path.parts]
+    missing = [str(path) for path in shipped if not (site_packages / path).is_file()]
+    assert shipped and missing == []
