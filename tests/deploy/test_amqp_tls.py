@@ -28,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kombu import Connection
 
 from tests.support.ports import free_port
+from tests.support.private_broker import BrokerUnavailable, run_as, without_private_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 TLS_CONF = ROOT / "deploy" / "rabbitmq" / "tls.conf"
@@ -41,6 +42,13 @@ pytestmark = pytest.mark.skipif(not (RABBITMQ_BIN / "rabbitmq-server").exists(),
 
 def _name(common_name):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def broker_user_prefix():
+    try:
+        return run_as()
+    except BrokerUnavailable as exc:
+        without_private_broker(exc)
 
 
 def _private_pem(key):
@@ -77,18 +85,6 @@ def make_certificates(directory):
 
 
 # -- a node of our own ------------------------------------------------------------------------
-
-def _run_as():
-    if os.geteuid() != 0:
-        return []
-    try:
-        pwd.getpwnam("rabbitmq")
-    except KeyError:
-        pytest.skip("no rabbitmq user to run RabbitMQ as")
-    if not shutil.which("runuser"):
-        pytest.skip("runuser is needed to run RabbitMQ as its own user")
-    return ["runuser", "-u", "rabbitmq", "--"]
-
 
 class TlsNode:
     def __init__(self, directory):
@@ -129,7 +125,7 @@ class TlsNode:
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
             "RABBITMQ_CONF_ENV_FILE": str(self.directory / "rabbitmq-env.conf"),
         }
-        return [*_run_as(), "env", "-i", *(f"{key}={value}" for key, value in env.items()), str(RABBITMQ_BIN / script), *args]
+        return [*broker_user_prefix(), "env", "-i", *(f"{key}={value}" for key, value in env.items()), str(RABBITMQ_BIN / script), *args]
 
     def trusted_connection(self, host="localhost"):
         return Connection(f"amqps://guest:guest@localhost:{self.tls_port}//", connect_timeout=5,
