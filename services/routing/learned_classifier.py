@@ -11,8 +11,17 @@ reaches the model before the corpus has examples of it. The keyword
 rules still decide urgency: a gas smell or someone trapped is urgent whatever
 the model thinks (``rules.yml``'s and the taxonomy's ``urgent_keywords``).
 
-The model is trained on the corpus rows marked ``train`` only; the ``test`` rows
-are the held-out split ``eval`` reports on (``cv`` cross-validates on the train
+The probabilities are calibrated by temperature scaling: one temperature,
+fitted on predictions for a fold of the train rows by a model that did not learn
+from them, rescales the model's scores so that a probability says about how
+often such answers are right. Routing dispatches a request by itself only when
+its top probability reaches ``CONFIDENCE_THRESHOLD`` (``config.yml``); ``eval``
+derives that threshold from the held-out split (``confidence_threshold``) and
+reports what it means there.
+
+The model and its temperature are fitted on the corpus rows marked ``train``
+only; the ``test`` rows are the held-out split ``eval`` reports on and chooses
+the threshold from (``cv`` cross-validates on the train
 rows, to try a change without looking at the held-out ones). Training takes seconds, so the model
 is not shipped: ``load_or_train`` builds it on first use and caches it under
 ``var/classifier/``, named by a fingerprint of everything it was built from.
@@ -25,6 +34,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import math
 import os
 import sys
 import tempfile
@@ -35,10 +45,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
+import numpy as np
 import sklearn
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, recall_score
+from sklearn.metrics import accuracy_score, f1_score, log_loss, recall_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
@@ -52,7 +65,7 @@ SPLITS = ("train", "test")
 TOP = 3
 # Bump when the features or the model change, so a cached model of the old kind
 # is never loaded.
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
 # Chosen by 5-fold cross-validation on the train rows (`cv`): longer character
 # n-grams and more weight on words overfit a corpus of this size.
 CHAR_NGRAMS = (1, 2)
@@ -60,6 +73,19 @@ WORD_NGRAMS = (1, 2)
 FEATURE_WEIGHTS = {"chars": 1.0, "words": 0.5, "subclass_keywords": 0.2, "rules": 0.2}
 REGULARISATION_C = 100.0
 CV_FOLDS = 5
+# The temperature is fitted on one of the CV_FOLDS folds of the train rows (one
+# extra model to train: fitting it on all five would make training six times
+# slower, and each fold's temperature is within 0.04 of the one fitted on all
+# five); fewer rows than this in that fold cannot pin it down, and the
+# probabilities stay the model's own.
+MIN_CALIBRATION_ROWS = 100
+# Auto-dispatch only where the held-out requests that reach the threshold are
+# right this often: a wrong dispatch costs a return (退单) and a day, a
+# dispatcher's look at the three suggestions costs minutes.
+TARGET_ACCURACY = 0.97
+THRESHOLD_STEP = 0.01
+REPORTED_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+PROBABILITY_DECIMALS = 4
 # Clauses of a subclass's description ("路灯、庭院灯、景观灯不亮") are training
 # documents of their own.
 _CLAUSE_BREAKS = str.maketrans({mark: "|" for mark in "、，。；：（）"})
@@ -180,12 +206,33 @@ def build_model():
     return Pipeline([("features", features), ("model", LogisticRegression(C=REGULARISATION_C, max_iter=5000))])
 
 
-class LearnedClassifier:
-    """A trained model with the taxonomy and keyword rules it was built with."""
+def _folds(folds=CV_FOLDS):
+    return StratifiedKFold(folds, shuffle=True, random_state=0)
 
-    def __init__(self, taxonomy, rules, model=None):
+
+def fit_temperature(logits, truth):
+    """The temperature T that minimises the log-loss of softmax(logits / T) on
+    these rows (``truth``: each row's column in ``logits``)."""
+    logits, rows = np.asarray(logits), np.arange(len(truth))
+
+    def log_loss_at(log_temperature):
+        return -log_softmax(logits / np.exp(log_temperature), axis=1)[rows, truth].mean()
+    return float(np.exp(minimize_scalar(log_loss_at, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+class LearnedClassifier:
+    """A trained model with the taxonomy and keyword rules it was built with.
+
+    ``version`` names the model: the fingerprint of the files it was built from
+    (``fingerprint``), set by ``train`` and ``load_or_train``, so a case can record
+    which model classified it; None for a model trained here from examples alone.
+    """
+
+    def __init__(self, taxonomy, rules, model=None, temperature=1.0, version=None):
         self.taxonomy = taxonomy
         self.rules = rules
+        self.temperature = temperature
+        self.version = version
         # The taxonomy's urgent words join the rules' in a keyword classifier of
         # our own, which keeps its own jieba dictionary.
         self.keywords = KeywordClassifier(dataclasses.replace(
@@ -225,11 +272,29 @@ class LearnedClassifier:
         return documents
 
     def train(self, examples):
-        """Fit on the examples marked train, and the taxonomy's own words."""
-        pairs = [(example.text, example.subclass) for example in examples if example.split == "train"]
-        pairs += self.taxonomy_documents()
-        self.model = build_model().fit([self.prepare(text) for text, _ in pairs], [code for _, code in pairs])
+        """Fit the model on the examples marked train and the taxonomy's own
+        words, and its temperature on a fold of those examples."""
+        training = [example for example in examples if example.split == "train"]
+        documents = [self.prepare(example.text) for example in training]
+        labels = [example.subclass for example in training]
+        extra = [(self.prepare(text), code) for text, code in self.taxonomy_documents()]
+        self.model = build_model().fit(documents + [document for document, _ in extra],
+                                       labels + [code for _, code in extra])
+        self.temperature = self._calibration_temperature(documents, labels, extra)
         return self
+
+    def _calibration_temperature(self, documents, labels, extra):
+        """The temperature fitted on the first fold of the train rows, as predicted
+        by a model trained like the real one on the other folds."""
+        if len(labels) < CV_FOLDS * MIN_CALIBRATION_ROWS:
+            return 1.0
+        fit_rows, check_rows = next(_folds().split(documents, labels))
+        model = build_model().fit([documents[i] for i in fit_rows] + [document for document, _ in extra],
+                                  [labels[i] for i in fit_rows] + [code for _, code in extra])
+        # The taxonomy's documents give every subclass to every model, so each label has a column.
+        column = {code: index for index, code in enumerate(model.classes_)}
+        logits = model.decision_function([documents[i] for i in check_rows])
+        return fit_temperature(logits, [column[labels[i]] for i in check_rows])
 
     def cross_validate(self, examples, folds=CV_FOLDS):
         """Mean accuracy over stratified folds of the train examples (each fold's
@@ -239,21 +304,24 @@ class LearnedClassifier:
         labels = [example.subclass for example in training]
         extra = [(self.prepare(text), code) for text, code in self.taxonomy_documents()]
         scores = []
-        for fit_rows, check_rows in StratifiedKFold(folds, shuffle=True, random_state=0).split(prepared, labels):
+        for fit_rows, check_rows in _folds(folds).split(prepared, labels):
             model = build_model().fit([prepared[i] for i in fit_rows] + [document for document, _ in extra],
                                       [labels[i] for i in fit_rows] + [code for _, code in extra])
             scores.append(model.score([prepared[i] for i in check_rows], [labels[i] for i in check_rows]))
         return sum(scores) / len(scores)
 
-    def probabilities(self, texts):
-        """Each text's probability per subclass, in the order of ``self.model.classes_``."""
-        return self.model.predict_proba([self.prepare(text) for text in texts])
+    def probabilities(self, texts, calibrated=True):
+        """Each text's probability per subclass, in the order of ``self.model.classes_``;
+        ``calibrated=False`` gives the model's own (temperature 1)."""
+        logits = self.model.decision_function([self.prepare(text) for text in texts])
+        return softmax(logits / (self.temperature if calibrated else 1.0), axis=1)
 
     def classify(self, text):
         probabilities = self.probabilities([text])[0]
         ranked = sorted(zip(self.model.classes_, probabilities), key=lambda pair: -pair[1])[:TOP]
         candidates = tuple(
-            Candidate(str(code), self.taxonomy.subclasses[code].major, self.taxonomy.subclasses[code].name, round(float(p), 4))
+            Candidate(str(code), self.taxonomy.subclasses[code].major, self.taxonomy.subclasses[code].name,
+                      round(float(p), PROBABILITY_DECIMALS))
             for code, p in ranked
         )
         best = self.taxonomy.subclasses[candidates[0].subclass]
@@ -283,18 +351,20 @@ def fingerprint(corpus_dir=CORPUS_DIR, taxonomy_path=DEFAULT_TAXONOMY_PATH, rule
 
 def train(corpus_dir=CORPUS_DIR, taxonomy_path=DEFAULT_TAXONOMY_PATH, rules_path=DEFAULT_RULES_PATH):
     taxonomy = load_taxonomy(taxonomy_path)
-    classifier = LearnedClassifier(taxonomy, load_rules(rules_path))
+    classifier = LearnedClassifier(taxonomy, load_rules(rules_path),
+                                   version=fingerprint(corpus_dir, taxonomy_path, rules_path))
     return classifier.train(load_corpus(corpus_dir, taxonomy))
 
 
 def load_or_train(model_dir=DEFAULT_MODEL_DIR, corpus_dir=CORPUS_DIR, taxonomy_path=DEFAULT_TAXONOMY_PATH,
                   rules_path=DEFAULT_RULES_PATH):
     """The cached model built from these files, trained and cached first if there is none."""
-    model_path = Path(model_dir) / f"model-{fingerprint(corpus_dir, taxonomy_path, rules_path)}.joblib"
-    taxonomy = load_taxonomy(taxonomy_path)
-    rules = load_rules(rules_path)
+    version = fingerprint(corpus_dir, taxonomy_path, rules_path)
+    model_path = Path(model_dir) / f"model-{version}.joblib"
     if model_path.exists():
-        return LearnedClassifier(taxonomy, rules, joblib.load(model_path))
+        saved = joblib.load(model_path)
+        return LearnedClassifier(load_taxonomy(taxonomy_path), load_rules(rules_path), saved["model"],
+                                 saved["temperature"], version)
     classifier = train(corpus_dir, taxonomy_path, rules_path)
     save(classifier, model_path)
     return classifier
@@ -306,11 +376,76 @@ def save(classifier, model_path):
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=model_path.parent, suffix=".tmp", delete=False) as file:
-        joblib.dump(classifier.model, file)
+        joblib.dump({"model": classifier.model, "temperature": classifier.temperature}, file)
     os.replace(file.name, model_path)
     for old in model_path.parent.glob("model-*.joblib"):
         if old != model_path:
             old.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What a confidence threshold means on the held-out split."""
+    threshold: float
+    dispatched: int  # requests whose top probability reaches the threshold: dispatched without a dispatcher
+    dispatched_right: int
+    waiting: int  # the others, which wait for a dispatcher with the top 3
+    waiting_right: int  # of those, how many have the right subclass first
+    waiting_in_top3: int  # … and among the three suggestions
+
+    @property
+    def coverage(self):
+        return self.dispatched / (self.dispatched + self.waiting)
+
+    @property
+    def dispatched_accuracy(self):
+        return self.dispatched_right / self.dispatched if self.dispatched else None
+
+    @property
+    def waiting_accuracy(self):
+        return self.waiting_right / self.waiting if self.waiting else None
+
+    @property
+    def waiting_top3_accuracy(self):
+        return self.waiting_in_top3 / self.waiting if self.waiting else None
+
+
+def dispatch_at(threshold, top_probabilities, right, right_in_top3):
+    reaches = np.asarray(top_probabilities) >= threshold
+    right, right_in_top3 = np.asarray(right, dtype=bool), np.asarray(right_in_top3, dtype=bool)
+    return Dispatch(
+        threshold=threshold,
+        dispatched=int(reaches.sum()), dispatched_right=int((right & reaches).sum()),
+        waiting=int((~reaches).sum()), waiting_right=int((right & ~reaches).sum()),
+        waiting_in_top3=int((right_in_top3 & ~reaches).sum()),
+    )
+
+
+def confidence_threshold(top_probabilities, right, target=TARGET_ACCURACY, step=THRESHOLD_STEP):
+    """The lowest multiple of ``step`` at which, and at every higher multiple,
+    the requests whose top probability reaches it are right at least ``target``
+    of the time (a threshold no request reaches counts as met). Asking it of
+    every higher threshold too keeps a run of lucky answers in a weak band from
+    lowering it. 1.0 when not even that one meets the target."""
+    top_probabilities, right = np.asarray(top_probabilities), np.asarray(right, dtype=bool)
+    steps = round(1 / step)
+    threshold = 1.0
+    for multiple in range(steps, -1, -1):
+        candidate = multiple / steps
+        reaches = top_probabilities >= candidate
+        if reaches.any() and right[reaches].mean() < target:
+            break
+        threshold = candidate
+    return threshold
+
+
+def wilson_interval(successes, trials, z=1.96):
+    """The 95 % Wilson score interval of a proportion: how far a held-out figure
+    of this size can be from the true one."""
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return centre - half, centre + half
 
 
 @dataclass(frozen=True)
@@ -324,16 +459,39 @@ class Evaluation:
     support: dict[str, int]
     confusions: list[tuple[str, str, int]]  # (true, predicted, count), most frequent first
     mistakes: list[tuple[str, str, str]]  # (text, true, predicted)
+    temperature: float
+    log_loss: float  # of the calibrated probabilities
+    uncalibrated_log_loss: float  # of the model's own
+    dispatch: Dispatch  # at the threshold confidence_threshold chooses on the calibrated probabilities
+    uncalibrated_dispatch: Dispatch  # … on the model's own, to show what calibration changes
+    dispatch_table: list[Dispatch]  # at REPORTED_THRESHOLDS and the chosen one
+
+
+def _top_probabilities(probabilities):
+    # As rounded in a classification, which is what routing compares with the threshold.
+    return np.round(probabilities.max(axis=1), PROBABILITY_DECIMALS)
 
 
 def evaluate(classifier, examples):
     """How the classifier does on the held-out rows (never trained on)."""
     held_out = [example for example in examples if example.split == "test"]
     truth = [example.subclass for example in held_out]
-    probabilities = classifier.probabilities([example.text for example in held_out])
+    texts = [example.text for example in held_out]
+    probabilities = classifier.probabilities(texts)
+    uncalibrated = classifier.probabilities(texts, calibrated=False)
     classes = list(classifier.model.classes_)
     ranked = [[classes[index] for index in row.argsort()[::-1][:TOP]] for row in probabilities]
     predicted = [row[0] for row in ranked]
+    # Scaling by a temperature keeps each request's order of subclasses, so the
+    # answers are the same; only how sure they look changes.
+    right = [true == guess for true, guess in zip(truth, predicted)]
+    in_top3 = [true in row for true, row in zip(truth, ranked)]
+
+    def dispatch_by_rule(probabilities):
+        top = _top_probabilities(probabilities)
+        return dispatch_at(confidence_threshold(top, right), top, right, in_top3)
+    dispatch = dispatch_by_rule(probabilities)
+    top = _top_probabilities(probabilities)
     labels = sorted(set(truth))
     recalls = recall_score(truth, predicted, labels=labels, average=None, zero_division=0)
     major = classifier.taxonomy.subclasses
@@ -342,12 +500,19 @@ def evaluate(classifier, examples):
         size=len(held_out),
         accuracy=accuracy_score(truth, predicted),
         macro_f1=f1_score(truth, predicted, labels=labels, average="macro", zero_division=0),
-        top3_accuracy=sum(true in row for true, row in zip(truth, ranked)) / len(held_out),
+        top3_accuracy=sum(in_top3) / len(held_out),
         major_accuracy=sum(major[true].major == major[guess].major for true, guess in zip(truth, predicted)) / len(held_out),
         recall=dict(zip(labels, (float(value) for value in recalls))),
         support=dict(Counter(truth)),
         confusions=sorted(((true, guess, count) for (true, guess), count in confusions.items()), key=lambda c: (-c[2], c[0], c[1])),
         mistakes=[(example.text, true, guess) for example, true, guess in zip(held_out, truth, predicted) if true != guess],
+        temperature=classifier.temperature,
+        log_loss=log_loss(truth, probabilities, labels=classes),
+        uncalibrated_log_loss=log_loss(truth, uncalibrated, labels=classes),
+        dispatch=dispatch,
+        uncalibrated_dispatch=dispatch_by_rule(uncalibrated),
+        dispatch_table=[dispatch_at(threshold, top, right, in_top3)
+                        for threshold in sorted({*REPORTED_THRESHOLDS, dispatch.threshold})],
     )
 
 
@@ -370,6 +535,11 @@ def report(classifier, examples, evaluation):
     def label(code):
         return f"{code} ({taxonomy.subclasses[code].name})"
 
+    def share(value):
+        return "—" if value is None else f"{value:.1%}"
+    dispatch, uncalibrated = evaluation.dispatch, evaluation.uncalibrated_dispatch
+    low, high = wilson_interval(dispatch.dispatched_right, dispatch.dispatched) if dispatch.dispatched else (0, 0)
+
     lines = [
         "# The learned classifier on the held-out split",
         "",
@@ -380,7 +550,8 @@ def report(classifier, examples, evaluation):
         f"- model: logistic regression over character {CHAR_NGRAMS[0]}–{CHAR_NGRAMS[1]}-grams, jieba words and word pairs,"
         f" the taxonomy's keywords and the keyword rules (scikit-learn {sklearn.__version__}),"
         f" trained on the train rows and the taxonomy's descriptions",
-        "- probabilities are the model's own, not calibrated: the top one is often near 1",
+        f"- probabilities calibrated by temperature scaling (T = {evaluation.temperature:.3f}, fitted on one fold of"
+        " the train rows as predicted by a model trained on the other four; the held-out rows only choose the threshold)",
         "- reproduce: `make eval-classifier`; try a change without reading the held-out rows:"
         " `python -m services.routing.learned_classifier cv`",
         "",
@@ -390,6 +561,39 @@ def report(classifier, examples, evaluation):
         f"| macro-F1 (subclass) | {evaluation.macro_f1:.1%} |",
         f"| top-3 accuracy | {evaluation.top3_accuracy:.1%} |",
         f"| accuracy (major class) | {evaluation.major_accuracy:.1%} |",
+        f"| log-loss | {evaluation.log_loss:.3f} |",
+        "",
+        "## Confidence threshold: which requests are dispatched without a dispatcher",
+        "",
+        f"Rule: the lowest threshold (a multiple of {THRESHOLD_STEP}) at which, and at every higher one, the held-out"
+        f" requests whose top probability reaches it are right at least {TARGET_ACCURACY:.0%} of the time."
+        " Below it a case waits for a dispatcher with the top 3. Routing's `CLASSIFIER.CONFIDENCE_THRESHOLD`"
+        " (`services/routing/config.yml`) must be this value; a unit test checks it.",
+        "",
+        "| threshold | held-out split |",
+        "|---|---|",
+        f"| **{dispatch.threshold:.2f}** | |",
+        f"| dispatched without a dispatcher (coverage) | {dispatch.coverage:.1%} ({dispatch.dispatched} of {evaluation.size}) |",
+        f"| accuracy of those | {share(dispatch.dispatched_accuracy)} (95% interval {low:.1%}–{high:.1%}) |",
+        f"| waiting for a dispatcher | {dispatch.waiting} |",
+        f"| accuracy of the ones waiting (first suggestion) | {share(dispatch.waiting_accuracy)} |",
+        f"| top-3 accuracy of the ones waiting (the suggestions) | {share(dispatch.waiting_top3_accuracy)} |",
+        "",
+        "| threshold | dispatched | accuracy | waiting | accuracy waiting | top-3 waiting |",
+        "|---|---|---|---|---|---|",
+        *(f"| {row.threshold:.2f} | {row.coverage:.1%} | {share(row.dispatched_accuracy)} | {row.waiting}"
+          f" | {share(row.waiting_accuracy)} | {share(row.waiting_top3_accuracy)} |" for row in evaluation.dispatch_table),
+        "",
+        "## What calibration changes",
+        "",
+        "The same model's answers; only the probabilities differ.",
+        "",
+        f"| held-out split | the model's own probabilities | calibrated (T = {evaluation.temperature:.3f}) |",
+        "|---|---|---|",
+        f"| log-loss | {evaluation.uncalibrated_log_loss:.3f} | {evaluation.log_loss:.3f} |",
+        f"| threshold by the rule | {uncalibrated.threshold:.2f} | {dispatch.threshold:.2f} |",
+        f"| dispatched at it | {uncalibrated.coverage:.1%} | {dispatch.coverage:.1%} |",
+        f"| accuracy of those | {share(uncalibrated.dispatched_accuracy)} | {share(dispatch.dispatched_accuracy)} |",
         "",
         "## The requests the keyword rules got wrong",
         "",

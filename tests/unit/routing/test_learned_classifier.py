@@ -1,13 +1,14 @@
-import shutil
 from collections import Counter
 
 import pytest
 
 import services.routing.learned_classifier as learned
 from services.routing.learned_classifier import (
-    FIELD_EXAMPLES, CorpusError, LearnedClassifier, evaluate, load_corpus, load_or_train, train,
+    FIELD_EXAMPLES, CorpusError, LearnedClassifier, confidence_threshold, dispatch_at, evaluate, fingerprint, load_corpus,
+    load_or_train, train,
 )
 from services.routing.taxonomy import load_taxonomy
+from wangge.config import load_service_config
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +19,11 @@ def classifier():
 @pytest.fixture(scope="module")
 def corpus():
     return load_corpus()
+
+
+@pytest.fixture(scope="module")
+def evaluation(classifier, corpus):
+    return evaluate(classifier, corpus)
 
 
 def small_corpus(folder, rows):
@@ -62,31 +68,64 @@ def test_a_split_other_than_train_or_test_is_refused(tmp_path):
         load_corpus(folder)
 
 
-def test_the_held_out_rows_are_never_trained_on(tmp_path, monkeypatch):
-    fitted = []
+def test_the_held_out_rows_are_never_trained_on_nor_calibrated_on(tmp_path, monkeypatch):
+    read = []
     real_build_model = learned.build_model
 
     def recording_build_model():
         model = real_build_model()
-        real_fit = model.fit
+        real_fit, real_decision_function = model.fit, model.decision_function
 
         def fit(documents, labels):
-            fitted.extend(documents)
+            read.extend(documents)
             return real_fit(documents, labels)
-        model.fit = fit
+
+        def decision_function(documents):
+            read.extend(documents)
+            return real_decision_function(documents)
+        model.fit, model.decision_function = fit, decision_function
         return model
     monkeypatch.setattr(learned, "build_model", recording_build_model)
-    train(small_corpus(tmp_path / "corpus", TINY))
-    seen = {"".join(document.chars) for document in fitted}
+    monkeypatch.setattr(learned, "MIN_CALIBRATION_ROWS", 1)
+    rows = [*TINY, *((code, "train", f"{text}第{number}次") for code, _, text in TINY[::2] for number in range(5))]
+    classifier = train(small_corpus(tmp_path / "corpus", rows))
+    seen = {"".join(document.chars) for document in read}
+    assert classifier.temperature != 1.0  # a temperature was fitted, from the train rows
     assert "路灯不亮了" in seen and "公厕太脏了" in seen
     assert "门口那盏灯坏了" not in seen and "厕所没水冲" not in seen
 
 
-def test_on_the_held_out_split_it_meets_the_targets(classifier, corpus):
-    evaluation = evaluate(classifier, corpus)
+def test_on_the_held_out_split_it_meets_the_targets(evaluation, corpus):
     assert evaluation.size == sum(example.split == "test" for example in corpus)
     assert evaluation.accuracy >= 0.90
     assert evaluation.macro_f1 >= 0.85
+
+
+def test_calibrated_probabilities_fit_the_held_out_split_better_than_the_models_own(evaluation):
+    assert evaluation.temperature != 1.0
+    assert evaluation.log_loss < evaluation.uncalibrated_log_loss
+
+
+def test_the_committed_confidence_threshold_is_the_one_the_held_out_split_gives(evaluation, monkeypatch):
+    monkeypatch.delenv("ROUTING_CONFIDENCE_THRESHOLD", raising=False)
+    committed = load_service_config("routing")["CLASSIFIER"]["CONFIDENCE_THRESHOLD"]
+    assert committed == evaluation.dispatch.threshold, "set config.yml's default to what make eval-classifier reports"
+    assert evaluation.dispatch.dispatched_accuracy >= learned.TARGET_ACCURACY
+
+
+def test_the_threshold_is_the_lowest_from_which_on_every_threshold_meets_the_target_accuracy():
+    # All right from 0.9 up; a wrong one at 0.8; below it enough right ones to lift the share again.
+    top = [0.99, 0.95, 0.9, 0.9, 0.8, *[0.6] * 6]
+    right = [True] * 4 + [False] + [True] * 6
+    assert confidence_threshold(top, right, target=0.9) == 0.81  # not 0.6, where 10 of 11 are right
+    assert confidence_threshold(top, right, target=0.75) == 0.0
+    assert confidence_threshold([0.99], [False], target=0.8) == 1.0
+
+
+def test_what_a_threshold_means_counts_the_dispatched_and_the_waiting_requests():
+    dispatch = dispatch_at(0.9, [0.95, 0.9, 0.8, 0.4], [True, False, True, False], [True, True, True, False])
+    assert (dispatch.dispatched, dispatch.dispatched_right, dispatch.waiting, dispatch.waiting_right) == (2, 1, 2, 1)
+    assert (dispatch.coverage, dispatch.dispatched_accuracy, dispatch.waiting_top3_accuracy) == (0.5, 0.5, 0.5)
 
 
 @pytest.mark.parametrize("text, subclass", FIELD_EXAMPLES)
@@ -133,26 +172,33 @@ def test_the_model_is_trained_once_and_cached_by_what_it_was_built_from(tmp_path
     first = load_or_train(models, corpus)
     cached = list(models.glob("model-*.joblib"))
     assert len(cached) == 1
+    assert first.version == fingerprint(corpus) and cached[0].name == f"model-{first.version}.joblib"
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
     monkeypatch.setattr(learned, "train", no_training)
     again = load_or_train(models, corpus)
     assert again.classify("路灯不亮了").candidates == first.classify("路灯不亮了").candidates
+    assert again.version == first.version
     monkeypatch.undo()
 
     with open(corpus / "some.tsv", "a", encoding="utf-8") as file:
         file.write("public_toilets\ttrain\t公共厕所门锁坏了\n")
-    load_or_train(models, corpus)
+    assert load_or_train(models, corpus).version != first.version
     assert len(list(models.glob("model-*.joblib"))) == 1
     assert list(models.glob("model-*.joblib")) != cached
 
 
-def test_a_classifier_loaded_from_the_cache_answers_as_the_one_trained(tmp_path, classifier):
-    corpus = tmp_path / "corpus"
-    shutil.copytree(learned.CORPUS_DIR, corpus)
-    trained = load_or_train(tmp_path / "models", corpus)
-    loaded = load_or_train(tmp_path / "models", corpus)
+def test_a_classifier_loaded_from_the_cache_answers_as_the_one_trained(tmp_path, classifier, monkeypatch):
+    models = tmp_path / "models"
+    learned.save(classifier, models / f"model-{fingerprint()}.joblib")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+    monkeypatch.setattr(learned, "train", no_training)
+    loaded = load_or_train(models)
     assert isinstance(loaded, LearnedClassifier)
+    assert loaded.version == classifier.version == fingerprint()
+    assert loaded.temperature == classifier.temperature != 1.0
     for text, _ in FIELD_EXAMPLES:
-        assert loaded.classify(text) == trained.classify(text) == classifier.classify(text)
+        assert loaded.classify(text) == classifier.classify(text)
