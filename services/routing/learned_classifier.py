@@ -570,9 +570,9 @@ def report(classifier, examples, evaluation):
         " Below it a case waits for a dispatcher with the top 3. Routing's `CLASSIFIER.CONFIDENCE_THRESHOLD`"
         " (`services/routing/config.yml`) must be this value; a unit test checks it.",
         "",
-        "| threshold | held-out split |",
+        "| | held-out split |",
         "|---|---|",
-        f"| **{dispatch.threshold:.2f}** | |",
+        f"| threshold | **{dispatch.threshold:.2f}** |",
         f"| dispatched without a dispatcher (coverage) | {dispatch.coverage:.1%} ({dispatch.dispatched} of {evaluation.size}) |",
         f"| accuracy of those | {share(dispatch.dispatched_accuracy)} (95% interval {low:.1%}–{high:.1%}) |",
         f"| waiting for a dispatcher | {dispatch.waiting} |",
