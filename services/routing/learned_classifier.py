@@ -34,6 +34,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import logging
 import math
 import os
 import sys
@@ -362,9 +363,13 @@ def load_or_train(model_dir=DEFAULT_MODEL_DIR, corpus_dir=CORPUS_DIR, taxonomy_p
     version = fingerprint(corpus_dir, taxonomy_path, rules_path)
     model_path = Path(model_dir) / f"model-{version}.joblib"
     if model_path.exists():
-        saved = joblib.load(model_path)
-        return LearnedClassifier(load_taxonomy(taxonomy_path), load_rules(rules_path), saved["model"],
-                                 saved["temperature"], version)
+        try:
+            saved = joblib.load(model_path)
+            return LearnedClassifier(load_taxonomy(taxonomy_path), load_rules(rules_path), saved["model"],
+                                     saved["temperature"], version)
+        except Exception:  # noqa: BLE001 - a cache that cannot be read is rebuilt, never a reason to stop
+            logging.getLogger(__name__).warning("cached classifier unreadable: training again", extra={"model": version},
+                                                exc_info=True)
     classifier = train(corpus_dir, taxonomy_path, rules_path)
     save(classifier, model_path)
     return classifier
@@ -666,4 +671,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as the package's module, not as __main__: a model pickles its feature functions
+    # by their module's name, and the service loads it as services.routing.learned_classifier.
+    from services.routing import learned_classifier
+    sys.exit(learned_classifier.main())
