@@ -34,11 +34,11 @@ tools:
 	      prometheus prometheus-alertmanager docker-compose nginx >/dev/null; }
 
 ## the store, every service and demo data, in the foreground (Ctrl-C stops all)
-run: install
+run: install classifier-model
 	$(PY) -m devstack run
 
 ## the same, detached; returns once every service answers /health
-up: install
+up: install classifier-model
 	$(PY) -m devstack up
 
 down: install
@@ -48,19 +48,23 @@ status: install
 	$(PY) -m devstack status
 
 ## unit and end-to-end tests against real RabbitMQ and a real store
-test: install tools
+test: install tools classifier-model
 	$(PY) -m devstack test-broker
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## throughput, latency, fan-out and memory against bare kombu/pymongo baselines: bench/results.json
-bench: install
+bench: install classifier-model
 	$(PY) -m devstack test-broker
 	$(PY) -m bench.run
 
 ## train the request classifier from services/routing/corpus/ (cached under var/classifier/)
-.PHONY: classifier eval-classifier
+.PHONY: classifier classifier-model eval-classifier
 classifier: install
 	$(PY) -m services.routing.learned_classifier train
+
+## routing's classifier model for the shipped corpus, taxonomy and rules: trained (seconds) only when not cached yet
+classifier-model: install
+	$(PY) -m services.routing.learned_classifier build
 
 ## the classifier on the held-out split: accuracy, macro-F1, recall per subclass, top confusions (docs/classifier-report.md)
 eval-classifier: install

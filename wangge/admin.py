@@ -5,8 +5,13 @@
     wangge-admin topology declare
     wangge-admin topology definitions
     wangge-admin grids load FILE            (YAML or JSON; through routing's HTTP API)
+    wangge-admin classifier corrections [--since ISO] [--output FILE]
+                                            (classes dispatchers gave, as corpus rows)
     wangge-admin rabbitmq setup             (users, permissions, topology; passwords from the environment)
     wangge-admin token (--user ID | --client ID)   (from the local identity provider of `make run`)
+
+Commands through a service's HTTP API send the bearer token in WANGGE_API_TOKEN
+(a county administrator's), from the environment only.
 """
 import argparse
 import json
@@ -103,14 +108,40 @@ def replay_dead_letters(amqp_uri, queue_name, ids=None):
             channel.close()
 
 
-def load_grids(routing_url, path):
+class NoApiToken(RuntimeError):
+    pass
+
+
+def api_session(token):
+    """A session that sends the administrator's bearer token."""
+    if not token:
+        raise NoApiToken("set WANGGE_API_TOKEN to a county administrator's access token "
+                         "(locally: export WANGGE_API_TOKEN=$(wangge-admin token --user county-admin | tail -n 1))")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def refused(response):
+    """The lines saying why the API refused a call (its JSON error, naming fields)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return [f"HTTP {response.status_code}"]
+    lines = [f"HTTP {response.status_code}: {body.get('message')}"]
+    return lines + [f"  {key}: {' '.join(map(str, problems))}" for key, problems in (body.get("fields") or {}).items()]
+
+
+def load_grids(session, routing_url, path):
     """PUT a registry file to routing; returns (exit code, message lines)."""
     try:
         with open(path, encoding="utf-8") as registry_file:
             document = yaml.safe_load(registry_file)  # JSON is YAML too
     except (OSError, yaml.YAMLError) as exc:
         return 1, [f"cannot read {path}: {exc}"]
-    response = requests.put(f"{routing_url}/api/v1/registry", json=document, timeout=300)
+    response = session.put(f"{routing_url}/api/v1/registry", json=document, timeout=300)
+    if response.status_code in (401, 403):
+        return 1, refused(response)
     body = response.json()
     if response.status_code == 200:
         counts = ", ".join(f"{n} {kind}" for kind, n in body["counts"].items())
@@ -118,6 +149,30 @@ def load_grids(routing_url, path):
     lines = [f"{path}: {body.get('message')}"]
     lines += [f"  {key}: {' '.join(map(str, problems))}" for key, problems in (body.get("fields") or {}).items()]
     return (3 if response.status_code == 409 else 1), lines
+
+
+CORPUS_HEADER = "subclass\tsplit\ttext"
+
+
+def export_corrections(session, routing_url, since, output):
+    """Write the classes dispatchers confirmed or corrected as rows of the classifier's
+    corpus (``services/routing/corpus/*.tsv``, split ``train``); returns (exit code, lines)."""
+    params, page, written = {"per_page": 500}, 1, 0
+    if since:
+        params["since"] = since
+    output.write(CORPUS_HEADER + "\n")
+    while True:
+        response = session.get(f"{routing_url}/api/v1/classifier/examples", params={**params, "page": page}, timeout=60)
+        if response.status_code != 200:
+            return 1, refused(response)
+        answer = response.json()
+        for example in answer["items"]:
+            text = " ".join(example["text"].split())  # a tab or a line break would split the row
+            output.write(f"{example['subclass']}\ttrain\t{text}\n")
+            written += 1
+        if page * answer["per_page"] >= answer["total"]:
+            return 0, [f"{written} labelled request(s) exported"]
+        page += 1
 
 
 def setup_rabbitmq(management_url, vhost, passwords, amqp_uri):
@@ -184,6 +239,13 @@ def main(argv=None):
     grids_load.add_argument("file")
     grids_load.add_argument("--routing-url", help="default: ROUTING_URL from wangge/admin.yml")
 
+    classifier = commands.add_parser("classifier", help="routing's request classifier").add_subparsers(dest="action", required=True)
+    corrections = classifier.add_parser(
+        "corrections", help="the classes dispatchers confirmed or corrected, as corpus rows (TSV) to extend services/routing/corpus/")
+    corrections.add_argument("--since", help="only decisions at or after this moment (ISO 8601 with offset)")
+    corrections.add_argument("--output", type=Path, help="a file to write (default: standard output)")
+    corrections.add_argument("--routing-url", help="default: ROUTING_URL from wangge/admin.yml")
+
     rabbit = commands.add_parser("rabbitmq", help="the broker").add_subparsers(dest="action", required=True)
     rabbit.add_parser("setup", help="users, permissions and topology (RABBITMQ_MANAGEMENT_URL, RABBITMQ_*_PASSWORD)")
 
@@ -202,9 +264,21 @@ def main(argv=None):
         users = setup_rabbitmq(config["RABBITMQ_MANAGEMENT_URL"], config["RABBITMQ_VHOST"], config["RABBITMQ_PASSWORDS"], amqp_uri)
         print(f"set up users {', '.join(users)}, their permissions and every exchange and queue")
         return 0
-    if args.command == "grids":
-        code, lines = load_grids(args.routing_url or config["ROUTING_URL"], args.file)
-        print("\n".join(lines), file=sys.stdout if code == 0 else sys.stderr)
+    if args.command in ("grids", "classifier"):
+        try:
+            session = api_session(config["API_TOKEN"])
+        except NoApiToken as exc:
+            print(f"wangge-admin: {exc}", file=sys.stderr)
+            return 2
+        routing_url = args.routing_url or config["ROUTING_URL"]
+        if args.command == "grids":
+            code, lines = load_grids(session, routing_url, args.file)
+        elif args.output:
+            with open(args.output, "w", encoding="utf-8") as output:
+                code, lines = export_corrections(session, routing_url, args.since, output)
+        else:
+            code, lines = export_corrections(session, routing_url, args.since, sys.stdout)
+        print("\n".join(lines), file=sys.stdout if code == 0 and args.command == "grids" else sys.stderr)
         return code
 
     if args.command == "dead-letters" and args.action == "list":

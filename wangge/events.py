@@ -36,7 +36,7 @@ CASE_EVENTS = (
 
 CASE_STATUSES = (
     "received", "assigned", "acknowledged", "in_progress", "resolved", "closed",
-    "escalated", "reopened", "merged", "rejected",
+    "escalated", "reopened", "merged", "rejected", "returned",
 )
 LEVELS = ("grid", "community", "town", "department")
 
@@ -117,8 +117,21 @@ class CaseEventData(Schema):
     grid_name = fields.String(allow_none=True)
     community_id = fields.String(allow_none=True)
     town_id = fields.String(allow_none=True)
-    category = fields.String(allow_none=True)
+    category = fields.String(allow_none=True, metadata={"description": "The routing category the subclass belongs to."})
     category_name = fields.String(allow_none=True)
+    subclass = fields.String(allow_none=True, load_default=None,
+                             metadata={"description": "The taxonomy's subclass code (routing's taxonomy.yml)."})
+    subclass_name = fields.String(allow_none=True, load_default=None)
+    major = fields.String(allow_none=True, load_default=None, metadata={"description": "The subclass's major class code."})
+    major_name = fields.String(allow_none=True, load_default=None)
+    awaiting_dispatch = fields.Boolean(
+        allow_none=True, load_default=None,
+        metadata={"description": "The case waits in a dispatcher's queue (low classifier confidence, no grid, or returned)."},
+    )
+    return_reason = fields.String(
+        allow_none=True, load_default=None,
+        metadata={"description": "status returned (退单): wrong_grid, wrong_department, wrong_class or other."},
+    )
     complexity = fields.String(allow_none=True)
     urgent = fields.Boolean(allow_none=True)
     level = fields.String(allow_none=True, validate=validate.OneOf(LEVELS))

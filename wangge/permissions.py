@@ -50,7 +50,11 @@ REGISTRY_LOAD = Permission("registry.load", ("county_admin",), "all")
 CASES_READ = Permission("cases.read", CASE_ROLES, "the caller's grids, community, town or department")
 CASES_ACT = Permission("cases.act", CASE_ROLES, "the caller's grids, community, town or department, as themselves; "
                        "re-assigning: a grid's head and leads within it, the command centre across grids")
-CASES_DISPATCH = Permission("cases.dispatch", ("county_center",), "all: triage placement and re-dispatch")
+CASES_DISPATCH = Permission("cases.dispatch", ("county_center", "town_lead"),
+                            "the dispatcher's queue, triage placement and re-dispatch (改派): all for the command centre, "
+                            "a town lead their town's queue and grids")
+CLASSIFIER_EXAMPLES = Permission("classifier.examples", ("county_admin",), "all: the classes dispatchers confirmed or corrected, "
+                                 "texts masked")
 CASES_FOLLOW_UP = Permission("cases.follow_up", (), "the resident holding the token of their follow-up message: once, until it expires")
 NOTIFICATIONS_READ = Permission("notifications.read", ("operator",), "all, masked")
 NOTIFICATIONS_RESEND = Permission("notifications.resend", ("operator",), "all; at most N per recipient an hour (429), quiet hours kept")
@@ -65,7 +69,7 @@ PARTICIPATION_RECORD = Permission("participation.record", ("grid_worker", "grid_
                                   "their community or town (all, for study editors)")
 
 ALL = (PUBLIC, REQUESTS_FILE, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
-       CASES_READ, CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
+       CASES_READ, CASES_ACT, CASES_DISPATCH, CLASSIFIER_EXAMPLES, CASES_FOLLOW_UP, NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
        PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD)
 
 

@@ -125,7 +125,7 @@ def _full(field_cls, *args, description=FULL_VIEW_ONLY, **kwargs):
 class RequestViewSchema(Schema):
     """A request read back. Anyone holding the tracking number gets the public view:
     `tracking_no`, `status`, `status_words`, `received_at`, `category`, `category_name`,
-    `grid_name`, `text` (phone numbers and the reporter's name masked) and `history`
+    `subclass`, `subclass_name`, `major`, `major_name`, `grid_name`, `text` (phone numbers and the reporter's name masked) and `history`
     (status, time, plain words). The command centre, and an integrator for its own
     source, get the full view: every field, the reporter and the text as filed."""
 
@@ -137,7 +137,11 @@ class RequestViewSchema(Schema):
     status_words = fields.String(metadata={"description": "The status in plain words (已受理, 正在办理 …)."})
     received_at = fields.AwareDateTime()
     category = fields.String(allow_none=True, metadata={"description": "null until routing has classified the request."})
-    category_name = fields.String(allow_none=True)
+    category_name = fields.String(allow_none=True, metadata={"description": "The name of its class (the subclass's)."})
+    subclass = fields.String(allow_none=True, metadata={"description": "The taxonomy's subclass code; null until routing has classified it."})
+    subclass_name = fields.String(allow_none=True)
+    major = fields.String(allow_none=True, metadata={"description": "The subclass's major class code."})
+    major_name = fields.String(allow_none=True)
     grid_name = fields.String(allow_none=True, metadata={"description": "The grid handling it; null until routing has located it."})
     text = fields.String(metadata={"description": "The resident's words; in the public view with phone numbers and the reporter's name masked."})
     history = fields.List(fields.Nested(HistoryEntrySchema))

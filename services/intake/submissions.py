@@ -19,7 +19,7 @@ SENTIMENT_SUMMARY_CHARS = 140
 # 40 random bits a day: a second draw is already rare beyond belief; five in a row means a bug.
 TRACKING_NUMBER_DRAWS = 5
 # what the request mirrors of its case, as routing's events say it
-CASE_FIELDS = ("case_id", "grid_id", "grid_name", "category", "category_name")
+CASE_FIELDS = ("case_id", "grid_id", "grid_name", "category", "category_name", "subclass", "subclass_name", "major", "major_name")
 OPTIONAL_FIELDS = ("category", "grid_id", "wechat_group_id", "address", "location", "reporter", "external_ref")
 
 

@@ -25,6 +25,7 @@ STATUS_WORDS = {
     "reopened": "回访未解决，重新办理",
     "merged": "已有居民反映同一问题，合并办理",
     "rejected": "未予受理",
+    "returned": "正在重新派遣办理单位",
 }
 # A one-character name would mask that character everywhere in the text.
 MIN_MASKED_NAME_CHARS = 2
@@ -67,5 +68,6 @@ def full_view(request):
     })
 
 
-PUBLIC_FIELDS = ("tracking_no", "status", "status_words", "received_at", "category", "category_name", "grid_name",
+PUBLIC_FIELDS = ("tracking_no", "status", "status_words", "received_at", "category", "category_name", "subclass", "subclass_name",
+                 "major", "major_name", "grid_name",
                  "text", "history.status", "history.at", "history.words")

@@ -8,12 +8,17 @@ belongs where).
 * ``county_center``, ``county_admin``: every case (the command centre triages and
   re-dispatches; the administrator may do what any staff role may).
 
+Dispatching (派遣/改派) is the command centre's everywhere and a town lead's in their
+town's queue (:func:`require_dispatcher_of`).
+
 The resident's name and phone are for the person a case is assigned to and
 their leads only (:func:`reporter_reader`).
 """
 from dataclasses import dataclass, field
 
 from wangge.auth import Forbidden
+
+from services.routing.dispatch import in_queue_of
 
 EVERYWHERE_ROLES = frozenset({"county_center", "county_admin"})
 DISPATCH_ROLES = EVERYWHERE_ROLES
@@ -107,6 +112,29 @@ def require_dispatch(caller):
     if not caller.has_any(DISPATCH_ROLES):
         raise Forbidden("Only the county command centre places and re-dispatches cases.",
                         {"role": [f"Needs one of: {', '.join(sorted(DISPATCH_ROLES))}."]})
+
+
+def dispatcher_towns(caller, registry):
+    """``(everywhere, towns)``: the queues ``caller`` dispatches — every queue for the
+    command centre, their towns' for a town lead."""
+    area = area_of(caller, registry)
+    return area.everywhere, (area.town_ids if caller.has_any({"town_lead"}) else frozenset())
+
+
+def require_dispatcher_of(caller, registry, case, grid=None):
+    """A case is dispatched by the command centre, or by the lead of the town whose queue
+    it waits in (or, not waiting, the town it is in), to a grid of that town or a department."""
+    everywhere, towns = dispatcher_towns(caller, registry)
+    if everywhere:
+        return "county_center" if "county_center" in caller.roles else "county_admin"
+    mine = in_queue_of(case, towns, everywhere) if case.get("awaiting_dispatch") else case.get("town_id") in towns
+    if not mine:
+        raise Forbidden("This case is not in your dispatch queue.",
+                        {"case_id": ["Waits in the county's queue or another town's."]})
+    if grid is not None and grid["town_id"] not in towns:
+        raise Forbidden("You dispatch within your town; the command centre sends cases to other towns.",
+                        {"grid_id": ["Not a grid of your town."]})
+    return "town_lead"
 
 
 def require_assignment(caller, registry, case, grid_id):

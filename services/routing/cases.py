@@ -43,8 +43,10 @@ def reporter_entry(request, now):
     return {"request_id": request["request_id"], "tracking_no": request["tracking_no"], "reporter": request.get("reporter"), "at": now}
 
 
-def new_case(request, classification, category_name, location, grid, assignee, policy, tokens, now):
-    """The document of a case opened from ``request`` (not yet stored)."""
+def new_case(request, request_class, location, grid, assignee, policy, tokens, now, queue):
+    """The document of a case opened from ``request`` (not yet stored), classified as
+    ``request_class`` (classification.RequestClass); ``queue``: whether and why it
+    waits for a dispatcher (dispatch.waiting or dispatch.not_waiting)."""
     clocks = sla.start_clocks(now, policy)
     status = "assigned" if assignee else "received"
     case = {
@@ -67,13 +69,15 @@ def new_case(request, classification, category_name, location, grid, assignee, p
         "town_id": location.town_id,
         "located_by": location.method,
         "triage": location.method == TRIAGE,
-        "category": classification.category,
-        "category_name": category_name,
-        "complexity": classification.complexity,
-        "urgent": classification.urgent,
-        "keywords": list(classification.matched),
+        **request_class.fields.as_changes(),
+        "category_name": request_class.fields.subclass_name,
+        "keywords": list(request_class.keywords),
+        "classification": request_class.record,
+        **queue,
+        "return_count": 0,
+        "returns": [],
         "tokens": tokens,
-        "level": "grid" if grid else "town",
+        "level": "grid" if grid and not queue["awaiting_dispatch"] else "town",
         "department": None,
         "assignee": assignee,
         "grid_head": grid and person(grid["head"]),
@@ -93,6 +97,8 @@ def new_case(request, classification, category_name, location, grid, assignee, p
     }
     case["sla_next_check_at"] = sla.next_check_at(case)
     located = "进入乡镇分拨队列 · town triage: no grid found" if location.method == TRIAGE else f"定位到网格 {grid['name']} · located by {location.method}"
+    if queue["awaiting_dispatch"] and location.method != TRIAGE:
+        located += "；分类待人工确认 · waits for a dispatcher to confirm its class"
     case["timeline"] = [{"kind": "status", "from": None, "to": "received", "at": now, **SYSTEM.recorded(), "note": located}]
     if assignee:
         case["timeline"].append({"kind": "status", "from": "received", "to": "assigned", "at": now, **SYSTEM.recorded(),
@@ -107,14 +113,15 @@ def new_case(request, classification, category_name, location, grid, assignee, p
 
 # What every case event carries of the case as it stands.
 EVENT_FIELDS = (
-    "grid_id", "grid_name", "community_id", "town_id", "category", "category_name", "complexity", "urgent", "level",
-    "department", "assignee", "grid_head", "wechat_group_ids", "reporter_count",
+    "grid_id", "grid_name", "community_id", "town_id", "category", "category_name", "subclass", "subclass_name", "major",
+    "major_name", "complexity", "urgent", "level", "department", "assignee", "grid_head", "wechat_group_ids", "reporter_count",
+    "awaiting_dispatch",
 )
 # What the SLA timer reads of a due case to plan its tick and build the events:
 # everything else (timeline, notes, tokens, every merged reporter) stays in the store.
 SLA_TICK_FIELDS = (
     "_id", "version", "request_id", "tracking_no", "status", "awaiting_response", "sla", "sla_next_check_at",
-    "opened_at", "first_response_at", "text", "reporters", "outbox", *EVENT_FIELDS,
+    "opened_at", "first_response_at", "text", "reporters", "outbox", "responsible_department", *EVENT_FIELDS,
 )
 
 
@@ -256,9 +263,9 @@ def escalation_target(case, level, registry, department_id=None):
     if level == "town":
         town = registry.town(case.get("town_id"))
         return (town and town.get("head")), None
-    department = registry.department(department_id) if department_id else registry.department_for(case.get("category"))
+    department = registry.department(department_id) if department_id else registry.department_for(case)
     if department is None:
-        wanted = f"department {department_id!r}" if department_id else f"a department handling {case.get('category')!r}"
+        wanted = f"department {department_id!r}" if department_id else f"a department handling {case.get('subclass') or case.get('category')!r}"
         raise CaseRuleViolation(f"There is no {wanted} in the registry; name one with department_id.", case["status"])
     return department["contact"], {"id": department["id"], "name": department["name"], "contact": person(department["contact"])}
 
@@ -309,7 +316,8 @@ def plan_sla_tick(case, now, policy, registry):
             planned.append((events.SLA_BREACHED, {"sla_clock": clock, "due_at": state["due_at"], "note": "已超时 · deadline missed"}))
         timeline.append({"kind": f"sla_{kind}", "clock": clock, "due_at": state["due_at"], "at": now, **SYSTEM.recorded()})
     plan = Plan(changes={"sla": clocks}, timeline=timeline, events=planned)
-    if breached and case["level"] != "department":
+    # a case waiting for a dispatcher stays with them: the breach is theirs to answer
+    if breached and case["level"] != "department" and not case.get("awaiting_dispatch"):
         try:
             escalation = plan_escalation(case, SYSTEM, "超时自动上报 · escalated on a missed deadline", now, policy, registry)
         except CaseRuleViolation:

@@ -27,6 +27,7 @@ is not shipped: ``load_or_train`` builds it on first use and caches it under
 ``var/classifier/``, named by a fingerprint of everything it was built from.
 
     python -m services.routing.learned_classifier train     # make classifier
+    python -m services.routing.learned_classifier build     # the cached model, trained only if there is none
     python -m services.routing.learned_classifier eval      # make eval-classifier
     python -m services.routing.learned_classifier classify 菜市场旁边的公共厕所很脏
 """
@@ -635,7 +636,14 @@ def main(argv=None):
     commands.add_parser("cv", help=f"{CV_FOLDS}-fold cross-validation on the train rows (the held-out rows are not read)")
     classify_command = commands.add_parser("classify", help="the top 3 subclasses of each text")
     classify_command.add_argument("texts", nargs="+")
+    commands.add_parser("build", help="make sure the model for these files is cached under --model-dir (train only if it is not)")
     args = parser.parse_args(argv)
+
+    if args.command == "build":
+        started = time.monotonic()
+        classifier = load_or_train(args.model_dir, args.corpus, args.taxonomy, args.rules)
+        print(f"classifier model {classifier.version} ready in {time.monotonic() - started:.1f} s")
+        return 0
 
     if args.command == "classify":
         classifier = load_or_train(args.model_dir, args.corpus, args.taxonomy, args.rules)

@@ -2,7 +2,8 @@
 
 received → assigned → acknowledged → in_progress → resolved → closed, with
 escalated (grid → community → town → department), reopened (the resident says
-at follow-up it is not solved), merged (a duplicate) and rejected (with a reason).
+at follow-up it is not solved), returned (退单: its assignee says it is not
+theirs; it waits for a dispatcher), merged (a duplicate) and rejected (with a reason).
 Everything here is plain: the store applies a planned change only if the case
 is still at the version it was planned from.
 """
@@ -10,18 +11,20 @@ from dataclasses import dataclass
 
 from wangge.events import LEVELS
 from wangge.errors import ApiError
-OPEN_STATUSES = ("received", "assigned", "acknowledged", "in_progress", "escalated", "reopened")
+OPEN_STATUSES = ("received", "assigned", "acknowledged", "in_progress", "escalated", "reopened", "returned")
 TERMINAL_STATUSES = ("closed", "merged", "rejected")
 
 TRANSITIONS = {
     # merged is reached only by routing's duplicate check, which links the reporter
     "received": {"assigned", "escalated", "rejected"},
-    "assigned": {"assigned", "acknowledged", "in_progress", "resolved", "escalated", "rejected"},
-    "acknowledged": {"assigned", "in_progress", "resolved", "escalated", "rejected"},
-    "in_progress": {"assigned", "resolved", "escalated"},
-    "escalated": {"assigned", "acknowledged", "in_progress", "resolved", "escalated", "rejected"},
+    "assigned": {"assigned", "acknowledged", "in_progress", "resolved", "escalated", "rejected", "returned"},
+    "acknowledged": {"assigned", "in_progress", "resolved", "escalated", "rejected", "returned"},
+    "in_progress": {"assigned", "resolved", "escalated", "returned"},
+    "escalated": {"assigned", "acknowledged", "in_progress", "resolved", "escalated", "rejected", "returned"},
     "resolved": {"closed", "reopened"},
-    "reopened": {"assigned", "acknowledged", "in_progress", "resolved", "escalated"},
+    "reopened": {"assigned", "acknowledged", "in_progress", "resolved", "escalated", "returned"},
+    # a dispatcher sends it on (改派) or, as for a request on arrival, rejects it
+    "returned": {"assigned", "rejected"},
     "closed": {"reopened"},
     "merged": set(),
     "rejected": set(),

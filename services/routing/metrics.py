@@ -1,7 +1,11 @@
 """Routing's business metrics. Counters and histograms are per process (sum the
 replicas); the gauges are counts read from the shared store, so every replica
-reports the same value (take the max). Labels stay bounded: towns and
-categories come from the registry and the rules."""
+reports the same value (take the max). Labels stay bounded: towns, categories,
+classes and reasons come from the registry, the taxonomy and the code.
+
+The indicators of dispatch (准确派遣率) come from these: the auto-dispatch rate is
+``classified{decision="auto"}`` over all ``classified``; the correction rate of a
+class is its ``class_corrections`` over its ``classified``; returns by reason."""
 from prometheus_client import Counter, Gauge, Histogram
 
 HOURS = 3600
@@ -26,3 +30,17 @@ SLA_CHECK_FAILURES = Counter(
     "wangge_routing_sla_check_failures_total", "Cases the SLA timer could not check (each retried after SLA.FAILED_CHECK_RETRY_MINUTES).",
 )
 ESCALATIONS = Counter("wangge_routing_escalations_total", "Escalations by the level reached.", ["level"])
+CLASSIFIED = Counter(
+    "wangge_routing_classified_total", "Requests classified, by major class, subclass and decision: auto (dispatched at once) or "
+    "dispatcher (below the confidence threshold, waiting with suggestions).", ["major", "subclass", "decision"],
+)
+CORRECTIONS = Counter(
+    "wangge_routing_class_corrections_total", "Cases whose class a dispatcher corrected, by the class routing had given them.",
+    ["major", "subclass"],
+)
+RETURNS = Counter("wangge_routing_returns_total", "Cases returned as not theirs (退单), by reason and the returner's role.", ["reason", "role"])
+DISPATCHES = Counter(
+    "wangge_routing_dispatches_total", "Cases a dispatcher sent on (派遣/改派), by why they waited "
+    "(low_confidence, unlocated, returned) or redispatch for a case that was not waiting.", ["reason"],
+)
+DISPATCH_QUEUE = Gauge("wangge_routing_dispatch_queue", "Open cases waiting for a dispatcher, by why (refreshed by the SLA timer).", ["reason"])

@@ -136,8 +136,13 @@ class RegistrySnapshot:
     def department(self, department_id):
         return self.departments.get(department_id)
 
-    def department_for(self, category):
-        return next((d for d in self.departments.values() if category in d["categories"]), None)
+    def department_for(self, case):
+        """Who handles ``case`` above the town: a department that lists its subclass, else
+        the taxonomy's responsible department, else one that lists its routing category."""
+        subclass, category = case.get("subclass"), case.get("category")
+        listing = next((d for d in self.departments.values() if subclass and subclass in d["categories"]), None)
+        return listing or self.departments.get(case.get("responsible_department") or "") \
+            or next((d for d in self.departments.values() if category in d["categories"]), None)
 
 
 class RegistryCache:

@@ -1,8 +1,9 @@
 """What comes into routing over HTTP and what goes out."""
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from wangge.fields import page_number
+from wangge.fields import Moment, page_number
 
+from services.routing.dispatch import RETURN_REASONS, WAIT_REASONS
 from services.routing.lifecycle import FIVE_STEPS, TRANSITIONS
 
 STATUSES = tuple(TRANSITIONS)
@@ -37,6 +38,9 @@ class CaseQuerySchema(PageSchema):
     assignee = fields.String(validate=_id)
     overdue = fields.Boolean()
     triage = fields.Boolean()
+    awaiting_dispatch = fields.Boolean()
+    subclass = fields.String(validate=_id)
+    major = fields.String(validate=_id)
 
 
 class CaseChangeSchema(BodySchema):
@@ -72,6 +76,41 @@ class StepSchema(BodySchema):
 
 class PlaceSchema(CaseChangeSchema):
     grid_id = fields.String(required=True, validate=_id)
+
+
+class ReturnSchema(BodySchema):
+    """退单: why the case is not the caller's. It goes to a dispatcher's queue."""
+
+    reason = fields.String(required=True, validate=validate.OneOf(tuple(RETURN_REASONS)),
+                           metadata={"description": "; ".join(f"{code}: {words}" for code, words in RETURN_REASONS.items())})
+    note = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                         metadata={"description": "What the dispatcher should know: whose it is, in your view."})
+
+
+class DispatchSchema(CaseChangeSchema):
+    """派遣 / 改派: where a dispatcher sends the case, and its class if it was wrong. Name a
+    grid (optionally which of its workers) or a department; with neither, the case goes to
+    its own grid's on-duty worker."""
+
+    subclass = fields.String(validate=_id, load_default=None, metadata={"description": "The taxonomy's subclass code, to correct the class."})
+    grid_id = fields.String(validate=_id, load_default=None)
+    worker_id = fields.String(validate=_id, load_default=None)
+    department_id = fields.String(validate=_id, load_default=None)
+
+    @validates_schema
+    def one_target(self, data, **kwargs):
+        if data.get("department_id") and (data.get("grid_id") or data.get("worker_id")):
+            raise ValidationError("Send the case to a grid or to a department, not both.", "department_id")
+
+
+class DispatchQueueQuerySchema(PageSchema):
+    town_id = fields.String(validate=_id)
+    reason = fields.String(validate=validate.OneOf(WAIT_REASONS))
+
+
+class LabelledExampleQuerySchema(PageSchema):
+    since = Moment(metadata={"description": "Only decisions made at or after this moment (ISO 8601 with offset)."})
+    per_page = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
 
 
 class FollowUpSchema(BodySchema):
@@ -156,9 +195,16 @@ class CaseSummarySchema(Schema):
     grid_name = fields.String(allow_none=True)
     town_id = fields.String(allow_none=True)
     category = fields.String()
+    category_name = fields.String(allow_none=True)
+    subclass = fields.String(allow_none=True, metadata={"description": "The taxonomy's subclass code (GET /api/v1/taxonomy)."})
+    subclass_name = fields.String(allow_none=True)
+    major = fields.String(allow_none=True)
+    major_name = fields.String(allow_none=True)
     complexity = fields.String()
     urgent = fields.Boolean()
     triage = fields.Boolean()
+    awaiting_dispatch = fields.Boolean(metadata={"description": "It waits in a dispatcher's queue (see `dispatch`)."})
+    return_count = fields.Integer(load_default=0, dump_default=0)
     assignee = fields.Dict(allow_none=True)
     reporter_count = fields.Integer()
     text = fields.String()
@@ -201,6 +247,49 @@ class CaseDetailSchema(CaseSummarySchema):
     sla = fields.Dict()
     timeline = fields.List(fields.Dict())
     version = fields.Integer()
+    classification = fields.Nested(lambda: ClassificationSchema(), allow_none=True)
+    dispatch = fields.Nested(lambda: DispatchStateSchema(), allow_none=True)
+    returns = fields.List(fields.Dict(), metadata={"description": "Each 退单: reason, note, by, role, at, and whom it left."})
+
+
+class CandidateSchema(Schema):
+    class Meta:
+        ordered = True
+
+    subclass = fields.String()
+    major = fields.String()
+    name = fields.String()
+    probability = fields.Float()
+
+
+class ClassificationSchema(Schema):
+    """How routing classified the request: the model's top three with their probabilities,
+    the threshold a case is held to, and whether it was confident enough to dispatch."""
+
+    class Meta:
+        ordered = True
+
+    model = fields.String(allow_none=True)
+    subclass = fields.String()
+    probability = fields.Float()
+    candidates = fields.List(fields.Nested(CandidateSchema))
+    threshold = fields.Float()
+    confident = fields.Boolean()
+    hinted = fields.String(allow_none=True)
+    chosen = fields.String()
+
+
+class DispatchStateSchema(Schema):
+    """Why and where a case waits for a dispatcher."""
+
+    class Meta:
+        ordered = True
+
+    reason = fields.String(metadata={"description": ", ".join(WAIT_REASONS)})
+    queue = fields.String(metadata={"description": "town (its town lead dispatches) or county (the command centre)"})
+    town_id = fields.String(allow_none=True)
+    since = fields.AwareDateTime()
+    return_reason = fields.String(allow_none=True)
 
 
 class RegistryCountsSchema(Schema):
@@ -268,3 +357,73 @@ class WorkerCasesSchema(Schema):
 
     items = fields.List(fields.Nested(CaseSummarySchema), required=True)
     total = fields.Integer(required=True)
+
+
+class QueuedCaseSchema(CaseSummarySchema):
+    """A case waiting for a dispatcher, with the classifier's suggestions and, if it was
+    returned, the last return."""
+
+    classification = fields.Nested(ClassificationSchema, allow_none=True)
+    dispatch = fields.Nested(DispatchStateSchema)
+    last_return = fields.Dict(allow_none=True)
+
+
+class DispatchQueuePageSchema(PageAnswerSchema):
+    """The cases waiting for the caller to dispatch them, longest waiting first."""
+
+    items = fields.List(fields.Nested(QueuedCaseSchema), required=True)
+
+
+class LabelledExampleSchema(Schema):
+    """A class a dispatcher confirmed (a doubtful classification) or corrected, for the
+    corpus; phone numbers and reporters' names in ``text`` masked."""
+
+    class Meta:
+        ordered = True
+
+    case_id = fields.String(attribute="_id")
+    text = fields.String()
+    subclass = fields.String()
+    predicted = fields.String(allow_none=True)
+    probability = fields.Float(allow_none=True)
+    model = fields.String(allow_none=True)
+    kind = fields.String(metadata={"description": "confirmed or corrected"})
+    at = fields.AwareDateTime()
+
+
+class LabelledExamplePageSchema(PageAnswerSchema):
+    items = fields.List(fields.Nested(LabelledExampleSchema), required=True)
+
+
+class SubclassViewSchema(Schema):
+    class Meta:
+        ordered = True
+
+    code = fields.String()
+    name = fields.String()
+    description = fields.String()
+    examples = fields.List(fields.String())
+    department = fields.String()
+    complexity = fields.String()
+    urgent = fields.Boolean()
+
+
+class MajorClassViewSchema(Schema):
+    class Meta:
+        ordered = True
+
+    code = fields.String()
+    name = fields.String()
+    standard = fields.String(allow_none=True)
+    subclasses = fields.List(fields.Nested(SubclassViewSchema))
+
+
+class TaxonomyViewSchema(Schema):
+    """The taxonomy routing classifies into: major classes with their subclasses, in order."""
+
+    class Meta:
+        ordered = True
+
+    version = fields.Integer()
+    departments = fields.Dict(keys=fields.String(), values=fields.String())
+    majors = fields.List(fields.Nested(MajorClassViewSchema))

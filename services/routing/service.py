@@ -15,10 +15,10 @@ from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
 from wangge.permissions import (
-    CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, CASES_READ, REGISTRY_LOAD, REGISTRY_READ, STAFF_ROLES,
+    CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, CASES_READ, CLASSIFIER_EXAMPLES, REGISTRY_LOAD, REGISTRY_READ, STAFF_ROLES,
 )
 
-from services.routing import access, metrics, schemas, views, workflow
+from services.routing import access, dispatch, metrics, schemas, views, workflow
 from services.routing.dependencies import Registry, RequestClassifier
 from services.routing.lifecycle import OPEN_STATUSES, Actor
 from services.routing.registry import prepare_registry
@@ -173,9 +173,64 @@ class RoutingService(HealthAndMetrics):
     def place(self, request, case_id):
         body = self._body(request, schemas.PlaceSchema)
         now = events.utcnow()
-        case, actor = self._case_for(request, case_id)
+        snapshot = self._snapshot(now)
+        case = workflow.load_case(self.store, case_id)
+        actor = Actor(request.caller.subject, access.require_dispatcher_of(request.caller, snapshot, case, snapshot.grid(body["grid_id"])))
         return self._changed(request, workflow.place_from_triage(
-            self.store, self._snapshot(now), self.config, case, body["grid_id"], actor, body["note"], now))
+            self.store, snapshot, self.config, case, body["grid_id"], actor, body["note"], now))
+
+    # -- the dispatcher's queue: 派遣, 退单, 改派 ------------------------------------------
+
+    @http("GET", "/api/v1/dispatch-queue", allow=CASES_DISPATCH,
+          summary="Cases waiting for the caller to dispatch them (low classifier confidence, no grid, returned), longest waiting first",
+          query=schemas.DispatchQueueQuerySchema, responses={200: schemas.DispatchQueuePageSchema})
+    def dispatch_queue(self, request):
+        query = schemas.DispatchQueueQuerySchema().load(request.args.to_dict())
+        everywhere, towns = access.dispatcher_towns(request.caller, self._snapshot(events.utcnow()))
+        filters = {} if everywhere else {"dispatch.queue": dispatch.TOWN_QUEUE, "dispatch.town_id": {"$in": sorted(towns)}}
+        if "town_id" in query:
+            filters["town_id"] = query["town_id"]
+        if "reason" in query:
+            filters["dispatch.reason"] = query["reason"]
+        found, total = self.store.dispatch_queue(filters, (query["page"] - 1) * query["per_page"], query["per_page"])
+        return schemas.DispatchQueuePageSchema().dump({
+            "items": [views.queued_case(case) for case in found], "page": query["page"], "per_page": query["per_page"], "total": total,
+        })
+
+    @http("POST", "/api/v1/cases/<string:case_id>/return", allow=CASES_ACT,
+          summary="Return a case that is not yours (退单), with the reason: it waits for a dispatcher",
+          body=schemas.ReturnSchema, **CASE_CHANGE)
+    def return_case(self, request, case_id):
+        body = self._body(request, schemas.ReturnSchema)
+        case, actor = self._case_for(request, case_id)
+        return self._changed(request, workflow.return_case(self.store, self.config, case, body["reason"], actor, body["note"], events.utcnow()))
+
+    @http("POST", "/api/v1/cases/<string:case_id>/dispatch", allow=CASES_DISPATCH,
+          summary="Dispatch a case (派遣/改派) to a grid or a department, correcting its class if it was wrong",
+          body=schemas.DispatchSchema, **CASE_CHANGE)
+    def dispatch_case(self, request, case_id):
+        body = self._body(request, schemas.DispatchSchema)
+        now = events.utcnow()
+        snapshot = self._snapshot(now)
+        case = workflow.load_case(self.store, case_id)
+        grid = snapshot.grid(body["grid_id"]) if body["grid_id"] else None
+        actor = Actor(request.caller.subject, access.require_dispatcher_of(request.caller, snapshot, case, grid))
+        target_ids = {key: body[key] for key in ("grid_id", "worker_id", "department_id")}
+        return self._changed(request, workflow.dispatch_case(
+            self.store, snapshot, self.classifier, self.config, case, target_ids, body["subclass"], actor, body["note"], now))
+
+    @http("GET", "/api/v1/taxonomy", allow=REGISTRY_READ, summary="The classes requests are classified into: major classes and their subclasses",
+          responses={200: schemas.TaxonomyViewSchema})
+    def taxonomy(self, request):
+        return schemas.TaxonomyViewSchema().dump(views.taxonomy_view(self.classifier.taxonomy))
+
+    @http("GET", "/api/v1/classifier/examples", allow=CLASSIFIER_EXAMPLES,
+          summary="Classes dispatchers confirmed or corrected, oldest first: labelled examples for the classifier's corpus",
+          query=schemas.LabelledExampleQuerySchema, responses={200: schemas.LabelledExamplePageSchema})
+    def labelled_examples(self, request):
+        query = schemas.LabelledExampleQuerySchema().load(request.args.to_dict())
+        found, total = self.store.labelled_examples_since(query.get("since"), (query["page"] - 1) * query["per_page"], query["per_page"])
+        return schemas.LabelledExamplePageSchema().dump({"items": found, "page": query["page"], "per_page": query["per_page"], "total": total})
 
     @http("POST", "/api/v1/cases/<string:case_id>/escalate", allow=CASES_ACT, summary="Escalate a case one level up", body=schemas.EscalateSchema, **CASE_CHANGE)
     def escalate(self, request, case_id):
@@ -223,6 +278,8 @@ class RoutingService(HealthAndMetrics):
         for status in OPEN_STATUSES:
             metrics.OPEN_CASES.labels(status).set(counts.get(status, 0))
         metrics.TRIAGE_QUEUE.set(self.store.count_triage())
+        for reason, waiting in self.store.count_waiting_by_reason(dispatch.WAIT_REASONS).items():
+            metrics.DISPATCH_QUEUE.labels(reason).set(waiting)
 
     @configured_timer("OUTBOX", "INTERVAL_SECONDS", default=5)
     def publish_outbox(self):

@@ -11,6 +11,9 @@
 ``follow_up_tokens``
                  which case a follow-up link's token (by its digest) answers; the
                  case itself keeps whether it is used and when it expires
+``labelled_examples``
+                 the class a dispatcher confirmed or corrected for a case's text
+                 (masked), one per case, for extending the classifier's corpus
 """
 from datetime import timedelta
 
@@ -39,6 +42,7 @@ class RoutingStore:
         self.registry = database["registry"]
         self.cases = database["cases"]
         self.follow_up_tokens = database["follow_up_tokens"]
+        self.labelled_examples = database["labelled_examples"]
 
     def ensure_indexes(self, config=None):
         for kind in REGISTRY_KINDS:
@@ -58,7 +62,9 @@ class RoutingStore:
             IndexModel([("sla_next_check_at", ASCENDING)], name="sla_due"),
             IndexModel([("outbox_pending_since", ASCENDING)], name="outbox_pending"),
             IndexModel([("opened_at", DESCENDING)], name="opened_at"),
+            IndexModel([("awaiting_dispatch", ASCENDING), ("dispatch.since", ASCENDING)], name="dispatch_queue"),
         ])
+        self.labelled_examples.create_index([("at", ASCENDING)], name="at")
         # looked up by _id (the digest): the cases collection needs no index more
         self.follow_up_tokens.create_index([("expires_at", ASCENDING)], name="forget",
                                            expireAfterSeconds=int(FOLLOW_UP_TOKENS_KEPT.total_seconds()))
@@ -216,3 +222,26 @@ class RoutingStore:
     def count_triage(self):
         """Open cases still waiting for a person to place them in a grid."""
         return self.cases.count_documents({"triage": True, "grid_id": None, "status": {"$in": list(OPEN_STATUSES)}})
+
+    # -- the dispatcher's queue and what dispatchers teach the classifier ------
+
+    def dispatch_queue(self, query, skip=0, limit=50):
+        """Cases waiting for a dispatcher (within ``query``), longest waiting first."""
+        filters = {"$and": [{"awaiting_dispatch": True, "status": {"$in": list(OPEN_STATUSES)}}, query]} if query \
+            else {"awaiting_dispatch": True, "status": {"$in": list(OPEN_STATUSES)}}
+        cursor = self.cases.find(filters, {"outbox": 0, "tokens": 0}).sort("dispatch.since", ASCENDING)
+        return list(cursor.skip(skip).limit(limit)), self.cases.count_documents(filters)
+
+    def count_waiting_by_reason(self, reasons):
+        return {reason: self.cases.count_documents({"awaiting_dispatch": True, "dispatch.reason": reason,
+                                                    "status": {"$in": list(OPEN_STATUSES)}})
+                for reason in reasons}
+
+    def keep_labelled_example(self, example):
+        """One example per case: a later decision on the same case replaces the earlier one."""
+        self.labelled_examples.replace_one({"_id": example["_id"]}, example, upsert=True)
+
+    def labelled_examples_since(self, since, skip=0, limit=500):
+        query = {"at": {"$gte": since}} if since else {}
+        cursor = self.labelled_examples.find(query).sort([("at", ASCENDING), ("_id", ASCENDING)])
+        return list(cursor.skip(skip).limit(limit)), self.labelled_examples.count_documents(query)

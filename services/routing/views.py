@@ -39,3 +39,19 @@ def grid_detail(grid, staff):
         return {**person, "phone": mask_phone(person["phone"])} if person and person.get("phone") else person
 
     return {**grid, "head": masked(grid.get("head")), "workers": [masked(worker) for worker in grid.get("workers", [])]}
+
+
+def queued_case(case):
+    returns = case.get("returns") or []
+    return {**case_listed(case), "last_return": returns[-1] if returns else None}
+
+
+def taxonomy_view(taxonomy):
+    return {
+        "version": taxonomy.version, "departments": taxonomy.departments,
+        "majors": [
+            {"code": major.code, "name": major.name, "standard": major.standard,
+             "subclasses": [taxonomy.subclasses[code] for code in major.subclasses]}
+            for major in taxonomy.majors.values()
+        ],
+    }

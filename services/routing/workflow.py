@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from wangge import events
 from wangge.errors import ApiError
-from wangge.logs import short_error
+from wangge.logs import mask_name, redact_phones, short_error
 from wangge.reliable import is_outage
 
-from services.routing import cases, follow_up, metrics, sla
-from services.routing.assign import choose_assignee
+from services.routing import cases, dispatch, follow_up, metrics, sla
+from services.routing.assign import choose_assignee, person
 from services.routing.duplicates import is_near_duplicate
 from services.routing.lifecycle import LEVELS, OPEN_STATUSES, CaseRuleViolation, Move
 
@@ -42,26 +42,34 @@ def open_case(store, snapshot, classifier, config, request, now):
     existing = store.case_for_request(request["request_id"])
     if existing is not None:
         return existing["_id"], []
-    classification = classifier.classify(request["text"], request.get("category"))
+    request_class = classifier.classify(request["text"], request.get("category"))
+    category = request_class.fields.category
     tokens = classifier.tokens(request["text"])
     location = snapshot.index.locate(request)
     grid = snapshot.grid(location.grid_id) if location.grid_id else None
 
     if grid is not None:
-        merged = merge_into_duplicate(store, config, grid["id"], classification.category, tokens, request, now)
+        merged = merge_into_duplicate(store, config, grid["id"], category, tokens, request, now)
         if merged is not None:
             return merged
 
+    if grid is None:
+        queue = dispatch.waiting(dispatch.UNLOCATED, location.town_id, now)
+    elif not request_class.confident:
+        queue = dispatch.waiting(dispatch.LOW_CONFIDENCE, location.town_id, now)
+    else:
+        queue = dispatch.not_waiting()
     assignee = None
-    if grid is not None:
+    if grid is not None and not queue["awaiting_dispatch"]:
         workers = [w["id"] for w in grid.get("workers", [])]
         assignee = choose_assignee(grid, store.open_cases_by_assignee(workers))
-    policy = sla.policy_for(config["SLA"], classification.category, classification.urgent)
-    category_name = classifier.rules.categories[classification.category].name
-    case = cases.new_case(request, classification, category_name, location, grid, assignee, policy, tokens, now)
+    policy = sla.policy_for(config["SLA"], category, request_class.fields.urgent)
+    case = cases.new_case(request, request_class, location, grid, assignee, policy, tokens, now, queue)
     if not store.insert_case(case):
         return case["_id"], []  # a concurrent delivery of the same request opened it
-    metrics.CASES_OPENED.labels(location.town_id or "unknown", classification.category).inc()
+    fields = request_class.fields
+    metrics.CASES_OPENED.labels(location.town_id or "unknown", category).inc()
+    metrics.CLASSIFIED.labels(fields.major, fields.subclass, "auto" if request_class.confident else "dispatcher").inc()
     return case["_id"], case["outbox"]
 
 
@@ -189,9 +197,71 @@ def place_from_triage(store, snapshot, config, case, grid_id, actor, note, now):
         raise CaseNotFound(f"No grid {grid_id}.")
     assignee = choose_assignee(grid, store.open_cases_by_assignee([w["id"] for w in grid.get("workers", [])]))
     plan = cases.plan_case_move(case, Move("assigned", actor, note), now, policy_for(config, case))
-    plan.changes.update({**cases.placed_in(grid), "level": "grid", "assignee": assignee})
+    plan.changes.update({**cases.placed_in(grid), **dispatch.not_waiting(), "level": "grid", "assignee": assignee})
     plan.events.append((events.CASE_ASSIGNED, {"previous_status": case["status"], "actor": actor.subject, "note": note}))
     return case["_id"], apply(store, case, plan, now)
+
+
+def return_case(store, config, case, reason, actor, note, now):
+    """退单: the case is not the caller's; it goes to a dispatcher's queue."""
+    change = case["_id"], apply(store, case, dispatch.plan_return(case, reason, actor, note, now), now)
+    metrics.RETURNS.labels(reason, actor.role).inc()
+    return change
+
+
+def dispatch_case(store, snapshot, classifier, config, case, target_ids, subclass, actor, note, now):
+    """派遣 / 改派: a dispatcher sends the case to a grid (its on-duty worker, or
+    ``worker_id``) or a department, in ``subclass`` if they correct its class.
+    ``target_ids``: ``grid_id``, ``worker_id``, ``department_id`` (each may be ``None``;
+    with none, the case goes to its own grid)."""
+    target = dispatch_target(store, snapshot, case, **target_ids)
+    new_class = None
+    if subclass is not None and subclass != case.get("subclass"):
+        if subclass not in classifier.taxonomy.subclasses:
+            raise CaseRuleViolation(f"No subclass {subclass!r} in the taxonomy (GET /api/v1/taxonomy lists them).", case["status"])
+        new_class = classifier.reclassify(case["text"], subclass)
+    category, urgent = (new_class.category, new_class.urgent) if new_class else (case.get("category"), case.get("urgent"))
+    policy = sla.policy_for(config["SLA"], category, urgent)
+    plan = dispatch.plan_dispatch(case, target, new_class, actor, note, now, policy)
+    chosen = new_class.subclass if new_class else case.get("subclass")
+    example = dispatch.labelled_example(case, example_text(case), chosen, actor, now)
+    entries = apply(store, case, plan, now)
+    if example is not None:
+        # after the change: a dispatch that lost a race labels nothing
+        store.keep_labelled_example(example)
+        predicted = case.get("classification") or {}
+        if example["kind"] == dispatch.CORRECTED:
+            metrics.CORRECTIONS.labels(case.get("major") or "unknown", predicted.get("subclass") or "unknown").inc()
+    metrics.DISPATCHES.labels((case.get("dispatch") or {}).get("reason") or "redispatch").inc()
+    return case["_id"], entries
+
+
+def dispatch_target(store, snapshot, case, grid_id=None, worker_id=None, department_id=None):
+    if department_id is not None:
+        department = snapshot.department(department_id)
+        if department is None:
+            raise CaseNotFound(f"No department {department_id} in the registry.")
+        return dispatch.Target(department=department)
+    grid = snapshot.grid(grid_id or case.get("grid_id"))
+    if grid is None:
+        raise CaseRuleViolation("The case is in no grid: name the grid_id or department_id to send it to.", case["status"])
+    workers = {w["id"]: w for w in grid.get("workers", [])}
+    if worker_id is not None:
+        if worker_id not in workers:
+            raise CaseRuleViolation(f"{worker_id} is not a worker of grid {grid['id']}.", case["status"])
+        return dispatch.Target(grid=grid, assignee={**person(workers[worker_id]), "role": "worker"})
+    return dispatch.Target(grid=grid, assignee=choose_assignee(grid, store.open_cases_by_assignee(list(workers))))
+
+
+def example_text(case):
+    """The resident's words as the corpus may keep them: phone numbers and the
+    reporters' names masked."""
+    text = redact_phones(case.get("text") or "")
+    for linked in case.get("reporters", []):
+        name = (linked.get("reporter") or {}).get("name")
+        if name and len(name) >= 2:
+            text = text.replace(name, mask_name(name))
+    return text
 
 
 def escalate_case(store, snapshot, config, case, actor, note, department_id, now):
@@ -255,8 +325,12 @@ def case_query(query, now, area_filter=None):
     filters = {key: query[key] for key in ("grid_id", "town_id", "status") if key in query}
     if "assignee" in query:
         filters["assignee.id"] = query["assignee"]
-    if "triage" in query:
-        filters["triage"] = query["triage"]
+    for flag in ("triage", "awaiting_dispatch"):
+        if flag in query:
+            filters[flag] = query[flag]
+    for key in ("subclass", "major"):
+        if key in query:
+            filters[key] = query[key]
     if query.get("overdue"):
         filters["status"] = filters.get("status") or {"$in": list(OPEN_STATUSES)}
         filters["$or"] = [

@@ -295,12 +295,14 @@ def test_a_department_sees_only_the_cases_escalated_to_it(platform):
     assert department("POST", f"/api/v1/cases/{kept}/escalate").status_code == 403
 
 
-def test_only_the_command_centre_places_a_triage_case(platform):
+def test_a_triage_case_of_no_town_is_placed_by_the_command_centre_only(platform):
     intake, routing = platform
-    view = eventually(lambda: (lambda v: v if v["case_id"] else None)(tracking(intake, file_request(intake, text="有人在河边倾倒垃圾", address="不知道哪里"))),
-                      timeout=15)
+    filed = file_request(intake, text="有人在河边倾倒垃圾", address="不知道哪里")
+    view = eventually(lambda: (lambda v: v if v["case_id"] else None)(tracking(intake, filed)), timeout=15)
     case_id = view["case_id"]
-    assert case_of(routing, case_id)["triage"] is True
+    triage = case_of(routing, case_id)
+    assert triage["triage"] is True
+    assert (triage["dispatch"]["reason"], triage["dispatch"]["queue"]) == ("unlocated", "county")
     assert case_id in case_ids(routing, CENTER, triage="true")
     grid = grid_with_building("南湖花园二区")
 
@@ -314,7 +316,7 @@ def test_only_the_command_centre_places_a_triage_case(platform):
 
 def test_a_grid_head_reassigns_within_their_grid_and_the_command_centre_across_grids(platform):
     intake, routing = platform
-    case_id = routed(intake, file_request(intake, text="南湖花园一区消防通道被占", grid_id=grid_with_building("南湖花园一区")["id"]))["case_id"]
+    case_id = routed(intake, file_request(intake, text="南湖花园一区有只流浪狗天天在楼下叫", grid_id=grid_with_building("南湖花园一区")["id"]))["case_id"]
     head = as_user(routing, HEAD_02)
 
     within = head("POST", f"/api/v1/cases/{case_id}/assign", worker_id="w-zc-nanmen-02-2", note="换人跟进")

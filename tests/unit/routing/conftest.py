@@ -2,7 +2,10 @@ import uuid
 
 import pytest
 
+from services.routing.classification import RequestClassification
+from services.routing.learned_classifier import load_or_train
 from services.routing.storage import RoutingStore
+from wangge.config import load_config, service_config_path
 from wangge.mongo import connect
 
 
@@ -14,3 +17,12 @@ def store(mongo_uri):
     store.ensure_indexes({"REGISTRY": {"AREA_INDEX": True}})
     yield store
     client.close()
+
+
+@pytest.fixture(scope="session")
+def request_classification():
+    """The classifier routing runs with: the model trained from the shipped corpus
+    (cached under var/classifier), held to the shipped confidence threshold."""
+    learned = load_or_train()
+    threshold = load_config(service_config_path("routing"))["CLASSIFIER"]["CONFIDENCE_THRESHOLD"]
+    return RequestClassification(learned, threshold, getattr(learned, "version", None))

@@ -29,6 +29,27 @@ def test_missed_first_response_escalates_one_level_and_says_so():
     assert plan.changes["sla"]["first_response"]["due_at"] == NOW + timedelta(hours=3) + POLICY.first_response
 
 
+def test_a_missed_deadline_of_a_case_waiting_for_a_dispatcher_is_reported_but_does_not_escalate_it():
+    waiting = case(status="returned", level="town", assignee=None, awaiting_dispatch=True,
+                   dispatch={"reason": "returned", "queue": "town", "town_id": "zhangcheng", "since": NOW})
+    plan = cases.plan_sla_tick(waiting, NOW + timedelta(hours=3), POLICY, REGISTRY)
+    assert [event_type for event_type, _ in plan.events] == [events.SLA_BREACHED]
+    assert "status" not in plan.changes and "level" not in plan.changes
+
+
+def test_a_department_is_found_by_the_subclass_it_lists_then_the_taxonomys_department_then_the_category():
+    departments = [
+        {"id": "power", "name": "路灯所", "categories": ["street_lighting"], "contact": {"id": "d-power"}},
+        {"id": "water", "name": "自来水公司", "categories": ["water_supply"], "contact": {"id": "d-water"}},
+        {"id": "lamps_contractor", "name": "景观灯维保", "categories": ["landscape_lights"], "contact": {"id": "d-lamps"}},
+    ]
+    registry = RegistrySnapshot(1, towns=[], communities=[], grids=[], departments=departments)
+    assert registry.department_for(case(subclass="landscape_lights", responsible_department="power"))["id"] == "lamps_contractor"
+    assert registry.department_for(case(subclass="drainage", responsible_department="water", category="sanitation"))["id"] == "water"
+    assert registry.department_for(case(subclass="drainage", responsible_department="urban_management"))["id"] == "power"
+    assert registry.department_for(case(subclass="x", responsible_department="nobody", category="roads")) is None
+
+
 def test_warning_comes_once():
     at = NOW + timedelta(minutes=100)
     plan = cases.plan_sla_tick(case(), at, POLICY, REGISTRY)

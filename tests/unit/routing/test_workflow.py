@@ -7,7 +7,6 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.routing import cases, follow_up, workflow
-from services.routing.classify import DEFAULT_RULES_PATH, Classifier, load_rules
 from services.routing.lifecycle import Actor
 from services.routing.registry import RegistrySnapshot
 from tests.unit.routing.factories import CONFIG, NOW, grid, stored_case
@@ -25,9 +24,9 @@ SNAPSHOT = RegistrySnapshot(
 WORKER = Actor("G-1-w1", "grid_worker")
 
 
-@pytest.fixture(scope="module")
-def classifier():
-    return Classifier(load_rules(DEFAULT_RULES_PATH))
+@pytest.fixture
+def classifier(request_classification):
+    return request_classification
 
 
 def counted(metric):
