@@ -25,13 +25,22 @@ $(IDENTITY_INSTALLED): $(IDENTITY)/package.json $(IDENTITY)/package-lock.json
 	  cd $(IDENTITY) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
 	fi
 
-install: $(INSTALLED) $(IDENTITY_INSTALLED)
+# The web app's Node packages (npm ci from web/package-lock.json); devstack.web builds it.
+WEB := web
+WEB_INSTALLED := $(WEB)/node_modules/.installed
 
-## promtool, amtool, a Prometheus server, docker-compose and nginx (to validate and try deploy/), from Debian's packages
+$(WEB_INSTALLED): $(WEB)/package.json $(WEB)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	fi
+
+install: $(INSTALLED) $(IDENTITY_INSTALLED) $(WEB_INSTALLED)
+
+## promtool, amtool, a Prometheus server, docker-compose and nginx (to validate and try deploy/), and chromium (the browser tests), from Debian's packages
 tools:
-	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v docker-compose >/dev/null && command -v nginx >/dev/null || \
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v docker-compose >/dev/null && command -v nginx >/dev/null && command -v chromium >/dev/null || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      prometheus prometheus-alertmanager docker-compose nginx >/dev/null; }
+	      prometheus prometheus-alertmanager docker-compose nginx chromium >/dev/null; }
 
 ## the store, every service and demo data, in the foreground (Ctrl-C stops all)
 run: install classifier-model
@@ -51,6 +60,8 @@ status: install
 test: install tools classifier-model
 	$(PY) -m devstack test-broker
 	$(PY) -m pytest $(PYTEST_ARGS)
+	cd $(WEB) && npx vitest run
+	$(PY) -m pytest --confcutdir=tests/browser tests/browser
 
 ## throughput, latency, fan-out and memory against bare kombu/pymongo baselines: bench/results.json
 bench: install classifier-model

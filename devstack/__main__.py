@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from devstack import demo, identity
+from devstack import demo, identity, web
 from devstack.processes import (
     ROOT, SERVICE_PORTS, available_services, http_ok, service_env, start_service, start_store,
     store_answers, wait_until,
@@ -135,12 +135,18 @@ def start_platform(detached):
         demo.load(SERVICE_PORTS, available_services(), identity.admin_session(identity_settings))
     else:
         say("no demo data: loading it needs the identity provider (every staff endpoint wants a token)")
-    print_urls(identity_settings)
+    web_app = web.start_for_platform(identity.settings()["issuer"], LOG_DIR / "web.log", say, detached=detached)
+    if web_app:
+        started.append(web_app)
+        pid_file(web_app.name).write_text(str(web_app.pid))
+    print_urls(identity_settings, web_app is not None)
     return started
 
 
-def print_urls(identity_settings=None):
+def print_urls(identity_settings=None, web_app=False):
     print()
+    if web_app:
+        print(f"  web app  http://127.0.0.1:{web.WEB_PORT}/   residents: /report/<grid_id>, /track; staff: /staff/cases")
     for name in available_services():
         base = f"http://127.0.0.1:{SERVICE_PORTS[name]}"
         print(f"  {name:<8} {base}   health {base}/health   metrics {base}/metrics")
@@ -206,7 +212,7 @@ def run():
 
 
 def down():
-    for name in list(reversed(available_services())) + ["identity", "store"]:
+    for name in ["web"] + list(reversed(available_services())) + ["identity", "store"]:
         pid = running_pid(name)
         if pid is None:
             continue
@@ -222,7 +228,7 @@ def down():
 
 
 def status():
-    for name in ["store", "identity"] + available_services():
+    for name in ["store", "identity"] + available_services() + ["web"]:
         pid = running_pid(name)
         print(f"  {name:<8} {'running (pid %d)' % pid if pid else 'stopped'}")
     return 0

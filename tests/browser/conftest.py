@@ -1,0 +1,172 @@
+"""The web app in a real headless Chromium (Debian's, driven by Playwright) against
+the real platform: the store, intake, routing, the local identity provider and the
+app served as ``make run`` serves it (devstack/web.py), each a process of its own.
+
+The provider here is the test's own: the web app's redirect URI names the port the
+app is served on, which is only known once a free one is found.
+
+These tests run in a pytest process of their own, without eventlet (`make test`:
+``pytest --confcutdir=tests/browser tests/browser``, so tests/conftest.py, which
+monkey-patches, is not loaded): Playwright's sync API runs an asyncio loop in
+greenlets, and under eventlet's patching it stalls waiting on its driver. In the
+main, patched run this folder is skipped."""
+import os
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from devstack.identity import (
+    client_secrets, endpoints, machine_client_ids, node_problem, platform_clients, start_identity, user_tokens,
+    wait_for_identity,
+)
+from devstack.processes import ROOT
+from devstack.web import ensure_built, start_web
+from tests.support.broker import throwaway_vhost
+from tests.support.identity import PASSWORD, USERS
+from tests.support.ports import free_port
+from tests.support.services import running_platform
+from tests.support.store import running_store
+
+if "eventlet" in sys.modules and sys.modules["eventlet"].patcher.is_monkey_patched("socket"):
+    collect_ignore_glob = ["test_*.py"]
+
+CHROMIUM = os.environ.get("WANGGE_TEST_CHROMIUM", "/usr/bin/chromium")
+AXE_SCRIPT = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = ROOT / "var" / "browser"
+PHONE = {"width": 375, "height": 812}
+
+
+@dataclass
+class WebPlatform:
+    base_url: str
+    intake: object
+    routing: object
+    issuer: str
+    admin_token: str = field(repr=False)
+
+    def url(self, path):
+        return self.base_url + path
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory):
+    with running_store(tmp_path_factory.mktemp("store")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def module_amqp_uri():
+    with throwaway_vhost() as uri:
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def web_platform(module_amqp_uri, mongo_uri, tmp_path_factory):
+    problem = node_problem() or ensure_built(lambda line: print(f"web: {line}"))
+    if problem:
+        pytest.fail(f"the web app cannot be built here: {problem}", pytrace=False)
+    directory = tmp_path_factory.mktemp("web")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    issuer = f"http://127.0.0.1:{free_port()}"
+    secrets = client_secrets(directory / "client-secrets.json", machine_client_ids())
+    clients = platform_clients(secrets, web_redirect_uris=[f"{base_url}/*"])
+    with ExitStack() as stack:
+        provider = start_identity(issuer, directory, USERS, clients, PASSWORD, directory / "identity.log")
+        stack.callback(provider.stop)
+        wait_for_identity(issuer, provider)
+        trust = {
+            "AUTH_ISSUER": issuer, "AUTH_JWKS_URI": endpoints(issuer)["jwks_uri"], "AUTH_TOKEN_URL": f"{issuer}/token",
+            "AUTH_CLIENT_ID": "wangge-services", "AUTH_CLIENT_SECRET": secrets["wangge-services"],
+        }
+        services = stack.enter_context(running_platform(
+            ["intake", "routing"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=directory, extra_env=trust))
+        intake, routing = services["intake"][0], services["routing"][0]
+        upstreams = {"intake": intake.base_url, "routing": routing.base_url}
+        web = start_web(port, upstreams, issuer, directory / "web.log")
+        stack.callback(web.stop)
+        admin = user_tokens(issuer, "county-admin", PASSWORD, redirect_uri=f"{base_url}/staff/callback")
+        yield WebPlatform(base_url, intake, routing, issuer, admin["access_token"])
+
+
+@pytest.fixture(scope="package")
+def chromium():
+    """One browser for these tests."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make tools` installs Debian's chromium", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless=new"])
+    yield browser
+    browser.close()
+    playwright.stop()
+
+
+@dataclass
+class Visit:
+    """A browser context (one person's phone) and what its pages logged."""
+
+    page: object
+    console_errors: list
+    name: str
+
+    def screenshot(self, label):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.name}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def serious_accessibility_violations(self):
+        """axe-core's violations of impact serious or critical on the page as it is now."""
+        if not self.page.evaluate("() => typeof window.axe !== 'undefined'"):
+            self.page.add_script_tag(path=str(AXE_SCRIPT))
+        result = self.page.evaluate("async () => (await window.axe.run(document, {resultTypes: ['violations']})).violations")
+        return [(v["id"], v["impact"], [node["target"] for node in v["nodes"]][:3])
+                for v in result if v["impact"] in ("serious", "critical")]
+
+
+@pytest.fixture
+def visit(chromium, web_platform):
+    """``visit(name, **context options)``: a fresh phone-sized browser context."""
+    contexts = []
+
+    def open_visit(name, **options):
+        context = chromium.new_context(viewport=PHONE, locale="zh-CN", base_url=web_platform.base_url, **options)
+        contexts.append(context)
+        page = context.new_page()
+        errors = []
+
+        def on_console(message):
+            where = message.location.get("url", "")
+            # the provider's login page is not the app's (Chromium asks it for a favicon)
+            if message.type == "error" and where.startswith(web_platform.base_url):
+                errors.append(f"{message.text} {where}")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return Visit(page, errors, name)
+
+    yield open_visit
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page, user_id, password=PASSWORD):
+    """On the provider's login form the app sent the browser to."""
+    page.get_by_label("用户 User id").fill(user_id)
+    page.get_by_label("密码 Password").fill(password)
+    page.get_by_role("button", name="登录 Sign in").click()
+
+
+def poll(check, timeout=20, interval=0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
