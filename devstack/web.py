@@ -38,9 +38,6 @@ BUILD_INPUTS = ("src", "public", "index.html", "package.json", "package-lock.jso
 NOT_FORWARDED = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                  "transfer-encoding", "upgrade", "host", "content-length", "content-encoding"}
 MAX_BODY = 16 * 1024 * 1024  # the gateway's largest (the registry)
-# Public paths residents need that deploy/gateway/nginx.conf does not route yet: used
-# only where the gateway names no service. Remove an entry once the gateway has it.
-NOT_YET_IN_GATEWAY = {"/api/v1/follow-up/": "routing"}
 
 
 # -- the gateway's path table --------------------------------------------------------
@@ -79,7 +76,7 @@ def gateway_locations(conf_text):
 def service_for(path, locations):
     """The service nginx would pick for ``path``: an exact match; else the longest
     prefix if it is ``^~``; else the first regular expression that matches; else the
-    longest prefix. Then NOT_YET_IN_GATEWAY; None if nothing matches."""
+    longest prefix; None if nothing matches."""
     for location in locations:
         if location.modifier == "=" and location.matches(path):
             return location.service
@@ -90,9 +87,7 @@ def service_for(path, locations):
     for location in locations:
         if location.modifier in ("~", "~*") and location.matches(path):
             return location.service
-    if longest is not None:
-        return longest.service
-    return next((service for prefix, service in NOT_YET_IN_GATEWAY.items() if path.startswith(prefix)), None)
+    return longest.service if longest is not None else None
 
 
 def local_upstreams(conf_text=None):

@@ -1,7 +1,7 @@
 """The web app's local server routes /api/v1/... as deploy/gateway/nginx.conf does."""
 import pytest
 
-from devstack.web import GATEWAY_CONF, NOT_YET_IN_GATEWAY, gateway_locations, service_for
+from devstack.web import GATEWAY_CONF, gateway_locations, service_for
 
 # Every API path the web app calls (web/src/api/), and the service that answers it.
 APP_PATHS = [
@@ -35,9 +35,3 @@ def test_nginx_precedence_exact_then_regex_then_prefix():
     assert service_for("/api/v1/things/special", locations) == "b"  # a regex beats a plain prefix
     assert service_for("/api/v1/things/1", locations) == "a"
     assert service_for("/api/v1/nothing", locations) is None
-
-
-def test_paths_listed_as_missing_from_the_gateway_are_missing_there():
-    """Once the gateway routes one of them, drop it from NOT_YET_IN_GATEWAY."""
-    locations, _ = gateway_locations(GATEWAY_CONF.read_text())
-    assert [prefix for prefix in NOT_YET_IN_GATEWAY if any(loc.matches(prefix + "x") for loc in locations)] == []
