@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 
+from devstack.demo_county import build_county
 from devstack.identity import (
     client_secrets, endpoints, machine_client_ids, node_problem, platform_clients, start_identity, user_tokens,
     wait_for_identity,
@@ -30,6 +32,7 @@ from tests.support.identity import PASSWORD, USERS
 from tests.support.ports import free_port
 from tests.support.services import running_platform
 from tests.support.store import running_store
+from wangge.config import load_config, service_config_path
 
 if "eventlet" in sys.modules and sys.modules["eventlet"].patcher.is_monkey_patched("socket"):
     collect_ignore_glob = ["test_*.py"]
@@ -46,10 +49,18 @@ class WebPlatform:
     intake: object
     routing: object
     issuer: str
-    admin_token: str = field(repr=False)
+    tokens: dict = field(default_factory=dict, repr=False)
 
     def url(self, path):
         return self.base_url + path
+
+    def api_as(self, user_id):
+        """A requests session calling routing as ``user_id`` (tokens from the real provider, kept for the run)."""
+        if user_id not in self.tokens:
+            self.tokens[user_id] = user_tokens(self.issuer, user_id, PASSWORD, redirect_uri=f"{self.base_url}/staff/callback")["access_token"]
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.tokens[user_id]}"
+        return session
 
 
 @pytest.fixture(scope="session")
@@ -58,14 +69,16 @@ def mongo_uri(tmp_path_factory):
         yield uri
 
 
-@pytest.fixture(scope="module")
-def module_amqp_uri():
+@pytest.fixture(scope="package")
+def platform_amqp_uri():
     with throwaway_vhost() as uri:
         yield uri
 
 
-@pytest.fixture(scope="module")
-def web_platform(module_amqp_uri, mongo_uri, tmp_path_factory):
+@pytest.fixture(scope="package")
+def web_platform(platform_amqp_uri, mongo_uri, tmp_path_factory):
+    """The platform once for every browser test (starting it takes most of their time), the demo county loaded.
+    Routing holds doubtful requests for a dispatcher at the threshold it ships with."""
     problem = node_problem() or ensure_built(lambda line: print(f"web: {line}"))
     if problem:
         pytest.fail(f"the web app cannot be built here: {problem}", pytrace=False)
@@ -83,14 +96,18 @@ def web_platform(module_amqp_uri, mongo_uri, tmp_path_factory):
             "AUTH_ISSUER": issuer, "AUTH_JWKS_URI": endpoints(issuer)["jwks_uri"], "AUTH_TOKEN_URL": f"{issuer}/token",
             "AUTH_CLIENT_ID": "wangge-services", "AUTH_CLIENT_SECRET": secrets["wangge-services"],
         }
+        threshold = str(load_config(service_config_path("routing"))["CLASSIFIER"]["CONFIDENCE_THRESHOLD"])
         services = stack.enter_context(running_platform(
-            ["intake", "routing"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=directory, extra_env=trust))
+            ["intake", "routing"], amqp_uri=platform_amqp_uri, mongo_uri=mongo_uri, log_dir=directory,
+            extra_env={**trust, "ROUTING_CONFIDENCE_THRESHOLD": threshold}))
         intake, routing = services["intake"][0], services["routing"][0]
         upstreams = {"intake": intake.base_url, "routing": routing.base_url}
         web = start_web(port, upstreams, issuer, directory / "web.log")
         stack.callback(web.stop)
-        admin = user_tokens(issuer, "county-admin", PASSWORD, redirect_uri=f"{base_url}/staff/callback")
-        yield WebPlatform(base_url, intake, routing, issuer, admin["access_token"])
+        platform = WebPlatform(base_url, intake, routing, issuer)
+        loaded = platform.api_as("county-admin").put(routing.url("/api/v1/registry"), json=build_county(), timeout=120)
+        assert loaded.status_code == 200, loaded.text
+        yield platform
 
 
 @pytest.fixture(scope="package")

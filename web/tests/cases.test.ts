@@ -70,8 +70,21 @@ describe('actions by state', () => {
 
   it('offers nothing but notes on a closed case', () => {
     expect(actionsFor({ status: 'closed', level: 'grid', complexity: 'complex', five_steps: [] })).toEqual({
-      acknowledge: false, note: true, nextStep: null, resolve: false, escalate: false,
+      acknowledge: false, note: true, nextStep: null, resolve: false, escalate: false, giveBack: false,
     });
+  });
+
+  it('offers 退单 to the person holding an open case only', () => {
+    const held = { status: 'acknowledged', level: 'grid', complexity: 'simple', five_steps: [], assignee: { id: 'w-1' } };
+    expect(actionsFor(held, 'w-1').giveBack).toBe(true);
+    expect(actionsFor(held, 'w-2').giveBack).toBe(false);
+    expect(actionsFor(held).giveBack).toBe(false);
+    expect(actionsFor({ ...held, status: 'resolved' }, 'w-1').giveBack).toBe(false);
+  });
+
+  it('offers nothing but notes while a returned case waits for a dispatcher', () => {
+    const waiting = { status: 'returned', level: 'town', complexity: 'simple', five_steps: [], assignee: null, awaiting_dispatch: true };
+    expect(actionsFor(waiting, 'w-1')).toMatchObject({ acknowledge: false, resolve: false, escalate: false, giveBack: false, note: true });
   });
 });
 
@@ -80,5 +93,7 @@ describe('timeline words', () => {
     expect(timelineWords({ kind: 'status', to: 'acknowledged' })).toBe('已响应');
     expect(timelineWords({ kind: 'five_step', step: 'survey' })).toBe('五步工作法：实地调研');
     expect(timelineWords({ kind: 'escalation', to_level: 'town' })).toBe('上报至乡镇');
+    expect(timelineWords({ kind: 'returned', reason: 'wrong_grid' })).toBe('退单：不属于本网格');
+    expect(timelineWords({ kind: 'dispatch' })).toBe('派遣');
   });
 });

@@ -13,9 +13,18 @@ export interface CaseSummary {
   level: string;
   grid_id: string | null;
   grid_name: string | null;
+  town_id?: string | null;
   category: string;
+  category_name?: string | null;
+  subclass?: string | null;
+  subclass_name?: string | null;
+  major?: string | null;
+  major_name?: string | null;
   complexity: string;
   urgent: boolean;
+  triage?: boolean;
+  awaiting_dispatch?: boolean;
+  return_count?: number;
   assignee: Person | null;
   reporter_count: number;
   text: string;
@@ -46,8 +55,50 @@ export interface StepEntry {
   note: string;
 }
 
+export interface Candidate {
+  subclass: string;
+  major: string;
+  name: string;
+  probability: number;
+}
+
+export interface Classification {
+  model: string | null;
+  subclass: string;
+  probability: number;
+  candidates: Candidate[];
+  threshold: number;
+  confident: boolean;
+}
+
+export type WaitReason = 'low_confidence' | 'unlocated' | 'returned';
+
+export interface DispatchState {
+  reason: WaitReason;
+  queue: 'town' | 'county';
+  town_id: string | null;
+  since: string;
+  return_reason: string | null;
+}
+
+export type ReturnReason = 'wrong_grid' | 'wrong_department' | 'wrong_class' | 'other';
+
+export interface ReturnRecord {
+  reason: ReturnReason;
+  note: string;
+  at: string;
+  by?: string;
+  role?: string;
+  assignee?: Person | null;
+  grid_id?: string | null;
+}
+
 export interface CaseDetail extends CaseSummary {
   address: string | null;
+  classification?: Classification | null;
+  dispatch?: DispatchState | null;
+  returns?: ReturnRecord[];
+  department?: { id: string; name: string } | null;
   reporters: { tracking_no: string | null; name: string | null; phone: string | null; at: string | null }[];
   five_steps: StepEntry[];
   timeline: TimelineEntry[];
@@ -76,7 +127,7 @@ export function caseDetail(caseId: string): Promise<CaseDetail> {
   return call(`/api/v1/cases/${encodeURIComponent(caseId)}`);
 }
 
-export type CaseAction = 'acknowledge' | 'resolve' | 'notes' | 'escalate' | 'steps';
+export type CaseAction = 'acknowledge' | 'resolve' | 'notes' | 'escalate' | 'steps' | 'return';
 
 export function actOnCase(caseId: string, action: CaseAction, body: Record<string, unknown>): Promise<CaseDetail> {
   return call(`/api/v1/cases/${encodeURIComponent(caseId)}/${action}`, { method: 'POST', body });

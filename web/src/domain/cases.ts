@@ -1,6 +1,6 @@
 // What a grid worker needs to know about a case at a glance: its words, which
 // deadline comes next, and what can be done to it now (routing's lifecycle rules).
-import type { CaseDetail, CaseSummary } from '@/api/routing';
+import type { CaseDetail, CaseSummary, ReturnReason } from '@/api/routing';
 
 export const STATUS_WORDS: Record<string, string> = {
   received: '已受理',
@@ -8,6 +8,7 @@ export const STATUS_WORDS: Record<string, string> = {
   acknowledged: '已响应',
   in_progress: '办理中',
   escalated: '已上报',
+  returned: '已退单待派遣',
   resolved: '已办结待回访',
   reopened: '重新办理',
   closed: '已办结',
@@ -15,7 +16,7 @@ export const STATUS_WORDS: Record<string, string> = {
   rejected: '不予受理',
 };
 
-export const OPEN_STATUSES = ['received', 'assigned', 'acknowledged', 'in_progress', 'escalated', 'reopened'];
+export const OPEN_STATUSES = ['received', 'assigned', 'acknowledged', 'in_progress', 'escalated', 'reopened', 'returned'];
 const TERMINAL_STATUSES = ['closed', 'merged', 'rejected'];
 // Routing stops the first-response clock once someone at the case's level answers.
 const AWAITING_RESPONSE = ['received', 'assigned', 'escalated', 'reopened'];
@@ -72,17 +73,37 @@ export function clockWords(clock: Deadline['clock']): string {
   return clock === 'first_response' ? '响应' : '办结';
 }
 
+export const RETURN_REASONS: { reason: ReturnReason; words: string }[] = [
+  { reason: 'wrong_grid', words: '不属于本网格' },
+  { reason: 'wrong_department', words: '不属于本部门职责' },
+  { reason: 'wrong_class', words: '分类错误' },
+  { reason: 'other', words: '其他原因' },
+];
+
+export function returnReasonWords(reason: string | null | undefined): string {
+  return RETURN_REASONS.find((entry) => entry.reason === reason)?.words ?? reason ?? '';
+}
+
+// The statuses routing lets a holder hand a case back from (退单).
+const RETURNABLE_STATUSES = ['assigned', 'acknowledged', 'in_progress', 'escalated', 'reopened'];
+
 export interface Actions {
   acknowledge: boolean;
   note: boolean;
   nextStep: { step: string; name: string } | null;
   resolve: boolean;
   escalate: boolean;
+  /** 退单: only the person holding the case, and not while it waits for a dispatcher */
+  giveBack: boolean;
 }
 
 /** What the lifecycle allows now (routing decides in the end; a refusal shows its words). */
-export function actionsFor(item: Pick<CaseDetail, 'status' | 'level' | 'complexity' | 'five_steps'>): Actions {
-  const open = OPEN_STATUSES.includes(item.status);
+export function actionsFor(
+  item: Pick<CaseDetail, 'status' | 'level' | 'complexity' | 'five_steps'> & Partial<Pick<CaseDetail, 'assignee' | 'awaiting_dispatch'>>,
+  callerId: string | null = null,
+): Actions {
+  const waiting = Boolean(item.awaiting_dispatch);
+  const open = OPEN_STATUSES.includes(item.status) && !waiting;
   const done = new Set((item.five_steps ?? []).map((entry) => entry.step));
   const nextStep = FIVE_STEPS.find(({ step }) => !done.has(step)) ?? null;
   const needsEvaluation = item.level === 'department' && !done.has('evaluate');
@@ -92,6 +113,7 @@ export function actionsFor(item: Pick<CaseDetail, 'status' | 'level' | 'complexi
     nextStep: item.complexity === 'complex' && !TERMINAL_STATUSES.includes(item.status) ? nextStep : null,
     resolve: open && item.status !== 'received' && !needsEvaluation,
     escalate: open && item.level !== 'department',
+    giveBack: open && RETURNABLE_STATUSES.includes(item.status) && callerId !== null && item.assignee?.id === callerId,
   };
 }
 
@@ -102,13 +124,16 @@ const KIND_WORDS: Record<string, string> = {
   merged_request: '合并诉求',
   sla_warning: '即将超时',
   sla_breached: '已超时',
+  returned: '退单',
+  dispatch: '派遣',
 };
 
 /** One timeline entry in plain words. */
-export function timelineWords(entry: { kind: string; to?: string; step?: string; to_level?: string; clock?: string }): string {
+export function timelineWords(entry: { kind: string; to?: string; step?: string; to_level?: string; clock?: string; reason?: string }): string {
   if (entry.kind === 'status' && entry.to) return statusWords(entry.to);
   if (entry.kind === 'five_step') return `${KIND_WORDS.five_step}：${FIVE_STEPS.find((s) => s.step === entry.step)?.name ?? entry.step}`;
   if (entry.kind === 'escalation' && entry.to_level) return `上报至${LEVEL_WORDS[entry.to_level] ?? entry.to_level}`;
+  if (entry.kind === 'returned' && entry.reason) return `${KIND_WORDS.returned}：${returnReasonWords(entry.reason)}`;
   if (entry.kind.startsWith('sla_') && entry.clock) return `${KIND_WORDS[entry.kind]}（${clockWords(entry.clock as Deadline['clock'])}）`;
   return KIND_WORDS[entry.kind] ?? entry.kind;
 }
