@@ -53,6 +53,11 @@ CASES_ACT = Permission("cases.act", CASE_ROLES, "the caller's grids, community, 
 CASES_DISPATCH = Permission("cases.dispatch", ("county_center", "town_lead"),
                             "the dispatcher's queue, triage placement and re-dispatch (改派): all for the command centre, "
                             "a town lead their town's queue and grids")
+INDICATORS_READ = Permission("indicators.read", CASE_ROLES,
+                             "the scorecard (考核指标): all for the command centre; a town lead the rows of their town and of "
+                             "its communities, grids, workers and departments' cases there; a community lead their community's "
+                             "and its grids' and workers'; grid workers and heads their grids' and workers'; a department its own; "
+                             "a wider level 403")
 CLASSIFIER_EXAMPLES = Permission("classifier.examples", ("county_admin",), "all: the classes dispatchers confirmed or corrected, "
                                  "texts masked")
 CASES_FOLLOW_UP = Permission("cases.follow_up", (), "the resident holding the token of their follow-up message: once, until it expires")
@@ -69,7 +74,8 @@ PARTICIPATION_RECORD = Permission("participation.record", ("grid_worker", "grid_
                                   "their community or town (all, for study editors)")
 
 ALL = (PUBLIC, REQUESTS_FILE, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
-       CASES_READ, CASES_ACT, CASES_DISPATCH, CLASSIFIER_EXAMPLES, CASES_FOLLOW_UP, NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
+       CASES_READ, CASES_ACT, CASES_DISPATCH, INDICATORS_READ, CLASSIFIER_EXAMPLES, CASES_FOLLOW_UP,
+       NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
        PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD)
 
 

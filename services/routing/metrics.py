@@ -44,3 +44,8 @@ DISPATCHES = Counter(
     "(low_confidence, unlocated, returned) or redispatch for a case that was not waiting.", ["reason"],
 )
 DISPATCH_QUEUE = Gauge("wangge_routing_dispatch_queue", "Open cases waiting for a dispatcher, by why (refreshed by the SLA timer).", ["reason"])
+SCORECARD = Gauge(
+    "wangge_routing_scorecard", "The current month's scorecard counts (考核指标) by town, on the county's clock (refreshed "
+    "every INDICATORS.GAUGE_INTERVAL_SECONDS); rates are ratios of two counts, e.g. 结案率 = due_closed / (due_to_close - deferred).",
+    ["town", "figure"],
+)

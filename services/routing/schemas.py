@@ -1,8 +1,11 @@
 """What comes into routing over HTTP and what goes out."""
+from datetime import date
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from wangge.fields import Moment, page_number
 
+from services.routing import indicators
 from services.routing.dispatch import RETURN_REASONS, WAIT_REASONS
 from services.routing.lifecycle import FIVE_STEPS, TRANSITIONS
 
@@ -427,3 +430,105 @@ class TaxonomyViewSchema(Schema):
     version = fields.Integer()
     departments = fields.Dict(keys=fields.String(), values=fields.String())
     majors = fields.List(fields.Nested(MajorClassViewSchema))
+
+
+# -- the scorecard (考核指标) ---------------------------------------------------------
+
+_days = validate.Range(min=date(2000, 1, 1), max=date(2099, 12, 31))
+
+
+class IndicatorQuerySchema(BodySchema):
+    """A period as ``from`` and ``to`` (days, both included), or as ``period`` (the day,
+    week, month or quarter holding ``at``, by default today) on the county's clock."""
+
+    by = fields.String(required=True, validate=validate.OneOf(indicators.LEVELS))
+    from_ = fields.Date(data_key="from", validate=_days)
+    to = fields.Date(validate=_days)
+    period = fields.String(validate=validate.OneOf(indicators.PERIODS))
+    at = fields.Date(validate=_days)
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
+
+    @validates_schema
+    def one_way_to_name_the_period(self, data, **kwargs):
+        ranged = "from_" in data or "to" in data
+        if ranged == ("period" in data):
+            raise ValidationError("Give from and to, or period.", "period")
+        if ranged and not ("from_" in data and "to" in data):
+            raise ValidationError("Give both from and to.", "to" if "from_" in data else "from")
+        if "at" in data and "period" not in data:
+            raise ValidationError("at goes with period.", "at")
+        if ranged and data["to"] < data["from_"]:
+            raise ValidationError("The period ends before it starts.", "to")
+        if ranged and (data["to"] - data["from_"]).days >= indicators.MAX_DAYS:
+            raise ValidationError(f"A period is at most {indicators.MAX_DAYS} days.", "to")
+
+
+def _count(description):
+    return fields.Integer(required=True, metadata={"description": description})
+
+
+def _rate(description):
+    return fields.Float(required=True, allow_none=True, metadata={"description": f"{description}; null when the denominator is 0."})
+
+
+class ScorecardRowSchema(Schema):
+    """One grid, community, town, department or worker in the period, named by the level's
+    id (``grid_id``, ``community_id``, ``town_id``, ``department_id`` or ``worker_id``).
+    The README's "Scorecard: 考核指标" section states every formula."""
+
+    class Meta:
+        ordered = True
+
+    grid_id = fields.String()
+    community_id = fields.String()
+    town_id = fields.String()
+    department_id = fields.String()
+    worker_id = fields.String()
+    received = _count("Cases opened in the period.")
+    closed = _count("Cases closed in the period (and still closed).")
+    due_to_close = _count("Cases that fell due to close (应结案) in the period: their deadline (the first one, if deferred) "
+                          "or their closure passed in it, whichever came first; rejected cases owe no closure.")
+    deferred = _count("Of due_to_close, cases whose deadline a lead deferred (延期).")
+    due_closed = _count("Of due_to_close less deferred, cases closed by the end of the period.")
+    closed_on_time = _count("Of due_closed, cases resolved by their deadline with no resolution breach on record.")
+    first_responded_on_time = _count("Of received, cases answered before any first-response breach.")
+    reopened = _count("Cases reopened (返工) in the period.")
+    escalated = _count("Of received, cases escalated at least once.")
+    followed_up = _count("Of closed, cases whose resident answered the follow-up of its last resolution (回访).")
+    answered = _count("Follow-up answers given in the period with a satisfaction.")
+    satisfied = _count("Of answered, satisfaction of 4 or 5.")
+    dispatched = _count("Of received, cases that reached a holder.")
+    misdispatched = _count("Of dispatched, cases returned as not theirs (退单) or sent on in another class (改派).")
+    merged = _count("Requests merged into a case as duplicates in the period.")
+    rejected = _count("Cases rejected in the period.")
+    handling_hours = fields.Float(required=True, metadata={"description": "Hours from opening to resolution, summed over closed."})
+    closing_rate = _rate("结案率: due_closed / (due_to_close − deferred)")
+    closed_on_time_rate = _rate("按期结案率: closed_on_time / (due_to_close − deferred)")
+    first_response_on_time_rate = _rate("first_responded_on_time / received")
+    rework_rate = _rate("返工率: reopened / closed")
+    escalation_rate = _rate("escalated / received")
+    follow_up_rate = _rate("回访率: followed_up / closed")
+    satisfaction_rate = _rate("满意率: satisfied / answered")
+    accurate_dispatch_rate = _rate("准确派遣率: 1 − misdispatched / dispatched")
+    average_handling_hours = _rate("handling_hours / closed")
+    visits_due = fields.Integer(metadata={"description": "From care, when it answers: visits due in the period."})
+    visits_on_time = fields.Integer(metadata={"description": "From care: of visits_due, made on time."})
+    visit_rate = fields.Float(allow_none=True, metadata={"description": "visits_on_time / visits_due."})
+    study_members = fields.Integer(metadata={"description": "From study, when it answers: members targeted by the campaigns "
+                                                             "whose first round falls in the period (a member once per campaign)."})
+    study_participants = fields.Integer(metadata={"description": "From study: of study_members, those who took part."})
+    study_participation_rate = fields.Float(allow_none=True, metadata={"description": "参学率: study_participants / study_members."})
+
+
+class ScorecardSchema(Schema):
+    """The scorecard rows the caller may read; ``notes`` say which figures of other
+    services are left out and why."""
+
+    class Meta:
+        ordered = True
+
+    by = fields.String(required=True)
+    from_ = fields.Date(required=True, data_key="from")
+    to = fields.Date(required=True)
+    rows = fields.List(fields.Nested(ScorecardRowSchema), required=True)
+    notes = fields.List(fields.String(), required=True)

@@ -1,10 +1,12 @@
 """Routing: the grid registry, and every case from its request to its closure."""
 import logging
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from eventlet import tpool
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
+from werkzeug.wrappers import Response
 
 from wangge import events
 from wangge.auth import Forbidden
@@ -15,11 +17,13 @@ from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
 from wangge.permissions import (
-    CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, CASES_READ, CLASSIFIER_EXAMPLES, REGISTRY_LOAD, REGISTRY_READ, STAFF_ROLES,
+    CASES_ACT, CASES_DISPATCH, CASES_FOLLOW_UP, CASES_READ, CLASSIFIER_EXAMPLES, INDICATORS_READ, REGISTRY_LOAD, REGISTRY_READ,
+    STAFF_ROLES,
 )
 
-from services.routing import access, dispatch, metrics, schemas, views, workflow
+from services.routing import access, dispatch, indicators, metrics, schemas, views, workflow
 from services.routing.dependencies import Registry, RequestClassifier
+from services.routing.partners import Partners
 from services.routing.lifecycle import OPEN_STATUSES, Actor
 from services.routing.registry import prepare_registry
 from services.routing.registry_schema import RegistrySchema
@@ -44,6 +48,7 @@ class RoutingService(HealthAndMetrics):
     dispatch = EventDispatcher(mandatory=True)
     config = Config()
     entrypoint_metrics = EntrypointMetrics()
+    partners = Partners()
 
     # -- requests become cases -------------------------------------------------
 
@@ -267,7 +272,41 @@ class RoutingService(HealthAndMetrics):
         self._publish(case_id, entries)
         return schemas.FollowUpAnswerSchema().dump(self.store.get_case(case_id))
 
+    # -- the scorecard (考核指标) -------------------------------------------------------
+
+    @http("GET", "/api/v1/indicators", allow=INDICATORS_READ,
+          summary="The scorecard (考核指标) of a period by grid, community, town, department or worker, as JSON or CSV",
+          query=schemas.IndicatorQuerySchema, responses={200: {"application/json": schemas.ScorecardSchema, "text/csv": None}},
+          errors=(403,))
+    def scorecard(self, request):
+        """Rows the caller's area holds (a wider level than theirs is 403); care's and study's
+        figures join them by grid, community and town when those services answer."""
+        query = schemas.IndicatorQuerySchema().load(request.args.to_dict())
+        now = events.utcnow()
+        snapshot = self._snapshot(now)
+        by, area = query["by"], access.area_of(request.caller, snapshot)
+        within = indicators.case_filters_for(area, by)
+        period = indicators.period_named(query, now, self._county_clock())
+        found = self.store.cases_for_period(period.start, period.end, indicators.CASE_FIELDS, within)
+        rows, notes = self.partners.add_figures(indicators.scorecard(found, period, by), by, period,
+                                                lambda key: indicators.row_in_scope(by, key, area, snapshot.index.grids))
+        if query["format"] == "csv":
+            filename = f"indicators-{by}-{period.first_day}-{period.last_day}.csv"
+            return Response(indicators.as_csv(by, rows), content_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return schemas.ScorecardSchema().dump({"by": by, "from_": period.first_day, "to": period.last_day, "rows": rows, "notes": notes})
+
     # -- timers ---------------------------------------------------------------------
+
+    @configured_timer("INDICATORS", "GAUGE_INTERVAL_SECONDS", default=60, eager=True)
+    def refresh_scorecard_gauges(self):
+        now = events.utcnow()
+        clock = self._county_clock()
+        month = indicators.period_containing("month", now.astimezone(clock).date(), clock)
+        rows = indicators.scorecard(self.store.cases_for_period(month.start, month.end, indicators.CASE_FIELDS), month, "town")
+        for town_id, counts in indicators.town_counts(rows, self._snapshot(now).towns).items():
+            for figure, value in counts.items():
+                metrics.SCORECARD.labels(town_id, figure).set(value)
 
     @configured_timer("SLA", "CHECK_INTERVAL_SECONDS", default=30)
     def check_deadlines(self):
@@ -297,6 +336,9 @@ class RoutingService(HealthAndMetrics):
 
     def _snapshot(self, now):
         return self.registry.current(self.store, now)
+
+    def _county_clock(self):
+        return ZoneInfo(self.config["INDICATORS"]["TIMEZONE"])
 
     def _body(self, request, schema_cls):
         body = read_json_body(request)
