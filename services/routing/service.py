@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 from eventlet import tpool
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
+from nameko.messaging import Publisher
 from werkzeug.wrappers import Response
 
-from wangge import events
+from wangge import events, topology
 from wangge.auth import Forbidden
 from wangge.http import NotFound, http, read_json_body
 from wangge.metrics import EntrypointMetrics
@@ -46,6 +47,8 @@ class RoutingService(HealthAndMetrics):
     classifier = RequestClassifier()
     # mandatory: an event nobody is bound to receive raises and stays in the outbox
     dispatch = EventDispatcher(mandatory=True)
+    # results for the systems that sent requests: a system with no queue bound has not signed up for them
+    publish_result = Publisher(exchange=topology.outbound_exchange())
     config = Config()
     entrypoint_metrics = EntrypointMetrics()
     partners = Partners()
@@ -370,4 +373,4 @@ class RoutingService(HealthAndMetrics):
         return self._case_view(request, self.store.get_case(case_id))
 
     def _publish(self, case_id, outbox):
-        workflow.publish_outbox(self.store, self.dispatch, case_id, outbox)
+        workflow.publish_outbox(self.store, self.dispatch, self.publish_result, case_id, outbox)
