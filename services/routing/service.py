@@ -182,8 +182,7 @@ class RoutingService(HealthAndMetrics):
         body = self._body(request, schemas.PlaceSchema)
         now = events.utcnow()
         snapshot = self._snapshot(now)
-        case = workflow.load_case(self.store, case_id)
-        actor = Actor(request.caller.subject, access.require_dispatcher_of(request.caller, snapshot, case, snapshot.grid(body["grid_id"])))
+        case, actor = self._case_for_dispatcher(request, case_id, snapshot, body["grid_id"])
         return self._changed(request, workflow.place_from_triage(
             self.store, snapshot, self.config, case, body["grid_id"], actor, body["note"], now))
 
@@ -220,9 +219,7 @@ class RoutingService(HealthAndMetrics):
         body = self._body(request, schemas.DispatchSchema)
         now = events.utcnow()
         snapshot = self._snapshot(now)
-        case = workflow.load_case(self.store, case_id)
-        grid = snapshot.grid(body["grid_id"]) if body["grid_id"] else None
-        actor = Actor(request.caller.subject, access.require_dispatcher_of(request.caller, snapshot, case, grid))
+        case, actor = self._case_for_dispatcher(request, case_id, snapshot, body["grid_id"])
         target_ids = {key: body[key] for key in ("grid_id", "worker_id", "department_id")}
         return self._changed(request, workflow.dispatch_case(
             self.store, snapshot, self.classifier, self.config, case, target_ids, body["subclass"], actor, body["note"], now))
@@ -356,6 +353,13 @@ class RoutingService(HealthAndMetrics):
         case = workflow.load_case(self.store, case_id)
         role = access.require_case_access(request.caller, self._snapshot(events.utcnow()), case)
         return case, Actor(request.caller.subject, role)
+
+    def _case_for_dispatcher(self, request, case_id, snapshot, grid_id):
+        """The case as read and the dispatcher acting on it (sending it to ``grid_id``, if
+        named), or 404, or 403 outside their queue."""
+        case = workflow.load_case(self.store, case_id)
+        grid = snapshot.grid(grid_id) if grid_id else None
+        return case, Actor(request.caller.subject, access.require_dispatcher_of(request.caller, snapshot, case, grid))
 
     def _case_view(self, request, case):
         caller = request.caller
