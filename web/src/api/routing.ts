@@ -250,3 +250,27 @@ export function allGrids(): Promise<GridSummary[]> {
 export function taxonomy(): Promise<Taxonomy> {
   return call('/api/v1/taxonomy');
 }
+
+export interface ScorecardRow {
+  town_id?: string;
+  community_id?: string;
+  grid_id?: string;
+  received: number;
+  closed: number;
+  closed_on_time_rate: number | null;
+  satisfaction_rate: number | null;
+  accurate_dispatch_rate: number | null;
+}
+
+export interface Scorecard {
+  by: string;
+  from: string;
+  to: string;
+  rows: ScorecardRow[];
+  notes: string[];
+}
+
+/** The scorecard (考核指标) of the current period by town, community or grid. */
+export function indicators(by: 'town' | 'community' | 'grid', period: 'week' | 'month' | 'quarter'): Promise<Scorecard> {
+  return call(withQuery('/api/v1/indicators', { by, period }));
+}
