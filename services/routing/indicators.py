@@ -298,7 +298,8 @@ STUDY_FIGURES = ("study_members", "study_participants")
 def merge_figures(rows, by, others, names, rate_name, in_scope):
     """Add ``names`` (two counts: due and done) from another service's ``others`` rows
     (keyed like ours) to ``rows``, with their ratio as ``rate_name``; rows of theirs we
-    have no row for are added when ``in_scope(key)``. Our rows they have none for get 0."""
+    have no row for are added, with no cases, when ``in_scope(key)``. Our rows they have
+    none for get 0."""
     key_name = KEYS[by]
     theirs = {row[key_name]: row for row in others if row.get(key_name) is not None}
     merged = []
@@ -307,7 +308,8 @@ def merge_figures(rows, by, others, names, rate_name, in_scope):
         merged.append({**row, **{name: int(found.get(name) or 0) for name in names}})
     for key, found in theirs.items():
         if in_scope(key):
-            merged.append({key_name: key, **{name: int(found.get(name) or 0) for name in names}})
+            nothing = with_rates(dict.fromkeys(COUNTS, 0))
+            merged.append({key_name: key, **nothing, **{name: int(found.get(name) or 0) for name in names}})
     for row in merged:
         row[rate_name] = ratio(row[names[1]], row[names[0]])
     return sorted(merged, key=lambda row: row[key_name])

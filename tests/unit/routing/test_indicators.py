@@ -227,8 +227,9 @@ def test_care_figures_join_the_rows_and_rows_of_theirs_in_scope_are_added():
     care = [{"grid_id": "G-1", "visits_due": 4, "visits_on_time": 3}, {"grid_id": "G-2", "visits_due": 2, "visits_on_time": 2},
             {"grid_id": "G-9", "visits_due": 5, "visits_on_time": 0}]
     merged = indicators.merge_figures(rows, "grid", care, indicators.CARE_FIGURES, "visit_rate", lambda key: key != "G-9")
-    assert merged == [{"grid_id": "G-1", "received": 3, "visits_due": 4, "visits_on_time": 3, "visit_rate": 0.75},
-                      {"grid_id": "G-2", "visits_due": 2, "visits_on_time": 2, "visit_rate": 1.0}]
+    assert merged[0] == {"grid_id": "G-1", "received": 3, "visits_due": 4, "visits_on_time": 3, "visit_rate": 0.75}
+    assert [row["grid_id"] for row in merged] == ["G-1", "G-2"]
+    assert (merged[1]["received"], merged[1]["closing_rate"], merged[1]["visit_rate"]) == (0, None, 1.0)
 
 
 def test_study_participation_sums_the_campaigns_reports():
