@@ -36,11 +36,12 @@ $(WEB_INSTALLED): $(WEB)/package.json $(WEB)/package-lock.json
 
 install: $(INSTALLED) $(IDENTITY_INSTALLED) $(WEB_INSTALLED)
 
-## promtool, amtool, a Prometheus server, docker-compose and nginx (to validate and try deploy/), and chromium (the browser tests), from Debian's packages
+## promtool, amtool, a Prometheus server, docker-compose and nginx (to validate and try deploy/), chromium and a Chinese font (the browser tests and their screenshots), from Debian's packages
 tools:
-	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v docker-compose >/dev/null && command -v nginx >/dev/null && command -v chromium >/dev/null || \
+	@command -v promtool >/dev/null && command -v amtool >/dev/null && command -v docker-compose >/dev/null && command -v nginx >/dev/null && command -v chromium >/dev/null && \
+	  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	      prometheus prometheus-alertmanager docker-compose nginx chromium >/dev/null; }
+	      prometheus prometheus-alertmanager docker-compose nginx chromium fonts-wqy-microhei >/dev/null; }
 
 ## the store, every service and demo data, in the foreground (Ctrl-C stops all)
 run: install classifier-model

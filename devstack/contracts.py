@@ -2,6 +2,7 @@
 them and a test fails when a checked-in copy is stale.
 
 - integration/inbound-request.schema.json  the inbound contract for integrators
+- integration/outbound-result.schema.json  the results they get back
 - deploy/rabbitmq/definitions.json         every exchange, queue and binding
 - docs/api/<service>.openapi.json          each service's HTTP API (OpenAPI 3.1), as it serves it at /openapi.json
 - docs/api/<service>.md                    the same, as a reference to read
@@ -12,6 +13,7 @@ import json
 from devstack.api_reference import markdown_reference
 from devstack.processes import ROOT
 from services.intake.schemas import inbound_json_schema
+from services.routing.results import json_schema as outbound_json_schema
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.routing.service import RoutingService
@@ -46,6 +48,7 @@ def openapi_file(service_name):
 
 GENERATED = {
     ROOT / "integration" / "inbound-request.schema.json": as_json(inbound_json_schema),
+    ROOT / "integration" / "outbound-result.schema.json": as_json(outbound_json_schema),
     ROOT / "deploy" / "rabbitmq" / "definitions.json": as_json(rabbitmq_definitions),
     README: readme_with_permission_table,
 }

@@ -14,6 +14,7 @@ itself, so the two cannot disagree.
 import argparse
 import json
 import mimetypes
+import os
 import re
 import shutil
 import subprocess
@@ -144,9 +145,13 @@ def ensure_built(say):
 
 # -- serving ----------------------------------------------------------------------------
 
-def app_settings(oidc_authority):
-    """What the app reads at /app-config.json."""
-    return {"oidc": {"authority": oidc_authority, "client_id": WEB_CLIENT, "scope": WEB_SCOPE}}
+def app_settings(oidc_authority, map_tiles=None, map_attribution=None):
+    """What the app reads at /app-config.json. The command centre's map has no base map
+    unless a tile service is named (a county's licensed one: ``.../{z}/{x}/{y}.png``)."""
+    settings = {"oidc": {"authority": oidc_authority, "client_id": WEB_CLIENT, "scope": WEB_SCOPE}}
+    if map_tiles:
+        settings["map"] = {"tiles": {"url": map_tiles, "attribution": map_attribution or ""}}
+    return settings
 
 
 def _json_body(error, message):
@@ -291,9 +296,14 @@ def main(argv=None):
                         help="where a service answers (default: 127.0.0.1 and the gateway's port for it)")
     parser.add_argument("--oidc-authority", required=True, help="the OpenID Connect issuer staff sign in at")
     parser.add_argument("--dist", default=str(DIST_DIR))
+    parser.add_argument("--map-tiles", default=os.environ.get("WANGGE_MAP_TILES"),
+                        help="a tile service URL template for the command centre's map (env WANGGE_MAP_TILES; default: none)")
+    parser.add_argument("--map-attribution", default=os.environ.get("WANGGE_MAP_ATTRIBUTION"),
+                        help="the tile service's attribution (env WANGGE_MAP_ATTRIBUTION)")
     args = parser.parse_args(argv)
     upstreams = {**local_upstreams(), **dict(item.split("=", 1) for item in args.upstream)}
-    server = make_server(args.port, upstreams, app_settings(args.oidc_authority), dist=args.dist, host=args.host)
+    settings = app_settings(args.oidc_authority, args.map_tiles, args.map_attribution)
+    server = make_server(args.port, upstreams, settings, dist=args.dist, host=args.host)
     print(f"web: serving {args.dist} on http://{args.host}:{args.port}", flush=True)
     try:
         server.serve_forever()

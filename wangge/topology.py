@@ -18,6 +18,12 @@ INBOUND_QUEUE_NAME = "wangge.inbound.requests"
 INBOUND_DEAD_LETTER_QUEUE = "wangge.inbound.dead"
 INBOUND_ROUTING_PATTERN = "request.#"
 INBOUND_CONSUMER = "intake"
+# Results back to the systems that sent requests: routing publishes request.<source>.<status>;
+# each system reads its own queue. Systems known up front; others' queues are declared
+# when they are added.
+OUTBOUND_EXCHANGE_NAME = "wangge.outbound"
+OUTBOUND_PUBLISHER = "routing"
+INTEGRATOR_SOURCES = ("hotline12345",)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,23 @@ def events_exchange(service_name):
 
 def inbound_exchange():
     return Exchange(INBOUND_EXCHANGE_NAME, type="topic", durable=True, delivery_mode=2)
+
+
+def outbound_exchange():
+    return Exchange(OUTBOUND_EXCHANGE_NAME, type="topic", durable=True, delivery_mode=2)
+
+
+def outbound_queue_name(source):
+    return f"wangge.outbound.{source}"
+
+
+def outbound_queue(source):
+    """A system's results: every status of every request it sent."""
+    return Queue(outbound_queue_name(source), exchange=outbound_exchange(), routing_key=f"request.{source}.*", durable=True)
+
+
+def outbound_queues():
+    return [outbound_queue(source) for source in INTEGRATOR_SOURCES]
 
 
 def dead_letter_queue_name(service_name):
@@ -112,12 +135,12 @@ def all_queues():
         queues += [queue, retry_queue(queue.name)]
     dead = {INBOUND_DEAD_LETTER_QUEUE} | {dead_letter_queue_name(s.service) for s in SUBSCRIPTIONS}
     queues += [dead_letter_queue(name) for name in sorted(dead)]
-    return queues
+    return queues + outbound_queues()
 
 
 def all_exchanges():
     sources = sorted({s.source for s in SUBSCRIPTIONS})
-    return [inbound_exchange()] + [events_exchange(name) for name in sources]
+    return [inbound_exchange(), outbound_exchange()] + [events_exchange(name) for name in sources]
 
 
 def consumed_by(service_name):
@@ -140,6 +163,8 @@ def queues_needed_by(service_name):
         queues += [queue, retry_queue(queue.name)]
     queues += downstream
     queues += [dead_letter_queue(name) for name in dead_letter_queues_of(service_name)]
+    if service_name == OUTBOUND_PUBLISHER:
+        queues += outbound_queues()
     return queues
 
 
@@ -173,6 +198,8 @@ def permissions_for(service_name):
     own = [q.name for q in consumed_by(service_name)]
     sources = {q.exchange.name for q in consumed_by(service_name)}
     published = f"{service_name}.events"
+    if service_name == OUTBOUND_PUBLISHER:
+        sources.add(OUTBOUND_EXCHANGE_NAME)  # declared, bound to its systems' queues and published to
     touched = [q.name for q in needed] + list(sources) + [published]
     return {
         "configure": _names(touched),
@@ -181,8 +208,9 @@ def permissions_for(service_name):
     }
 
 
-# Systems outside the platform may publish requests and nothing else.
-EXTERNAL_PERMISSIONS = {"configure": "^$", "write": _names([INBOUND_EXCHANGE_NAME]), "read": "^$"}
+# Systems outside the platform may publish requests and read their results, nothing else.
+EXTERNAL_PERMISSIONS = {"configure": "^$", "write": _names([INBOUND_EXCHANGE_NAME]),
+                        "read": _names(q.name for q in outbound_queues())}
 SERVICE_USERS = ("intake", "routing", "notify", "study")
 
 
@@ -203,7 +231,7 @@ def rabbitmq_definitions(vhost="/"):
     bindings = [
         {"source": q.exchange.name, "vhost": vhost, "destination": q.name,
          "destination_type": "queue", "routing_key": q.routing_key, "arguments": {}}
-        for q in consumed_queues()
+        for q in consumed_queues() + outbound_queues()
     ]
     users = [{"name": name, "password_hash": "", "tags": ""} for name, _ in users_and_permissions()]
     permissions = [{"user": name, "vhost": vhost, **allowed} for name, allowed in users_and_permissions()]

@@ -10,7 +10,7 @@ recognisable downstream.
 from dataclasses import dataclass, field
 from wangge import events
 
-from services.routing import sla
+from services.routing import results, sla
 from services.routing.assign import person
 from services.routing import follow_up
 from services.routing.lifecycle import (
@@ -40,7 +40,9 @@ def case_id_for(tracking_no):
 
 
 def reporter_entry(request, now):
-    return {"request_id": request["request_id"], "tracking_no": request["tracking_no"], "reporter": request.get("reporter"), "at": now}
+    """A request linked to the case: who reported it, and where from (results go back to a system that sent it)."""
+    return {"request_id": request["request_id"], "tracking_no": request["tracking_no"], "reporter": request.get("reporter"), "at": now,
+            "source": request.get("source"), "channel": request.get("channel"), "external_ref": request.get("external_ref")}
 
 
 def new_case(request, request_class, location, grid, assignee, policy, tokens, now, queue):
@@ -142,16 +144,23 @@ def case_event(case, event_type, now, version, overrides):
 
 
 def outbox_entries(case, planned, now, version):
-    return [
-        {"event_id": event["event_id"], "event_type": event_type, "event": event, "queued_at": now}
-        for event_type, overrides in planned
-        for event in [case_event(case, event_type, now, version, overrides)]
-    ]
+    """The events of a change, each status change followed by the result it owes the
+    system that sent its request, if one did."""
+    entries = []
+    for event_type, overrides in planned:
+        event = case_event(case, event_type, now, version, overrides)
+        entries.append({"event_id": event["event_id"], "event_type": event_type, "event": event, "queued_at": now})
+        if event_type == events.CASE_STATUS_CHANGED:
+            entries += filter(None, [results.outbound_entry(case, event, now)])
+    return entries
 
 
 def after(case, plan):
     """The case as it will be once ``plan`` is applied (for events and clocks)."""
-    return {**case, **plan.changes}
+    target = {**case, **plan.changes}
+    for key, item in plan.pushes.items():
+        target[key] = [*case.get(key, []), item]
+    return target
 
 
 # -- merging duplicates ---------------------------------------------------------

@@ -10,7 +10,7 @@ from wangge.errors import ApiError
 from wangge.logs import mask_name, redact_phones, short_error
 from wangge.reliable import is_outage
 
-from services.routing import cases, dispatch, follow_up, metrics, sla
+from services.routing import cases, dispatch, follow_up, metrics, results, sla
 from services.routing.assign import choose_assignee, person
 from services.routing.duplicates import is_near_duplicate
 from services.routing.lifecycle import LEVELS, OPEN_STATUSES, CaseRuleViolation, Move
@@ -129,14 +129,19 @@ def apply(store, case, plan, now):
     return pending
 
 
-def publish_outbox(store, dispatch, case_id, outbox):
-    """Publish a case's outbox oldest first and drop what the broker confirmed.
-    The first failure stops it: later events wait for that one, so nobody hears
-    "closed" before "assigned"; the timer starts again from it."""
+def publish_outbox(store, dispatch, publish_result, case_id, outbox):
+    """Publish a case's outbox oldest first and drop what the broker confirmed:
+    events with ``dispatch``, results for the systems that sent its requests with
+    ``publish_result``. The first failure stops it: later entries wait for that one,
+    so nobody hears "closed" before "assigned"; the timer starts again from it."""
     published = []
     for entry in outbox:
         try:
-            dispatch(entry["event_type"], entry["event"])
+            if entry["event_type"] == results.OUTBOUND:
+                publish_result(entry["event"], routing_key=entry["routing_key"], message_id=entry["event"]["message_id"],
+                               delivery_mode=2)
+            else:
+                dispatch(entry["event_type"], entry["event"])
         except Exception as exc:
             log.warning("event not published yet", extra={"case_id": case_id, "event_type": entry["event_type"], "reason": short_error(exc)})
             break

@@ -41,6 +41,7 @@ CHROMIUM = os.environ.get("WANGGE_TEST_CHROMIUM", "/usr/bin/chromium")
 AXE_SCRIPT = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "var" / "browser"
 PHONE = {"width": 375, "height": 812}
+DESKTOP = {"width": 1440, "height": 900}  # the command centre
 
 
 @dataclass
@@ -149,11 +150,11 @@ class Visit:
 
 @pytest.fixture
 def visit(chromium, web_platform):
-    """``visit(name, **context options)``: a fresh phone-sized browser context."""
+    """``visit(name, **context options)``: a fresh browser context, phone-sized unless ``viewport`` says otherwise."""
     contexts = []
 
     def open_visit(name, **options):
-        context = chromium.new_context(viewport=PHONE, locale="zh-CN", base_url=web_platform.base_url, **options)
+        context = chromium.new_context(**{"viewport": PHONE, "locale": "zh-CN", "base_url": web_platform.base_url, **options})
         contexts.append(context)
         page = context.new_page()
         errors = []

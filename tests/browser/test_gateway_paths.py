@@ -9,7 +9,12 @@ APP_PATHS = [
     ("/api/v1/requests/YT-20261129-7KQ4-M9XD", "intake"),
     ("/api/v1/workers/w-zc-nanmen-02-1/cases", "routing"),
     ("/api/v1/cases/C-1", "routing"),
-    *((f"/api/v1/cases/C-1/{action}", "routing") for action in ("acknowledge", "notes", "steps", "resolve", "escalate")),
+    ("/api/v1/cases", "routing"),
+    *((f"/api/v1/cases/C-1/{action}", "routing")
+      for action in ("acknowledge", "notes", "steps", "resolve", "escalate", "return", "dispatch", "place")),
+    ("/api/v1/dispatch-queue", "routing"),
+    ("/api/v1/taxonomy", "routing"),
+    ("/api/v1/grids", "routing"),
     ("/api/v1/grids/YT-ZC-NANMEN-02", "routing"),
     ("/api/v1/follow-up/token", "routing"),
 ]

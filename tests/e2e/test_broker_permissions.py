@@ -1,9 +1,12 @@
 """The platform runs with a broker user per service holding only the permissions
 `wangge-admin rabbitmq setup` grants, and the external user can publish requests
-and nothing else."""
+and read their results, nothing else."""
 import json
+import subprocess
+import sys
 import uuid
 from contextlib import ExitStack
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -64,8 +67,47 @@ def test_services_with_their_own_users_carry_a_request_to_a_notice(platform, mod
     eventually(lambda: outbox.exists() and view["tracking_no"] in outbox.read_text(encoding="utf-8"), timeout=15)
 
 
-@pytest.mark.parametrize("attempt", ["declare_queue", "publish_to_routing_events", "consume_inbound"])
-def test_external_user_may_only_publish_requests(module_amqp_uri, passwords, attempt):
+def results_for(connection, external_ref, wanted, seen):
+    """(routing key, message_id, body) of new results on the hotline's queue for its request ``external_ref``,
+    read with the hotline's own account, until ``wanted`` of them have come. Results come at least once:
+    like any consumer, this one drops a message_id it has ``seen``."""
+    channel, found = connection.channel(), []
+
+    def more():
+        message = channel.basic_get(topology.outbound_queue_name("hotline12345"), no_ack=True)
+        if message is not None:
+            body = json.loads(message.body)
+            if body["external_ref"] == external_ref and message.properties["message_id"] not in seen:
+                seen.add(message.properties["message_id"])
+                found.append((message.delivery_info["routing_key"], message.properties["message_id"], body))
+        return len(found) >= wanted
+
+    eventually(more, timeout=20, interval=0.05)
+    return found
+
+
+def test_the_sending_system_hears_its_request_assigned_then_resolved_with_the_result(platform, module_amqp_uri, passwords):
+    services, _ = platform
+    body = inbound_body(grid_id=build_county()["towns"][0]["communities"][0]["grids"][0]["id"], text="绿洲小区3栋门口的井盖被人偷走了")
+    center = services["routing"].as_user("county-center")
+    with Connection(user_uri(module_amqp_uri, "external", passwords["external"]), transport_options={"confirm_publish": True}) as connection:
+        publish_request(connection, body, message_id=uuid.uuid4().hex, source=body["source"])
+        seen = set()
+        [(key, message_id, assigned)] = results_for(connection, body["external_ref"], 1, seen)
+        assert key == "request.hotline12345.assigned"
+        assert (assigned["status"], assigned["source"], assigned["message_id"]) == ("assigned", "hotline12345", message_id)
+
+        case_id = f"C-{assigned['tracking_no']}"
+        resolved = center.post(services["routing"].url(f"/api/v1/cases/{case_id}/resolve"), json={"note": "已更换路灯灯头"}, timeout=10)
+        assert resolved.status_code == 200, resolved.text
+        [(key, _, result)] = results_for(connection, body["external_ref"], 1, seen)
+    assert key == "request.hotline12345.resolved"
+    assert (result["result"], result["previous_status"]) == ("已更换路灯灯头", "assigned")
+    assert result["case_version"] > assigned["case_version"]
+
+
+@pytest.mark.parametrize("attempt", ["declare_queue", "publish_to_routing_events", "consume_inbound", "publish_results"])
+def test_external_user_may_only_publish_requests_and_read_results(module_amqp_uri, passwords, attempt):
     with Connection(user_uri(module_amqp_uri, "external", passwords["external"]), transport_options={"confirm_publish": True}) as connection:
         channel = connection.channel()
         with pytest.raises((AccessRefused, NotAllowed)):
@@ -73,5 +115,25 @@ def test_external_user_may_only_publish_requests(module_amqp_uri, passwords, att
                 Queue("sneaky", durable=True)(channel).declare()
             elif attempt == "publish_to_routing_events":
                 connection.Producer(channel).publish(json.dumps({}), exchange=Exchange("routing.events", type="topic", passive=True), routing_key="case_closed")
+            elif attempt == "publish_results":
+                connection.Producer(channel).publish(json.dumps({}), exchange=Exchange(topology.OUTBOUND_EXCHANGE_NAME, type="topic", passive=True),
+                                                     routing_key="request.hotline12345.closed")
             else:
                 channel.basic_consume(topology.INBOUND_QUEUE_NAME, callback=lambda message: None)
+
+
+def test_the_example_integrator_reads_its_results_with_its_own_account(platform, module_amqp_uri, passwords):
+    body = inbound_body(grid_id=build_county()["towns"][0]["communities"][0]["grids"][1]["id"], text="门口的垃圾桶满了三天没人清运")
+    uri = user_uri(module_amqp_uri, "external", passwords["external"])
+    with Connection(uri, transport_options={"confirm_publish": True}) as connection:
+        publish_request(connection, body, message_id=uuid.uuid4().hex, source=body["source"])
+    example = Path(__file__).resolve().parents[2] / "integration" / "results_example.py"
+
+    def printed():
+        run = subprocess.run([sys.executable, str(example), "--amqp-uri", uri, "--source", "hotline12345", "--seconds", "2"],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return [line for line in run.stdout.splitlines() if line.startswith(body["external_ref"])]
+
+    [line] = eventually(printed, timeout=30)
+    assert ": assigned at " in line

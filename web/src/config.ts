@@ -2,6 +2,8 @@
 // run time from /app-config.json, so one build serves every county and every test.
 export interface AppConfig {
   oidc: { authority: string; client_id: string; scope: string };
+  /** The command centre's map draws no base map unless a county names its licensed tile service here. */
+  map?: { tiles?: { url: string; attribution?: string; max_zoom?: number } };
 }
 
 let loaded: Promise<AppConfig> | null = null;

@@ -156,3 +156,21 @@ def test_residents_merged_into_a_case_follow_it_to_closure():
         (events.CASE_STATUS_CHANGED, "YT-20261128-000001"), (events.CASE_CLOSED, "YT-20261128-000001"),
         (events.CASE_STATUS_CHANGED, "YT-20261128-000002"), (events.CASE_CLOSED, "YT-20261128-000002"),
     }
+
+
+def test_a_request_a_system_sends_and_that_merges_into_an_open_case_hears_merged():
+    request = {"request_id": "r-2", "tracking_no": "YT-20261128-000002", "source": "hotline12345", "channel": "external",
+               "external_ref": "HL-2", "reporter": None}
+    plan = cases.plan_merge(case(reporters=[{"request_id": "r-1", "source": "wechat_group", "channel": "wechat_group"}],
+                                 reporter_count=1, request_ids=["r-1"]), request, NOW)
+    entries = cases.outbox_entries(cases.after(case(reporters=[], reporter_count=1), plan), plan.events, NOW, 4)
+    [result] = [entry for entry in entries if entry["event_type"] == "request_result"]
+    assert result["routing_key"] == "request.hotline12345.merged"
+    assert (result["event"]["external_ref"], result["event"]["tracking_no"]) == ("HL-2", "YT-20261128-000002")
+
+
+def test_a_residents_own_request_owes_no_system_a_result():
+    residents = case(reporters=[{"request_id": "r-1", "source": "wechat_group", "channel": "wechat_group"}])
+    plan = cases.plan_case_move(residents, Move("acknowledged", Actor("G-1-w1", "grid_worker")), NOW, POLICY)
+    entries = cases.outbox_entries(cases.after(residents, plan), plan.events, NOW, 4)
+    assert [entry["event_type"] for entry in entries] == [events.CASE_STATUS_CHANGED]

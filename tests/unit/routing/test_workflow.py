@@ -7,9 +7,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.routing import cases, follow_up, workflow
-from services.routing.lifecycle import Actor
+from services.routing import sla
+from services.routing.lifecycle import Actor, Move
 from services.routing.registry import RegistrySnapshot
-from tests.unit.routing.factories import CONFIG, NOW, grid, stored_case
+from tests.unit.routing.factories import CONFIG, NOW, SLA_CONFIG, grid, stored_case
 from wangge import events
 
 SNAPSHOT = RegistrySnapshot(
@@ -22,6 +23,7 @@ SNAPSHOT = RegistrySnapshot(
 
 
 WORKER = Actor("G-1-w1", "grid_worker")
+POLICY = sla.policy_for(SLA_CONFIG, "street_lighting", False)
 
 
 @pytest.fixture
@@ -86,15 +88,51 @@ def test_publishing_stops_at_the_first_failure_and_the_timer_resumes_from_there(
             raise ConnectionError("broker gone")
         sent.append(event["event_id"])
 
-    workflow.publish_outbox(store, broker_hiccup, record["_id"], outbox)
+    workflow.publish_outbox(store, broker_hiccup, no_results, record["_id"], outbox)
     left = store.get_case(record["_id"])
     assert [entry["event_id"] for entry in left["outbox"]] == [entry["event_id"] for entry in outbox[1:]]
     assert left["outbox_pending_since"] == NOW + timedelta(minutes=1)
 
     [due] = store.cases_with_stale_outbox(NOW + timedelta(minutes=1))
-    workflow.publish_outbox(store, lambda event_type, event: sent.append(event["event_id"]), record["_id"], due["outbox"])
+    workflow.publish_outbox(store, lambda event_type, event: sent.append(event["event_id"]), no_results, record["_id"], due["outbox"])
     assert sent == [entry["event_id"] for entry in outbox]
     assert store.cases_with_stale_outbox(NOW + timedelta(days=1)) == []
+
+
+def no_results(body, **options):
+    raise AssertionError("a resident's request owes no system a result")
+
+
+def test_a_system_hears_each_status_change_of_its_request_right_after_the_event_and_in_order(store):
+    hotline = {"reporter": None, "request_id": "r-1", "tracking_no": "YT-20261128-000001",
+               "source": "hotline12345", "channel": "external", "external_ref": "HL-1"}
+    record = stored_case(reporters=[hotline])
+    worker = Actor("G-1-w1", "grid_worker")
+    plans = [cases.plan_case_move(record, Move("acknowledged", worker, "马上去看"), NOW, POLICY)]
+    outbox = cases.outbox_entries(cases.after(record, plans[0]), plans[0].events, NOW, 4)
+    resolved = cases.after(record, plans[0])
+    issued = follow_up.issue(NOW, timedelta(days=14))
+    done = cases.plan_case_move({**resolved, "status": "acknowledged"}, Move("resolved", worker, "已更换灯泡"), NOW, POLICY, issued)
+    outbox += cases.outbox_entries(cases.after(resolved, done), done.events, NOW + timedelta(hours=1), 5)
+    store.insert_case({**record, "outbox": outbox, "outbox_pending_since": NOW})
+    order = []
+
+    def publish_result(body, **options):
+        if body["status"] == "resolved" and not order.count("fail"):
+            order.append("fail")
+            raise ConnectionError("broker gone")
+        order.append((options["routing_key"], options["message_id"], body["result"]))
+
+    workflow.publish_outbox(store, lambda event_type, event: order.append(event_type), publish_result, record["_id"], outbox)
+    workflow.publish_outbox(store, lambda event_type, event: order.append(event_type), publish_result, record["_id"],
+                            store.get_case(record["_id"])["outbox"])
+    status_events = [entry["event_id"] for entry in outbox if entry["event_type"] == events.CASE_STATUS_CHANGED]
+    assert order == [
+        events.CASE_STATUS_CHANGED, ("request.hotline12345.acknowledged", status_events[0], None),
+        events.CASE_STATUS_CHANGED, "fail",  # the result of resolving waits, and so does what follows it
+        ("request.hotline12345.resolved", status_events[1], "已更换灯泡"), events.FOLLOW_UP_REQUESTED,
+    ]
+    assert store.get_case(record["_id"])["outbox"] == []
 
 
 # -- the SLA timer ----------------------------------------------------------------

@@ -106,11 +106,61 @@ export interface CaseDetail extends CaseSummary {
   version: number;
 }
 
-export interface GridDetail {
+export interface Centroid {
+  lon: number;
+  lat: number;
+}
+
+export interface GridSummary {
   grid_id: string;
   name: string;
+  town_id: string;
   town: string;
+  community_id: string;
   community: string;
+  centroid: Centroid | null;
+}
+
+export interface GridDetail extends GridSummary {
+  head?: Person;
+  workers?: (Person & { on_duty?: boolean })[];
+  /** a GeoJSON polygon (WGS-84) */
+  area?: { type: 'Polygon'; coordinates: number[][][] } | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  total: number;
+  page: number;
+  per_page: number;
+}
+
+export interface QueuedCase extends CaseSummary {
+  classification: Classification | null;
+  dispatch: DispatchState;
+  last_return: ReturnRecord | null;
+}
+
+export interface Subclass {
+  code: string;
+  name: string;
+  department: string;
+}
+
+export interface Taxonomy {
+  version: number;
+  /** department code → name */
+  departments: Record<string, string>;
+  majors: { code: string; name: string; subclasses: Subclass[] }[];
+}
+
+/** 派遣 / 改派: a grid (and, optionally, which of its workers) or a department; the class if it was wrong. */
+export interface DispatchOrder {
+  subclass?: string;
+  grid_id?: string;
+  worker_id?: string;
+  department_id?: string;
+  note?: string;
 }
 
 export interface FollowUpAnswer {
@@ -139,4 +189,88 @@ export function gridDetail(gridId: string): Promise<GridDetail> {
 
 export function answerFollowUp(token: string, answer: { solved: boolean; satisfaction: number; note?: string }): Promise<FollowUpAnswer> {
   return call(`/api/v1/follow-up/${encodeURIComponent(token)}`, { method: 'POST', body: answer, anonymous: true });
+}
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+function withQuery(path: string, query: Query): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== '') params.set(key, String(value));
+  const text = params.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+export function listCases(query: Query): Promise<Page<CaseSummary>> {
+  return call(withQuery('/api/v1/cases', query));
+}
+
+// A case may be in any of these and still be someone's to do.
+const OPEN_CASE_STATUSES = ['received', 'assigned', 'acknowledged', 'in_progress', 'escalated', 'reopened', 'returned'];
+const PER_PAGE = 500;
+const MOST_PAGES = 20;
+
+/** Every open case of the caller's area (narrowed by ``query``): one listing per open status, page by page. */
+export async function openCases(query: Query = {}): Promise<CaseSummary[]> {
+  const lists = await Promise.all(OPEN_CASE_STATUSES.map((status) => allPages((page) => listCases({ ...query, status, page, per_page: PER_PAGE }))));
+  return lists.flat();
+}
+
+/** The caller's overdue open cases (narrowed by ``query``). */
+export function overdueCases(query: Query = {}): Promise<CaseSummary[]> {
+  return allPages((page) => listCases({ ...query, overdue: true, page, per_page: PER_PAGE }));
+}
+
+async function allPages<T>(fetchPage: (page: number) => Promise<Page<T>>): Promise<T[]> {
+  const items: T[] = [];
+  for (let page = 1; page <= MOST_PAGES; page += 1) {
+    const answer = await fetchPage(page);
+    items.push(...answer.items);
+    if (page * answer.per_page >= answer.total) break;
+  }
+  return items;
+}
+
+export function dispatchQueue(query: Query = {}): Promise<Page<QueuedCase>> {
+  return call(withQuery('/api/v1/dispatch-queue', { per_page: PER_PAGE, ...query }));
+}
+
+export function dispatchCase(caseId: string, order: DispatchOrder): Promise<CaseDetail> {
+  return call(`/api/v1/cases/${encodeURIComponent(caseId)}/dispatch`, { method: 'POST', body: order });
+}
+
+export function placeCase(caseId: string, placement: { grid_id: string; note?: string }): Promise<CaseDetail> {
+  return call(`/api/v1/cases/${encodeURIComponent(caseId)}/place`, { method: 'POST', body: placement });
+}
+
+/** Every grid of the registry in force (1,429 in the demo county: three pages). */
+export function allGrids(): Promise<GridSummary[]> {
+  return allPages((page) => call<Page<GridSummary>>(withQuery('/api/v1/grids', { page, per_page: PER_PAGE })));
+}
+
+export function taxonomy(): Promise<Taxonomy> {
+  return call('/api/v1/taxonomy');
+}
+
+export interface ScorecardRow {
+  town_id?: string;
+  community_id?: string;
+  grid_id?: string;
+  received: number;
+  closed: number;
+  closed_on_time_rate: number | null;
+  satisfaction_rate: number | null;
+  accurate_dispatch_rate: number | null;
+}
+
+export interface Scorecard {
+  by: string;
+  from: string;
+  to: string;
+  rows: ScorecardRow[];
+  notes: string[];
+}
+
+/** The scorecard (考核指标) of the current period by town, community or grid. */
+export function indicators(by: 'town' | 'community' | 'grid', period: 'week' | 'month' | 'quarter'): Promise<Scorecard> {
+  return call(withQuery('/api/v1/indicators', { by, period }));
 }

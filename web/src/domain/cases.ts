@@ -58,13 +58,18 @@ export function byDueFirst<T extends CaseSummary>(items: T[]): T[] {
   return [...items].sort((a, b) => key(a) - key(b) || Number(b.urgent) - Number(a.urgent));
 }
 
-/** "还剩 1小时05分" / "已超时 20分钟", to the minute. */
-export function countdown(due: Date, now: Date): { words: string; overdue: boolean } {
-  const minutes = Math.floor(Math.abs(due.getTime() - now.getTime()) / 60000);
+/** "2天5小时", "1小时05分", "20分钟": a span of time to the minute. */
+export function spanWords(milliseconds: number): string {
+  const minutes = Math.floor(Math.abs(milliseconds) / 60000);
   const days = Math.floor(minutes / 1440);
   const hours = Math.floor((minutes % 1440) / 60);
   const rest = minutes % 60;
-  const span = days > 0 ? `${days}天${hours}小时` : hours > 0 ? `${hours}小时${String(rest).padStart(2, '0')}分` : `${rest}分钟`;
+  return days > 0 ? `${days}天${hours}小时` : hours > 0 ? `${hours}小时${String(rest).padStart(2, '0')}分` : `${rest}分钟`;
+}
+
+/** "还剩 1小时05分" / "已超时 20分钟", to the minute. */
+export function countdown(due: Date, now: Date): { words: string; overdue: boolean } {
+  const span = spanWords(due.getTime() - now.getTime());
   const overdue = due.getTime() < now.getTime();
   return { words: overdue ? `已超时 ${span}` : `还剩 ${span}`, overdue };
 }

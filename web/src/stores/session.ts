@@ -3,6 +3,7 @@ import type { User } from 'oidc-client-ts';
 
 import { useTokenSource } from '@/api/client';
 import { profileOf, userManager, type StaffProfile } from '@/auth/oidc';
+import { isDispatcher } from '@/domain/centre';
 
 /** Who is signed in, for the staff pages; residents' pages never look here. */
 export const useSession = defineStore('session', {
@@ -32,7 +33,8 @@ export const useSession = defineStore('session', {
       const user = await manager.signinRedirectCallback();
       this.adopt(user);
       const state = user.state as { returnTo?: string } | undefined;
-      return state?.returnTo && state.returnTo.startsWith('/staff') ? state.returnTo : '/staff/cases';
+      if (state?.returnTo && state.returnTo.startsWith('/staff')) return state.returnTo;
+      return isDispatcher(profileOf(user).roles) ? '/staff/centre' : '/staff/cases';
     },
     async signOut(): Promise<void> {
       const manager = await userManager();

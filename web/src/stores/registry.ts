@@ -1,0 +1,18 @@
+import { defineStore } from 'pinia';
+
+import { allGrids, taxonomy, type GridSummary, type Taxonomy } from '@/api/routing';
+
+/** The grids and the taxonomy, read once per visit to the command centre: they change with a new registry edition only. */
+export const useRegistry = defineStore('registry', {
+  state: () => ({ grids: null as GridSummary[] | null, taxonomy: null as Taxonomy | null }),
+  actions: {
+    async loadGrids(): Promise<GridSummary[]> {
+      this.grids ??= await allGrids();
+      return this.grids;
+    },
+    async loadTaxonomy(): Promise<Taxonomy> {
+      this.taxonomy ??= await taxonomy();
+      return this.taxonomy;
+    },
+  },
+});

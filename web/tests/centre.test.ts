@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+
+import type { GridSummary, QueuedCase } from '@/api/routing';
+import {
+  byTrouble, colourFor, communitiesOf, countByArea, dispatchFormFor, dispatchOrder, isDispatcher, townsOf, waitReasonWords,
+} from '@/domain/centre';
+
+function grid(id: string, town: string, community: string, lon: number, lat: number): GridSummary {
+  return { grid_id: id, name: id, town_id: town, town: `${town}镇`, community_id: community, community: `${community}社区`, centroid: { lon, lat } };
+}
+
+const GRIDS = [grid('g1', 't1', 'c1', 118, 25), grid('g2', 't1', 'c1', 118.2, 25.2), grid('g3', 't1', 'c2', 119, 26), grid('g4', 't2', 'c3', 117, 24)];
+
+type Queued = Pick<QueuedCase, 'subclass' | 'grid_id' | 'classification'>;
+const doubtful: Queued = {
+  subclass: 'garbage', grid_id: 'g1',
+  classification: {
+    model: 'm', subclass: 'garbage', probability: 0.4, threshold: 0.91, confident: false,
+    candidates: [{ subclass: 'garbage', major: 'city', name: '垃圾', probability: 0.4 }, { subclass: 'road_damage', major: 'city', name: '道路', probability: 0.3 }],
+  },
+};
+
+describe('who dispatches', () => {
+  it('is the command centre and town leads', () => {
+    expect(isDispatcher(['town_lead'])).toBe(true);
+    expect(isDispatcher(['county_center'])).toBe(true);
+    expect(isDispatcher(['grid_worker', 'grid_head'])).toBe(false);
+  });
+
+  it('names why a case waits', () => {
+    expect(waitReasonWords('unlocated')).toBe('待分拨网格');
+  });
+});
+
+describe('a dispatch order', () => {
+  it('starts from the case own grid and class', () => {
+    expect(dispatchFormFor(doubtful)).toMatchObject({ subclass: 'garbage', gridId: 'g1', target: 'grid' });
+  });
+
+  it('sends the class a person confirmed for a doubtful case, with the grid, worker and note', () => {
+    const form = { ...dispatchFormFor(doubtful), workerId: 'w1', note: ' 请尽快 ' };
+    expect(dispatchOrder(form, doubtful)).toEqual({ order: { subclass: 'garbage', grid_id: 'g1', worker_id: 'w1', note: '请尽快' } });
+  });
+
+  it('leaves out an unchanged class the classifier was sure of', () => {
+    const sure = { ...doubtful, classification: { ...doubtful.classification!, confident: true } };
+    expect(dispatchOrder(dispatchFormFor(sure), sure)).toEqual({ order: { grid_id: 'g1' } });
+  });
+
+  it('sends a corrected class to a department, and says what is missing', () => {
+    const form = { ...dispatchFormFor(doubtful), subclass: 'road_damage', target: 'department' as const };
+    expect(dispatchOrder(form, doubtful)).toEqual({ problem: '请选择派遣到的部门' });
+    expect(dispatchOrder({ ...form, departmentId: 'transport' }, doubtful)).toEqual({ order: { subclass: 'road_damage', department_id: 'transport' } });
+    expect(dispatchOrder({ ...form, target: 'grid', gridId: '' }, doubtful)).toEqual({ problem: '请选择派遣到的网格' });
+  });
+});
+
+describe('counting by area', () => {
+  const open = [
+    { case_id: 'a', grid_id: 'g1', town_id: 't1' },
+    { case_id: 'b', grid_id: 'g1', town_id: 't1' },
+    { case_id: 'c', grid_id: 'g3', town_id: 't1' },
+    { case_id: 'd', grid_id: null, town_id: 't2' },
+  ];
+  const counts = countByArea(open, [{ case_id: 'b' }], GRIDS);
+
+  it('adds open and overdue cases up by grid, community and town', () => {
+    expect(counts.grids.get('g1')).toEqual({ open: 2, overdue: 1 });
+    expect(counts.communities.get('c1')).toEqual({ open: 2, overdue: 1 });
+    expect(counts.communities.get('c2')).toEqual({ open: 1, overdue: 0 });
+    expect(counts.towns.get('t1')).toEqual({ open: 3, overdue: 1 });
+    expect(counts.towns.get('t2')).toEqual({ open: 1, overdue: 0 });
+    expect(counts.grids.has('g4')).toBe(false);
+  });
+
+  it('colours overdue red, open amber, none green', () => {
+    expect(colourFor({ open: 2, overdue: 1 })).toBe('#c81a1a');
+    expect(colourFor({ open: 1, overdue: 0 })).toBe('#d48806');
+    expect(colourFor({ open: 0, overdue: 0 })).toBe('#2e8b57');
+  });
+
+  it('puts the worst areas first', () => {
+    const areas = [{ id: 'x', counts: { open: 5, overdue: 0 } }, { id: 'y', counts: { open: 1, overdue: 1 } }, { id: 'z', counts: { open: 9, overdue: 0 } }];
+    expect(byTrouble(areas).map((area) => area.id)).toEqual(['y', 'z', 'x']);
+  });
+});
+
+describe('towns and communities', () => {
+  it('places each in the middle of its grids', () => {
+    expect(townsOf(GRIDS).map((town) => town.id)).toEqual(['t1', 't2']);
+    const [c1] = communitiesOf(GRIDS, 't1');
+    expect(c1.name).toBe('c1社区');
+    expect(c1.centroid!.lon).toBeCloseTo(118.1);
+    expect(c1.centroid!.lat).toBeCloseTo(25.1);
+  });
+});
