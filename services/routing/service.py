@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 from eventlet import tpool
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
+from nameko.messaging import Publisher
 from werkzeug.wrappers import Response
 
-from wangge import events
+from wangge import events, topology
 from wangge.auth import Forbidden
 from wangge.http import NotFound, http, read_json_body
 from wangge.metrics import EntrypointMetrics
@@ -46,6 +47,8 @@ class RoutingService(HealthAndMetrics):
     classifier = RequestClassifier()
     # mandatory: an event nobody is bound to receive raises and stays in the outbox
     dispatch = EventDispatcher(mandatory=True)
+    # results for the systems that sent requests: a system with no queue bound has not signed up for them
+    publish_result = Publisher(exchange=topology.outbound_exchange())
     config = Config()
     entrypoint_metrics = EntrypointMetrics()
     partners = Partners()
@@ -179,8 +182,7 @@ class RoutingService(HealthAndMetrics):
         body = self._body(request, schemas.PlaceSchema)
         now = events.utcnow()
         snapshot = self._snapshot(now)
-        case = workflow.load_case(self.store, case_id)
-        actor = Actor(request.caller.subject, access.require_dispatcher_of(request.caller, snapshot, case, snapshot.grid(body["grid_id"])))
+        case, actor = self._case_for_dispatcher(request, case_id, snapshot, body["grid_id"])
         return self._changed(request, workflow.place_from_triage(
             self.store, snapshot, self.config, case, body["grid_id"], actor, body["note"], now))
 
@@ -217,9 +219,7 @@ class RoutingService(HealthAndMetrics):
         body = self._body(request, schemas.DispatchSchema)
         now = events.utcnow()
         snapshot = self._snapshot(now)
-        case = workflow.load_case(self.store, case_id)
-        grid = snapshot.grid(body["grid_id"]) if body["grid_id"] else None
-        actor = Actor(request.caller.subject, access.require_dispatcher_of(request.caller, snapshot, case, grid))
+        case, actor = self._case_for_dispatcher(request, case_id, snapshot, body["grid_id"])
         target_ids = {key: body[key] for key in ("grid_id", "worker_id", "department_id")}
         return self._changed(request, workflow.dispatch_case(
             self.store, snapshot, self.classifier, self.config, case, target_ids, body["subclass"], actor, body["note"], now))
@@ -354,6 +354,13 @@ class RoutingService(HealthAndMetrics):
         role = access.require_case_access(request.caller, self._snapshot(events.utcnow()), case)
         return case, Actor(request.caller.subject, role)
 
+    def _case_for_dispatcher(self, request, case_id, snapshot, grid_id):
+        """The case as read and the dispatcher acting on it (sending it to ``grid_id``, if
+        named), or 404, or 403 outside their queue."""
+        case = workflow.load_case(self.store, case_id)
+        grid = snapshot.grid(grid_id) if grid_id else None
+        return case, Actor(request.caller.subject, access.require_dispatcher_of(request.caller, snapshot, case, grid))
+
     def _case_view(self, request, case):
         caller = request.caller
         role = access.case_role(caller, self._snapshot(events.utcnow()), case)
@@ -370,4 +377,4 @@ class RoutingService(HealthAndMetrics):
         return self._case_view(request, self.store.get_case(case_id))
 
     def _publish(self, case_id, outbox):
-        workflow.publish_outbox(self.store, self.dispatch, case_id, outbox)
+        workflow.publish_outbox(self.store, self.dispatch, self.publish_result, case_id, outbox)
