@@ -8,6 +8,8 @@
     wangge-admin classifier corrections [--since ISO] [--output FILE]
                                             (classes dispatchers gave, as corpus rows)
     wangge-admin rabbitmq setup             (users, permissions, topology; passwords from the environment)
+    wangge-admin integrators (add|rotate|disable) SOURCE | list
+                                            (a broker account per system; add and rotate print its password last)
     wangge-admin token (--user ID | --client ID)   (from the local identity provider of `make run`)
 
 Commands through a service's HTTP API send the bearer token in WANGGE_API_TOKEN
@@ -17,7 +19,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
 
 import requests
 import yaml
@@ -25,7 +26,7 @@ import yaml
 from kombu import Connection
 from nameko.amqp.publish import Publisher
 
-from wangge import topology
+from wangge import integrators, topology
 from wangge.config import load_config
 from wangge.logs import redact_phones
 from wangge.reliable import (
@@ -178,20 +179,36 @@ def export_corrections(session, routing_url, since, output):
 def setup_rabbitmq(management_url, vhost, passwords, amqp_uri):
     """Users (passwords from the environment), their permissions, and the whole
     topology, idempotently. Returns the users set up."""
-    parts = urlsplit(management_url)
-    api = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}/api"
-    auth = (unquote(parts.username or "guest"), unquote(parts.password or "guest"))
-    quoted_vhost = quote(vhost, safe="")
+    management = integrators.Management.at(management_url, vhost)
     missing = [user for user, _ in topology.users_and_permissions() if not passwords.get(user)]
     if missing:
         raise SystemExit(f"no password for {', '.join(missing)}: set RABBITMQ_<USER>_PASSWORD for each")
-    requests.put(f"{api}/vhosts/{quoted_vhost}", auth=auth, timeout=30).raise_for_status()
+    management.call("PUT", f"/vhosts/{management.quoted_vhost}")
     for user, allowed in topology.users_and_permissions():
-        requests.put(f"{api}/users/{user}", json={"password": passwords[user], "tags": ""}, auth=auth, timeout=30).raise_for_status()
-        requests.put(f"{api}/permissions/{quoted_vhost}/{user}", json=allowed, auth=auth, timeout=30).raise_for_status()
+        management.call("PUT", f"/users/{user}", json={"password": passwords[user], "tags": ""})
+        management.call("PUT", f"/permissions/{management.quoted_vhost}/{user}", json=allowed)
     with Connection(amqp_uri) as connection:
         topology.declare_topology(connection)
     return [user for user, _ in topology.users_and_permissions()]
+
+
+def manage_integrators(management, amqp_uri, action, source):
+    """``wangge-admin integrators ...``: (exit code, lines); a new password is the last line."""
+    try:
+        if action == "add":
+            password = integrators.add(management, amqp_uri, source)
+            return 0, [f"account {integrators.account_name(source)}: publishes to {topology.INBOUND_EXCHANGE_NAME} with routing key "
+                       f"request.{source} only, reads {topology.outbound_queue_name(source)} only; its password:", password]
+        if action == "rotate":
+            password = integrators.rotate(management, source)
+            return 0, [f"account {integrators.account_name(source)}: a new password (connections with the old one closed):", password]
+        if action == "disable":
+            closed = integrators.disable(management, source)
+            return 0, [f"account {integrators.account_name(source)} disabled: no permissions, {closed} connection(s) closed"]
+        rows = integrators.accounts(management)
+        return 0, [f"{source}\t{'enabled' if enabled else 'disabled'}" for source, enabled in rows] or ["no integrator accounts"]
+    except integrators.IntegratorError as exc:
+        return 1, [str(exc)]
 
 
 def print_local_token(user_id, client_id):
@@ -246,6 +263,14 @@ def main(argv=None):
     corrections.add_argument("--output", type=Path, help="a file to write (default: standard output)")
     corrections.add_argument("--routing-url", help="default: ROUTING_URL from wangge/admin.yml")
 
+    systems = commands.add_parser("integrators", help="one broker account per system that sends requests").add_subparsers(
+        dest="action", required=True)
+    for action, about in (("add", "make the account, its permissions and its results queue; prints its password last"),
+                          ("rotate", "a new password; connections with the old one are closed; prints it last"),
+                          ("disable", "take its permissions away and close its connections")):
+        systems.add_parser(action, help=about).add_argument("source", help="e.g. hotline12345")
+    systems.add_parser("list", help="every system's account, enabled or disabled")
+
     rabbit = commands.add_parser("rabbitmq", help="the broker").add_subparsers(dest="action", required=True)
     rabbit.add_parser("setup", help="users, permissions and topology (RABBITMQ_MANAGEMENT_URL, RABBITMQ_*_PASSWORD)")
 
@@ -260,6 +285,11 @@ def main(argv=None):
     config = load_config(CONFIG_PATH)
     amqp_uri = args.amqp_uri or config["AMQP_URI"]
 
+    if args.command == "integrators":
+        management = integrators.Management.at(config["RABBITMQ_MANAGEMENT_URL"], config["RABBITMQ_VHOST"])
+        code, lines = manage_integrators(management, amqp_uri, args.action, getattr(args, "source", None))
+        print("\n".join(lines), file=sys.stdout if code == 0 else sys.stderr)
+        return code
     if args.command == "rabbitmq":
         users = setup_rabbitmq(config["RABBITMQ_MANAGEMENT_URL"], config["RABBITMQ_VHOST"], config["RABBITMQ_PASSWORDS"], amqp_uri)
         print(f"set up users {', '.join(users)}, their permissions and every exchange and queue")
