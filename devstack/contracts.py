@@ -12,6 +12,7 @@ import json
 
 from devstack.api_reference import markdown_reference
 from devstack.processes import ROOT
+from services.care.service import CareService
 from services.intake.schemas import inbound_json_schema
 from services.routing.results import json_schema as outbound_json_schema
 from services.intake.service import IntakeService
@@ -23,7 +24,7 @@ from wangge.permissions import markdown_table
 from wangge.topology import rabbitmq_definitions
 
 API_DOCS = ROOT / "docs" / "api"
-HTTP_SERVICES = {cls.name: cls for cls in (IntakeService, RoutingService, NotifyService, StudyService)}
+HTTP_SERVICES = {cls.name: cls for cls in (IntakeService, RoutingService, NotifyService, StudyService, CareService)}
 
 
 def as_json(build):

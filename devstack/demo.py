@@ -2,7 +2,8 @@
 routing's registry, and requests like the ones in the article, filed through
 the public API. Loading again adds nothing: the registry keeps its version and
 each request has a fixed Idempotency-Key; the study demo is added only to a
-study service without campaigns."""
+study service without campaigns, the care demo only to a care service without
+priority residents."""
 from datetime import datetime, timedelta, timezone
 
 import requests
@@ -61,8 +62,36 @@ def load_study(study_url, county, admin):
     }).raise_for_status()
 
 
+# 重点关爱对象 of 南门社区 grid 02 and 汤洋村: (days since the last visit, kinds); the first is
+# overdue from the start (weekly, last visited ten days ago), so its worker hears at once.
+DEMO_RESIDENTS = [
+    ({"name": "林依伯", "phone": "13900000101", "grid_id": "YT-ZC-NANMEN-02", "address": "南湖花园二区3号楼101", "kinds": ["living_alone"],
+      "notes": "独居，腿脚不便，子女在外地"}, 10),
+    ({"name": "陈阿婆", "grid_id": "YT-ZC-NANMEN-02", "address": "南湖花园一区5号楼302", "kinds": ["empty_nest", "seriously_ill"]}, 3),
+    ({"name": "鲍小明", "grid_id": "YT-CF-TANGYANG-01", "address": "城峰镇汤洋村18号", "kinds": ["left_behind_child"],
+      "notes": "父母在外务工，随祖母生活"}, 12),
+]
+
+
+def load_care(care_url, admin):
+    """A few priority residents (one overdue), a volunteer activity and a to-do item, once."""
+    if admin.get(f"{care_url}/api/v1/care/residents", timeout=10).json()["total"]:
+        return
+    now = datetime.now(timezone.utc)
+    for body, days in DEMO_RESIDENTS:
+        admin.post(f"{care_url}/api/v1/care/residents", timeout=30,
+                   json={**body, "last_visited_at": (now - timedelta(days=days)).isoformat()}).raise_for_status()
+    admin.post(f"{care_url}/api/v1/volunteer/activities", timeout=30, json={
+        "title": "南湖花园敬老义剪", "grid_id": "YT-ZC-NANMEN-02", "starts_at": (now - timedelta(days=2)).isoformat(), "hours": 3,
+        "participants": [{"name": "志愿者"}, {"name": "志愿者"}, {"name": "志愿者"}]}).raise_for_status()
+    admin.post(f"{care_url}/api/v1/todo", timeout=30, json={
+        "title": "南湖花园二区路灯改造", "area": "樟城镇南门社区南湖花园二区", "town_id": "zhangcheng", "community_id": "zc-nanmen",
+        "owner_department": "县城市管理局", "promised_by": (now + timedelta(days=30)).date().isoformat(), "status": "in_progress",
+        "progress_notes": "已完成勘察，材料采购中"}).raise_for_status()
+
+
 def load(ports, services, admin):
-    """The demo county, study data and requests, as the county's administrator
+    """The demo county, study and care data and requests, as the county's administrator
     (``admin``: a requests session with its token); residents file anonymously."""
     county = build_county()
     if "routing" in services:
@@ -71,6 +100,8 @@ def load(ports, services, admin):
             response.raise_for_status()
     if "study" in services:
         load_study(f"http://127.0.0.1:{ports['study']}", county, admin)
+    if "care" in services:
+        load_care(f"http://127.0.0.1:{ports['care']}", admin)
     intake = f"http://127.0.0.1:{ports['intake']}/api/v1/requests"
     for key, body in DEMO_REQUESTS:
         response = requests.post(intake, json=body, headers={"Idempotency-Key": key}, timeout=10)

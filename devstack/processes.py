@@ -11,7 +11,7 @@ import requests
 from pymongo import MongoClient
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_PORTS = {"intake": 8001, "routing": 8002, "notify": 8003, "study": 8004}
+SERVICE_PORTS = {"intake": 8001, "routing": 8002, "notify": 8003, "study": 8004, "care": 8005}
 
 
 def available_services():

@@ -6,7 +6,7 @@ import yaml
 from nameko.cli.main import setup_yaml_parser
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
-SERVICE_NAMES = ("intake", "routing", "notify", "study")
+SERVICE_NAMES = ("intake", "routing", "notify", "study", "care")
 
 setup_yaml_parser()
 

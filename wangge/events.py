@@ -24,6 +24,8 @@ FOLLOW_UP_REQUESTED = "follow_up_requested"
 CAMPAIGN_DUE = "campaign_due"
 STUDY_REMINDER_DUE = "study_reminder_due"
 STUDY_EVENTS = (CAMPAIGN_DUE, STUDY_REMINDER_DUE)
+VISIT_OVERDUE = "visit_overdue"
+CARE_EVENTS = (VISIT_OVERDUE,)
 NOTIFICATION_SENT = "notification_sent"
 NOTIFICATION_FAILED = "notification_failed"
 
@@ -187,6 +189,25 @@ class StudyDispatchData(Schema):
     members = fields.List(fields.Nested(StudyMemberRefSchema), load_default=list)
 
 
+class VisitOverdueData(Schema):
+    """A priority resident (重点关爱对象) not visited by their due time: once per resident,
+    due time and stage (``worker`` when it falls due, ``grid_head`` after a grace period
+    if still not visited). Only what a notice needs: the name masked, no phone or address."""
+
+    resident_id = fields.String(required=True)
+    resident_name = fields.String(allow_none=True, metadata={"description": "Masked (张**): the worker reads the rest in care."})
+    kinds = fields.List(fields.String(), load_default=list, metadata={"description": "Kind codes (living_alone …)."})
+    kind_names = fields.List(fields.String(), load_default=list)
+    grid_id = fields.String(required=True)
+    grid_name = fields.String(allow_none=True)
+    community_id = fields.String(allow_none=True)
+    town_id = fields.String(allow_none=True)
+    due_at = fields.AwareDateTime(required=True)
+    stage = fields.String(required=True, validate=validate.OneOf(("worker", "grid_head")))
+    worker = fields.Nested(PersonSchema, allow_none=True, metadata={"description": "The worker responsible (id and name)."})
+    grid_head = fields.Nested(PersonSchema, allow_none=True)
+
+
 class NotificationData(Schema):
     """A notification delivered, or given up on after its last attempt."""
 
@@ -207,6 +228,7 @@ DATA_SCHEMAS = {
     **{name: CaseEventData for name in CASE_EVENTS},
     CAMPAIGN_DUE: StudyDispatchData,
     STUDY_REMINDER_DUE: StudyDispatchData,
+    VISIT_OVERDUE: VisitOverdueData,
     NOTIFICATION_SENT: NotificationData,
     NOTIFICATION_FAILED: NotificationData,
 }

@@ -1,6 +1,7 @@
 """The store dependency: one MongoClient per service container, indexes ensured at start."""
 from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DEFAULT_SERVER_SELECTION_MS = 5000
 
@@ -40,3 +41,27 @@ class Storage(DependencyProvider):
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+def insert_new(collection, documents):
+    """Insert, in one round trip, the documents whose ids are not there yet; how many were new."""
+    if not documents:
+        return 0
+    try:
+        return len(collection.insert_many(documents, ordered=False).inserted_ids)
+    except BulkWriteError as error:
+        if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+            raise
+        return error.details["nInserted"]
+
+
+def insert_keyed(collection, document):
+    """Insert a document that may carry an idempotency key (a unique sparse index on
+    ``idempotency_key``); ``None`` if that key is taken."""
+    try:
+        collection.insert_one(document)
+    except DuplicateKeyError as error:
+        if "idempotency_key" in (error.details or {}).get("keyPattern", {}):
+            return None
+        raise
+    return document

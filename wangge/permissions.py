@@ -72,11 +72,25 @@ MEMBERS_IMPORT = Permission("members.import", ("county_admin",), "all; changing 
 PARTICIPATION_RECORD = Permission("participation.record", ("grid_worker", "grid_head", "community_lead", "town_lead", "study_editor"),
                                   "members and sessions of the grids the caller works in, heads, or leads as head of "
                                   "their community or town (all, for study editors)")
+CARE_READ = Permission("care.read", ("grid_worker", "grid_head", "community_lead", "town_lead", "department", "county_center"),
+                       "priority residents, their visits and who is overdue: in full (each read audit-logged) for the grids the "
+                       "caller works in, heads or leads and for the command centre; masked (no name, phone, address or notes) "
+                       "for departments; another grid 403")
+CARE_RECORD = Permission("care.record", ("grid_worker", "grid_head", "community_lead", "town_lead", "county_center"),
+                         "residents and visits of the grids the caller works in, heads or leads; the command centre all")
+CARE_REPORTS = Permission("care.reports", (*STAFF_ROLES, "service"), "all: counts per grid, community or town (visits due and on time, "
+                          "volunteer activities); no personal data")
+VOLUNTEERS_RECORD = Permission("volunteers.record", ("grid_worker", "grid_head", "community_lead", "town_lead", "county_center"),
+                               "activities of the grids the caller works in, heads or leads, or of the community or town "
+                               "they lead; the command centre all")
+TODO_EDIT = Permission("todo.edit", ("community_lead", "town_lead", "county_center"),
+                       "the public to-do list (为民办事清单) of the community or town the caller leads; the command centre all")
 
 ALL = (PUBLIC, REQUESTS_FILE, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
        CASES_READ, CASES_ACT, CASES_DISPATCH, INDICATORS_READ, CLASSIFIER_EXAMPLES, CASES_FOLLOW_UP,
        NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
-       PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD)
+       PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD, CARE_READ, CARE_RECORD, CARE_REPORTS,
+       VOLUNTEERS_RECORD, TODO_EDIT)
 
 
 def markdown_table():

@@ -48,6 +48,7 @@ SUBSCRIPTIONS = (
     # first runs, so nothing routing publishes meanwhile is lost.
     *(Subscription("routing", event_type, "notify", f"on_{event_type}") for event_type in events.CASE_EVENTS),
     *(Subscription("study", event_type, "notify", f"on_{event_type}") for event_type in events.STUDY_EVENTS),
+    *(Subscription("care", event_type, "notify", f"on_{event_type}") for event_type in events.CARE_EVENTS),
 )
 
 
@@ -211,7 +212,7 @@ def permissions_for(service_name):
 # Systems outside the platform may publish requests and read their results, nothing else.
 EXTERNAL_PERMISSIONS = {"configure": "^$", "write": _names([INBOUND_EXCHANGE_NAME]),
                         "read": _names(q.name for q in outbound_queues())}
-SERVICE_USERS = ("intake", "routing", "notify", "study")
+SERVICE_USERS = ("intake", "routing", "notify", "study", "care")
 
 
 def rabbitmq_definitions(vhost="/"):

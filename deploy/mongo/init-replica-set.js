@@ -15,7 +15,7 @@ try {
 for (let i = 0; i < 60 && !db.hello().isWritablePrimary; i++) sleep(1000);
 
 const admin = db.getSiblingDB("admin");
-for (const service of ["intake", "routing", "notify", "study"]) {
+for (const service of ["intake", "routing", "notify", "study", "care"]) {
   const password = process.env[`MONGO_${service.toUpperCase()}_PASSWORD`];
   if (!password) throw new Error(`MONGO_${service.toUpperCase()}_PASSWORD is not set`);
   const roles = [{ role: "readWrite", db: `wangge_${service}` }];

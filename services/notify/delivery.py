@@ -101,7 +101,7 @@ def template_context(data, recipient=None):
     """Every field of the case event contract (absent optional ones as None, so an
     older producer's event still renders; a name outside the contract is still an
     error), plus display values with fallbacks for what a message must never leave blank."""
-    fields = {name: None for name in (*events.CaseEventData().fields, *events.StudyDispatchData().fields)}
+    fields = {name: None for name in (*events.CaseEventData().fields, *events.StudyDispatchData().fields, *events.VisitOverdueData().fields)}
     fields.update(data)
     return {
         **fields,

@@ -44,6 +44,8 @@ def accept_event(store, templates, config, envelope, chosen, now):
 def recipients_of(envelope):
     if envelope["event_type"] in events.STUDY_EVENTS:
         return recipients.for_study_event(envelope["event_type"], envelope["data"])
+    if envelope["event_type"] in events.CARE_EVENTS:
+        return recipients.for_visit_overdue(envelope["data"])
     return recipients.for_case_event(envelope["event_type"], envelope["data"])
 
 

@@ -125,6 +125,16 @@ def for_study_event(event_type, data):
     return [(recipient, f"{event_type}.{recipient.role}") for recipient in chosen]
 
 
+def for_visit_overdue(data):
+    """[(recipient, template kind)]: the resident's worker when the visit falls overdue (the
+    grid head if the grid has no worker), the grid head once the grace period has passed."""
+    if data["stage"] == "worker":
+        recipient = _person("worker", data.get("worker")) or grid_head(data)
+    else:
+        recipient = grid_head(data)
+    return [(recipient, f"{events.VISIT_OVERDUE}.{recipient.role}")] if recipient else []
+
+
 def for_case_event(event_type, data):
     """[(recipient, template kind)] for one case event."""
     wanted = {

@@ -78,6 +78,12 @@ class NotifyService(HealthAndMetrics):
     def on_study_reminder_due(self, message):
         self._notify(events.STUDY_REMINDER_DUE, message)
 
+    # -- care events --------------------------------------------------------------
+
+    @event_handler("care", events.VISIT_OVERDUE)
+    def on_visit_overdue(self, message):
+        self._notify(events.VISIT_OVERDUE, message)
+
     @configured_timer("DELIVERY", "INTERVAL_SECONDS", default=1)
     def deliver_due(self):
         self.sender.send_due(events.utcnow())

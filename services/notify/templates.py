@@ -31,6 +31,8 @@ TITLES = {
     "campaign_due.grid_group": "网格课堂学习内容",
     "study_reminder_due.member": "学习提醒",
     "ops_alert.ops": "平台告警",
+    "visit_overdue.worker": "关爱对象走访逾期",
+    "visit_overdue.grid_head": "关爱对象走访逾期督办",
 }
 
 

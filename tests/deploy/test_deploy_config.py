@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"
 ONE_SHOT = {"rabbitmq-setup", "mongo-init"}
-SCALABLE = {"intake", "routing", "notify", "study"}
+SCALABLE = {"intake", "routing", "notify", "study", "care"}
 
 
 def require(tool):

@@ -1,4 +1,4 @@
-"""Every endpoint × caller, against the four services and real tokens from the
+"""Every endpoint × caller, against the five services and real tokens from the
 local OpenID Connect provider: anonymous callers get 401 with
 ``WWW-Authenticate: Bearer`` wherever a token is needed, roles outside the
 endpoint's permission get 403 naming it, and its roles get through the gate.
@@ -9,6 +9,7 @@ import re
 import pytest
 import requests
 
+from services.care.service import CareService
 from services.intake.service import IntakeService
 from services.notify.service import NotifyService
 from services.routing.service import RoutingService
@@ -19,7 +20,7 @@ from wangge.permissions import MACHINE_ROLES, STAFF_ROLES
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = {"intake": IntakeService, "routing": RoutingService, "notify": NotifyService, "study": StudyService}
+SERVICES = {"intake": IntakeService, "routing": RoutingService, "notify": NotifyService, "study": StudyService, "care": CareService}
 # One account of each role at the test provider (tests/support/identity.py).
 ACCOUNT_OF_ROLE = {
     "grid_worker": "w-zc-nanmen-02-1", "grid_head": "w-zc-nanmen-02-h", "community_lead": "lead-zc-nanmen",

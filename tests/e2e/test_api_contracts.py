@@ -23,7 +23,7 @@ from tests.support.services import authorized_session, running_platform
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("intake", "routing", "notify", "study")
+SERVICES = ("intake", "routing", "notify", "study", "care")
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CHECKS = ",".join([
     "not_a_server_error",  # no 5xx, whatever is sent
@@ -60,15 +60,15 @@ def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
         routing = first["routing"][0]
         county = small_county()
         assert routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=60).status_code == 200
-        with running_platform(["study"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=log_dir,
-                              extra_env={**env, "ROUTING_URL": routing.base_url}) as second:
+        with running_platform(["study", "care"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=log_dir,
+                              extra_env={**env, "ROUTING_URL": routing.base_url, "INTAKE_URL": first["intake"][0].base_url}) as second:
             services = {name: started[0] for name, started in {**first, **second}.items()}
             yield services, seed_records(services, county)
 
 
 def seed_records(services, county):
     """One record of each kind, filed the way a client would; returns each path parameter's example."""
-    intake, routing, notify, study = (services[name] for name in SERVICES)
+    intake, routing, notify, study, care = (services[name] for name in SERVICES)
     grid = county["towns"][0]["communities"][0]["grids"][0]
     filed = requests.post(intake.url("/api/v1/requests"), timeout=10, json={
         "channel": "wechat_group", "text": "南湖花园二区的路灯坏了", "grid_id": grid["id"],
@@ -87,10 +87,16 @@ def seed_records(services, county):
         "grid_id": grid["id"], "team": "网格课堂宣讲队", "kind": "bench", "held_at": datetime.now(timezone.utc).isoformat(),
         "campaign_id": campaign["campaign_id"], "attendees": [member["member_id"]]}).json()
     worker = grid["workers"][0]["id"]
+    resident = centre.post(care.url("/api/v1/care/residents"), timeout=30, json={
+        "name": "鲍金水", "grid_id": grid["id"], "address": "南湖花园二区", "kinds": ["living_alone"]}).json()
+    item = centre.post(care.url("/api/v1/todo"), timeout=30, json={
+        "title": "路灯改造", "area": "南湖花园", "town_id": county["towns"][0]["id"], "owner_department": "县城管局",
+        "promised_by": "2026-12-31"}).json()
     return {
         "tracking_no": filed["tracking_no"], "case_id": case_id, "grid_id": grid["id"], "worker_id": worker,
         "notification_id": notification["id"], "recipient_key": worker, "content_id": content["content_id"],
-        "campaign_id": campaign["campaign_id"], "session_id": session["_id"],
+        "campaign_id": campaign["campaign_id"], "session_id": session["_id"], "resident_id": resident["resident_id"],
+        "item_id": item["item_id"],
     }
 
 
@@ -115,7 +121,7 @@ def test_each_service_serves_the_checked_in_document(platform):
 
 # routing last: loading a registry edition (PUT /api/v1/registry, fuzzed like the rest:
 # generated editions are small) replaces the grids the other services' records name
-@pytest.mark.parametrize("name", ["intake", "notify", "study", "routing"])
+@pytest.mark.parametrize("name", ["intake", "notify", "study", "care", "routing"])
 def test_every_answer_is_documented_and_none_is_a_server_error(platform, name, tmp_path):
     services, examples = platform
     service = services[name]

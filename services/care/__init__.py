@@ -1,0 +1,1 @@
+"""Care: priority residents, visits, volunteers and the public to-do list (做在网格)."""
