@@ -12,7 +12,8 @@
 import uuid
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from wangge.mongo import insert_keyed, insert_new
 
 # Only documents created with an Idempotency-Key carry one: sparse, so the others
 # (and those stored before keys were accepted) stay out of it.
@@ -200,26 +201,3 @@ class StudyStore:
         ]
         return [{"team": row["_id"], "sessions": row["sessions"], "attendance": row["attendance"], "kinds": sorted(row["kinds"])}
                 for row in self.sessions.aggregate(pipeline)]
-
-
-def insert_new(collection, documents):
-    """Insert, in one round trip, the documents whose ids are not there yet; how many were new."""
-    if not documents:
-        return 0
-    try:
-        return len(collection.insert_many(documents, ordered=False).inserted_ids)
-    except BulkWriteError as error:
-        if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
-            raise
-        return error.details["nInserted"]
-
-
-def insert_keyed(collection, document):
-    """Insert a document that may carry an idempotency key; ``None`` if that key is taken."""
-    try:
-        collection.insert_one(document)
-    except DuplicateKeyError as error:
-        if "idempotency_key" in (error.details or {}).get("keyPattern", {}):
-            return None
-        raise
-    return document
