@@ -11,14 +11,16 @@ from tests.support.services import running_platform
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("intake", "routing", "notify", "study")
+SERVICES = ("intake", "routing", "notify", "study", "care")
 # One JSON-body endpoint and one paged listing per service.
 # (method, path, who may call it): the body is read only after the caller is let in
 JSON_ENDPOINTS = {
     "intake": ("POST", "/api/v1/requests", "county-admin"), "routing": ("PUT", "/api/v1/registry", "county-admin"),
     "notify": ("POST", "/api/v1/alerts", "alertmanager"), "study": ("POST", "/api/v1/contents", "editor"),
+    "care": ("POST", "/api/v1/care/residents", "county-admin"),
 }
-PAGED_LISTINGS = {"routing": ["/api/v1/cases", "/api/v1/grids"], "notify": ["/api/v1/notifications"], "study": ["/api/v1/contents"]}
+PAGED_LISTINGS = {"routing": ["/api/v1/cases", "/api/v1/grids"], "notify": ["/api/v1/notifications"], "study": ["/api/v1/contents"],
+                  "care": ["/api/v1/care/residents"]}
 HUGE = "10000000000000000000"
 
 
