@@ -122,6 +122,12 @@ class RegistrySnapshot:
     def grid(self, grid_id):
         return self.index.grids.get(grid_id)
 
+    def names_unknown_place(self, request):
+        """Whether ``request`` names a grid or a WeChat group this edition does not hold:
+        another process may have loaded a newer edition since this one was read."""
+        grid_id, group = request.get("grid_id"), request.get("wechat_group_id")
+        return bool(grid_id and grid_id not in self.index.grids) or bool(group and group not in self.index.by_wechat_group)
+
     def grids_of_person(self, person_id):
         """The grids ``person_id`` works in or heads."""
         return [grid for grid in self.index.grids.values()

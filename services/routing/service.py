@@ -59,7 +59,12 @@ class RoutingService(HealthAndMetrics):
     def open_case(self, message):
         request = events.read_event(events.REQUEST_RECEIVED, message)["data"]
         now = events.utcnow()
-        case_id, entries = workflow.open_case(self.store, self._snapshot(now), self.classifier, self.config, request, now)
+        snapshot = self._snapshot(now)
+        if snapshot.names_unknown_place(request):
+            # a registry loaded through another process within the check interval: read it now, not after triage
+            self.registry.invalidate()
+            snapshot = self._snapshot(now)
+        case_id, entries = workflow.open_case(self.store, snapshot, self.classifier, self.config, request, now)
         self._publish(case_id, entries)
         log.info("request routed", extra={"tracking_no": request["tracking_no"], "case_id": case_id})
 

@@ -2,6 +2,7 @@ import pytest
 
 from services.routing.assign import choose_assignee
 from services.routing.locate import BY_BUILDING, BY_GRID_ID, BY_POINT, BY_WECHAT_GROUP, TRIAGE, GridIndex
+from services.routing.registry import RegistrySnapshot
 from tests.unit.routing.factories import grid
 
 # Two grids side by side: G-1 west of lon 118.91, G-2 east of it.
@@ -56,3 +57,11 @@ def test_no_one_on_duty_falls_back_to_the_grid_head():
     record = grid(workers=[{"id": "x", "name": "x", "on_duty": False}])
     chosen = choose_assignee(record, {})
     assert (chosen["id"], chosen["role"]) == ("G-1-head", "grid_head")
+
+
+def test_a_request_naming_a_grid_or_group_the_edition_lacks_says_the_snapshot_may_be_stale():
+    snapshot = RegistrySnapshot(1, towns=[], communities=[], grids=[grid("G-1")], departments=[])
+    assert not snapshot.names_unknown_place({"grid_id": "G-1", "wechat_group_id": "wx-g-1"})
+    assert not snapshot.names_unknown_place({"text": "路灯坏了"})
+    assert snapshot.names_unknown_place({"grid_id": "G-2"})
+    assert snapshot.names_unknown_place({"wechat_group_id": "wx-elsewhere"})
