@@ -60,6 +60,10 @@ class Area:
         return self.everywhere or grid["id"] in self.headed_grid_ids or grid["community_id"] in self.community_ids \
             or grid["town_id"] in self.town_ids
 
+    def holds(self, grid):
+        """Whether ``grid`` is in this area: one the caller works in, heads or leads."""
+        return grid["id"] in self.grid_ids or self.leads(grid)
+
     def case_filter(self):
         """A store filter for the cases this area covers (``None``: every case)."""
         if self.everywhere:
@@ -77,13 +81,23 @@ def _headed_by(record, subject):
     return (record.get("head") or {}).get("id") == subject
 
 
+def grids_of_caller(caller, registry):
+    """``[(grid, role)]``: the grids ``caller`` heads (``grid_head``, with that role) or works
+    in (``grid_worker``), as the registry says; nothing without a grid role."""
+    if not caller.has_any({"grid_worker", "grid_head"}):
+        return []
+    heads = "grid_head" in caller.roles
+    return [(grid, "grid_head" if heads and _headed_by(grid, caller.subject) else "grid_worker")
+            for grid in registry.grids_of_person(caller.subject)]
+
+
 def area_of(caller, registry):
     if caller.has_any(EVERYWHERE_ROLES):
         return Area(everywhere=True)
     subject = caller.subject
-    mine = registry.grids_of_person(subject) if caller.has_any({"grid_worker", "grid_head"}) else []
-    grids = {grid["id"] for grid in mine}
-    headed = {grid["id"] for grid in mine if _headed_by(grid, subject)} if "grid_head" in caller.roles else set()
+    mine = grids_of_caller(caller, registry)
+    grids = {grid["id"] for grid, _ in mine}
+    headed = {grid["id"] for grid, role in mine if role == "grid_head"}
     communities = {cid for cid, c in registry.communities.items() if _headed_by(c, subject)} if caller.has_any({"community_lead"}) else set()
     towns = {tid for tid, t in registry.towns.items() if _headed_by(t, subject)} if caller.has_any({"town_lead"}) else set()
     departments = ({did for did, d in registry.departments.items() if (d.get("contact") or {}).get("id") == subject}

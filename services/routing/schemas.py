@@ -184,6 +184,88 @@ class GridDetailSchema(GridSummarySchema):
     area = fields.Dict(allow_none=True)
 
 
+class MyGridSchema(GridSummarySchema):
+    """A grid the caller heads or works in."""
+
+    role = fields.String(required=True, validate=validate.OneOf(("grid_head", "grid_worker")),
+                         metadata={"description": "What the caller is in this grid: its head, or one of its workers."})
+    on_duty = fields.Boolean(allow_none=True, metadata={"description": "A worker's duty as the registry has it; null for the head."})
+
+
+class MyGridsSchema(Schema):
+    """The grids the signed-in staff member heads or works in (none without a grid role), by grid id."""
+
+    class Meta:
+        ordered = True
+
+    subject = fields.String(required=True)
+    version = fields.Integer(allow_none=True, required=True, metadata={"description": "The registry edition; null before any is loaded."})
+    items = fields.List(fields.Nested(MyGridSchema), required=True)
+
+
+class DepartmentViewSchema(Schema):
+    """A functional department (职能部门) cases can be dispatched or escalated to."""
+
+    class Meta:
+        ordered = True
+
+    department_id = fields.String(required=True, attribute="id")
+    name = fields.String(required=True)
+    categories = fields.List(fields.String(), required=True, metadata={"description": "The routing categories it handles."})
+    contact = fields.Nested(LeadSchema, allow_none=True, metadata={"description": "Who answers for it (name only)."})
+
+
+class DepartmentListSchema(Schema):
+    """The registry's departments, by id."""
+
+    class Meta:
+        ordered = True
+
+    version = fields.Integer(allow_none=True, required=True, metadata={"description": "The registry edition; null before any is loaded."})
+    items = fields.List(fields.Nested(DepartmentViewSchema), required=True)
+
+
+class MapGridPropertiesSchema(Schema):
+    """A grid on the map: where it belongs and its cases now."""
+
+    class Meta:
+        ordered = True
+
+    grid_id = fields.String(required=True)
+    name = fields.String(required=True)
+    town_id = fields.String(required=True)
+    town = fields.String(allow_none=True)
+    community_id = fields.String(required=True)
+    community = fields.String(allow_none=True)
+    centroid = fields.Nested(CentroidSchema, allow_none=True)
+    open = fields.Integer(required=True, metadata={"description": "Open cases of the grid the caller sees."})
+    overdue = fields.Integer(required=True, metadata={"description": "Of open, those past a deadline (as `overdue=true` lists them)."})
+
+
+class GridFeatureSchema(Schema):
+    """A grid as a GeoJSON Feature: its area (a polygon, WGS-84), or null geometry when the registry has none."""
+
+    class Meta:
+        ordered = True
+
+    type = fields.String(required=True, validate=validate.OneOf(("Feature",)))
+    id = fields.String(required=True, metadata={"description": "The grid's id."})
+    geometry = fields.Dict(required=True, allow_none=True)
+    properties = fields.Nested(MapGridPropertiesSchema, required=True)
+
+
+class GridMapSchema(Schema):
+    """Every grid of the caller's area, and those holding cases the caller sees, as a GeoJSON
+    FeatureCollection (RFC 7946) with open and overdue cases in each feature's properties."""
+
+    class Meta:
+        ordered = True
+
+    type = fields.String(required=True, validate=validate.OneOf(("FeatureCollection",)))
+    version = fields.Integer(allow_none=True, required=True, metadata={"description": "The registry edition of the areas; null before any is loaded."})
+    features = fields.List(fields.Nested(GridFeatureSchema), required=True)
+
+
 class CaseSummarySchema(Schema):
     """A case as listed: where it stands, who has it and its deadlines; phone numbers in `text` masked."""
 

@@ -22,7 +22,7 @@ from wangge.permissions import (
     STAFF_ROLES,
 )
 
-from services.routing import access, dispatch, indicators, metrics, schemas, views, workflow
+from services.routing import access, dispatch, grid_map, indicators, metrics, schemas, views, workflow
 from services.routing.dependencies import Registry, RequestClassifier
 from services.routing.partners import Partners
 from services.routing.lifecycle import OPEN_STATUSES, Actor
@@ -122,6 +122,39 @@ class RoutingService(HealthAndMetrics):
         if grid is None:
             raise NotFound(f"No grid {grid_id}.")
         return schemas.GridDetailSchema().dump(views.grid_detail(grid, staff=request.caller.has_any(STAFF_ROLES)))
+
+    @http("GET", "/api/v1/me/grids", allow=REGISTRY_READ, summary="The grids the signed-in staff member heads or works in",
+          responses={200: schemas.MyGridsSchema})
+    def my_grids(self, request):
+        snapshot = self._snapshot(events.utcnow())
+        mine = access.grids_of_caller(request.caller, snapshot)
+        return schemas.MyGridsSchema().dump({
+            "subject": request.caller.subject, "version": snapshot.edition,
+            "items": [views.my_grid(grid, role, request.caller.subject) for grid, role in sorted(mine, key=lambda item: item[0]["id"])],
+        })
+
+    @http("GET", "/api/v1/departments", allow=REGISTRY_READ, summary="The registry's departments, to dispatch or escalate a case to",
+          responses={200: schemas.DepartmentListSchema})
+    def departments(self, request):
+        snapshot = self._snapshot(events.utcnow())
+        return schemas.DepartmentListSchema().dump({
+            "version": snapshot.edition, "items": sorted(snapshot.departments.values(), key=lambda department: department["id"]),
+        })
+
+    @http("GET", "/api/v1/map/grids", allow=CASES_READ,
+          summary="The grids of the caller's area as GeoJSON, each with its open and overdue cases (the county map)",
+          responses={200: schemas.GridMapSchema})
+    def map_of_grids(self, request):
+        """One answer for the whole map: the command centre gets every grid, a town lead their town's,
+        a community lead their community's, workers and heads their grids', a department the grids of
+        its cases. Counts are of the open cases the caller may read, as ``GET /api/v1/cases`` lists them."""
+        now = events.utcnow()
+        snapshot = self._snapshot(now)
+        area = access.area_of(request.caller, snapshot)
+        open_counts = self.store.count_cases_by_grid(grid_map.open_case_filter(area))
+        overdue_counts = self.store.count_cases_by_grid(grid_map.overdue_case_filter(area, now))
+        grids = grid_map.grids_on_map(area, snapshot.index.grids.values(), open_counts)
+        return schemas.GridMapSchema().dump(grid_map.feature_collection(snapshot.edition, grids, open_counts, overdue_counts))
 
     # -- cases for workers, heads and departments ---------------------------------
 

@@ -41,6 +41,12 @@ def grid_detail(grid, staff):
     return {**grid, "head": masked(grid.get("head")), "workers": [masked(worker) for worker in grid.get("workers", [])]}
 
 
+def my_grid(grid, role, subject):
+    """A grid of the caller's, with what they are in it and, as one of its workers, their duty."""
+    worker = next((w for w in grid.get("workers", []) if w.get("id") == subject), None)
+    return {**grid, "role": role, "on_duty": worker.get("on_duty", True) if worker and role == "grid_worker" else None}
+
+
 def queued_case(case):
     returns = case.get("returns") or []
     return {**case_listed(case), "last_return": returns[-1] if returns else None}
