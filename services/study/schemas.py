@@ -124,7 +124,9 @@ class ReportQuerySchema(StrictSchema):
     format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")))
 
 
-class MissingQuerySchema(StrictSchema):
+class CampaignGridQuerySchema(StrictSchema):
+    """One grid of the campaign's."""
+
     grid_id = fields.String(required=True, validate=_id)
 
 
@@ -241,6 +243,23 @@ class MissingMembersSchema(Schema):
     campaign_id = fields.String(required=True)
     grid_id = fields.String(required=True)
     members = fields.List(fields.Nested(MissingMemberSchema), required=True)
+
+
+class ParticipantSchema(MissingMemberSchema):
+    kinds = fields.List(fields.String(validate=validate.OneOf(CHECKIN_KINDS)), required=True,
+                        metadata={"description": "How they took part: read, attended (a session of the campaign), commented."})
+    first_at = fields.AwareDateTime(required=True, metadata={"description": "When they first took part."})
+
+
+class ParticipantsSchema(Schema):
+    """A grid's members who have taken part in the campaign (the other side of the 不掉队 list)."""
+
+    class Meta:
+        ordered = True
+
+    campaign_id = fields.String(required=True)
+    grid_id = fields.String(required=True)
+    members = fields.List(fields.Nested(ParticipantSchema), required=True)
 
 
 class MembersImportedSchema(Schema):

@@ -118,12 +118,21 @@ class StudyService(HealthAndMetrics):
         return schemas.CampaignReportSchema().dump({"campaign_id": campaign_id, "by": query["by"], "rows": rows})
 
     @http("GET", "/api/v1/campaigns/<string:campaign_id>/missing", allow=STUDY_READ, summary="The 不掉队 list: a grid's members who have not taken part",
-          query=schemas.MissingQuerySchema, responses={200: schemas.MissingMembersSchema}, errors=(404,))
+          query=schemas.CampaignGridQuerySchema, responses={200: schemas.MissingMembersSchema}, errors=(404,))
     def missing_members(self, request, campaign_id):
-        query = schemas.MissingQuerySchema().load(request.args.to_dict())
+        query = schemas.CampaignGridQuerySchema().load(request.args.to_dict())
         campaign = workflow.existing(self.store.get_campaign(campaign_id), f"No campaign {campaign_id}.")
         missing = workflow.missing(self.store, campaign, query["grid_id"])
         return schemas.MissingMembersSchema().dump({"campaign_id": campaign_id, "grid_id": query["grid_id"], "members": missing})
+
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>/participants", allow=STUDY_READ,
+          summary="A grid's members who have taken part, with how and when first", query=schemas.CampaignGridQuerySchema,
+          responses={200: schemas.ParticipantsSchema}, errors=(404,))
+    def participants(self, request, campaign_id):
+        query = schemas.CampaignGridQuerySchema().load(request.args.to_dict())
+        campaign = workflow.existing(self.store.get_campaign(campaign_id), f"No campaign {campaign_id}.")
+        found = workflow.participants(self.store, campaign, query["grid_id"])
+        return schemas.ParticipantsSchema().dump({"campaign_id": campaign_id, "grid_id": query["grid_id"], "members": found})
 
     # -- members, check-ins and sessions -------------------------------------------
 

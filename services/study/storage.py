@@ -162,6 +162,10 @@ class StudyStore:
     def participants_of(self, campaign_id, grid_id):
         return set(self.participation.distinct("member_id", {"campaign_id": campaign_id, "grid_id": grid_id}))
 
+    def participation_in_grid(self, campaign_id, grid_id):
+        """Every (member, kind) of taking part in the campaign in one grid: ``member_id``, ``kind``, ``at``."""
+        return list(self.participation.find({"campaign_id": campaign_id, "grid_id": grid_id}, {"_id": 0, "member_id": 1, "kind": 1, "at": 1}))
+
     def record_participation(self, entries):
         """Store each (campaign, member, kind) once, all in one batch; returns how many were new."""
         return insert_new(self.participation, entries)

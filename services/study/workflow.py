@@ -302,6 +302,19 @@ def missing(store, campaign, grid_id):
     return [member for member in store.members_of_grid(grid_id) if member["_id"] not in taken_part]
 
 
+def participants(store, campaign, grid_id):
+    """The grid's members who have taken part, each with how (``kinds``: read, attended,
+    commented) and when first (``first_at``), by member id; members since moved to another
+    grid are left out, as the 不掉队 list leaves them out."""
+    taken_part = {}
+    for entry in store.participation_in_grid(campaign["_id"], grid_id):
+        seen = taken_part.setdefault(entry["member_id"], {"kinds": set(), "first_at": entry["at"]})
+        seen["kinds"].add(entry["kind"])
+        seen["first_at"] = min(seen["first_at"], entry["at"])
+    return [{**member, "kinds": sorted(taken_part[member["_id"]]["kinds"]), "first_at": taken_part[member["_id"]]["first_at"]}
+            for member in store.members_of_grid(grid_id) if member["_id"] in taken_part]
+
+
 def report(store, campaign, by):
     members = store.members_per_grid(campaign["grids"])
     participants = store.participants_per_grid(campaign["_id"])

@@ -145,12 +145,31 @@ def test_session_attendance_counts_as_taking_part(platform):
         "campaign_id": campaign_id, "attendees": ["m-2-a"]})
     assert session.status_code == 201, session.text
     assert report(platform, campaign_id)[0]["participants"] == 1
+    assert roll(platform, campaign_id, grid["id"]) == ([("m-2-a", ["attended"])], ["m-2-b"])
     more = study.post(study_url(platform, f"/api/v1/sessions/{session.json()['_id']}/attendance", 1), data="member_id\nm-2-b\n".encode(),
                       headers={"Content-Type": "text/csv"}, timeout=10)
     assert more.status_code == 200, more.text
     assert report(platform, campaign_id)[0]["rate"] == 1.0
+    assert roll(platform, campaign_id, grid["id"]) == ([("m-2-a", ["attended"]), ("m-2-b", ["attended"])], [])
     teams = study.get(study_url(platform, "/api/v1/teams/report", 1), timeout=10).json()["teams"]
     assert {"team": "葛岭镇网格课堂第1队", "sessions": 1, "attendance": 2, "kinds": ["bench"]} in teams
+
+
+def roll(platform, campaign_id, grid_id):
+    """A grid worker's view of the grid: who took part (and how), and the 不掉队 list."""
+    worker = platform["study"][0].as_user(WORKER)
+    taken = worker.get(study_url(platform, f"/api/v1/campaigns/{campaign_id}/participants"), params={"grid_id": grid_id}, timeout=10)
+    missing = worker.get(study_url(platform, f"/api/v1/campaigns/{campaign_id}/missing"), params={"grid_id": grid_id}, timeout=10)
+    assert taken.status_code == missing.status_code == 200, taken.text
+    return [(m["member_id"], m["kinds"]) for m in taken.json()["members"]], [m["member_id"] for m in missing.json()["members"]]
+
+
+def test_a_grids_participants_need_a_known_campaign_and_a_grid(platform):
+    worker = platform["study"][0].as_user(WORKER)
+    no_grid = worker.get(study_url(platform, "/api/v1/campaigns/CP-none/participants"), timeout=10)
+    assert no_grid.status_code == 400 and "grid_id" in no_grid.json()["fields"]
+    unknown = worker.get(study_url(platform, "/api/v1/campaigns/CP-none/participants"), params={"grid_id": GRIDS[1]["id"]}, timeout=10)
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
 
 
 def test_bad_input_is_refused_and_leaves_nothing_behind(platform):

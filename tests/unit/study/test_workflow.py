@@ -148,6 +148,26 @@ def test_a_session_retried_with_the_same_key_is_recorded_once_and_its_attendance
     assert store.participants_of(campaign["_id"], "G-1") == set(member_ids)
 
 
+def test_a_grids_participants_say_how_and_when_first_they_took_part_and_the_rest_are_the_missing(store):
+    g1, g2 = members(store, 3), members(store, 1, grid_id="G-2")
+    campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
+
+    def record(member_id, kind, at):
+        workflow.check_in(store, Directory(), EDITOR, {"campaign_id": campaign["_id"], "member_id": member_id, "kind": kind}, at)
+
+    record(g1[1], "commented", NOW + timedelta(hours=3))
+    record(g1[0], "read", NOW + timedelta(hours=2))
+    workflow.record_session(store, Directory(), EDITOR, {"grid_id": "G-1", "team": "宣讲队", "kind": "bench", "held_at": NOW,
+                                                        "campaign_id": campaign["_id"], "attendees": [g1[0]]}, NOW + timedelta(hours=1))
+    record(g2[0], "read", NOW)
+
+    found = workflow.participants(store, campaign, "G-1")
+    assert [(m["_id"], m["kinds"], m["first_at"]) for m in found] == [
+        (g1[0], ["attended", "read"], NOW + timedelta(hours=1)), (g1[1], ["commented"], NOW + timedelta(hours=3))]
+    assert [m["_id"] for m in workflow.missing(store, campaign, "G-1")] == [g1[2]]
+    assert [m["_id"] for m in workflow.participants(store, campaign, "G-2")] == g2
+
+
 # -- content versions -------------------------------------------------------------------
 
 def test_earlier_versions_live_in_their_own_collection_not_in_the_content(store):
