@@ -1,6 +1,7 @@
 """What can be checked here of the production deployment (there is no Docker engine):
 the compose file, the Prometheus and Alertmanager configs, the alert rules' own
-unit tests, and the Grafana dashboards."""
+unit tests, the Grafana dashboards, and the gateway's Dockerfile as Docker reads it."""
+import fnmatch
 import json
 import os
 import re
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dockerfile_parse import DockerfileParser
 
 from tests.deploy.files import read_yaml
 
@@ -78,7 +80,9 @@ def test_every_image_is_pinned_and_every_build_is_in_the_repo(compose):
         assert image and not image.endswith(":latest") and ":" in image, name
         build = service.get("build")
         if build:
-            assert (ROOT / (build if isinstance(build, str) else build["context"]) / "Dockerfile").exists(), name
+            context = ROOT / (build if isinstance(build, str) else build["context"])
+            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+            assert (context / dockerfile).exists(), name
 
 
 def test_scaled_services_publish_no_host_port(compose):
@@ -153,3 +157,81 @@ def test_dashboards_query_the_provisioned_datasource(path):
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == datasource
         assert all(target["expr"].strip() for target in panel["targets"])
+
+
+# -- the gateway's image (deploy/gateway/Dockerfile; no Docker engine here to build it) --
+
+GATEWAY_DOCKERFILE = DEPLOY / "gateway" / "Dockerfile"
+
+
+def dockerignored(path):
+    """Whether the build context leaves ``path`` out, by .dockerignore's patterns (each
+    against the path and every folder above it, ``**/`` at any depth)."""
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    parts = Path(path).parts
+    candidates = ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(candidate, pattern) or
+               (pattern.startswith("**/") and fnmatch.fnmatchcase(candidate.rsplit("/", 1)[-1], pattern[3:]))
+               for pattern in patterns for candidate in candidates)
+
+
+def test_dockerignored_reads_the_patterns_as_docker_does():
+    assert dockerignored("var/classifier/model.joblib") and dockerignored("services/x/__pycache__/a.pyc")
+    assert dockerignored("web/node_modules/vite/package.json") and not dockerignored("web/src/main.ts")
+
+
+@pytest.fixture(scope="module")
+def gateway_stages():
+    """[(base image, stage name, [(instruction, value)])] of the gateway's Dockerfile."""
+    stages = []
+    for item in DockerfileParser(str(GATEWAY_DOCKERFILE)).structure:
+        if item["instruction"] == "FROM":
+            image, _, name = item["value"].partition(" AS ")
+            stages.append((image, name, []))
+        elif item["instruction"] != "COMMENT":
+            stages[-1][2].append((item["instruction"], item["value"]))
+    return stages
+
+
+def test_the_gateway_is_built_from_its_dockerfile_by_compose(compose):
+    build = compose["services"]["gateway"]["build"]
+    assert (ROOT / build["context"] / build["dockerfile"]).resolve() == GATEWAY_DOCKERFILE
+    # no mounted config: the image is what runs, here and under Kubernetes
+    assert "volumes" not in compose["services"]["gateway"]
+
+
+def test_the_gateway_image_builds_the_app_from_the_lockfile_then_serves_it_with_nginx(gateway_stages):
+    (node, name, build), (nginx, _, serve) = gateway_stages
+    assert re.fullmatch(r"node:20\.\d+\.\d+-[a-z-]+", node) and re.fullmatch(r"nginx:\d+\.\d+\.\d+-alpine", nginx)
+    steps = [f"{instruction} {value}" for instruction, value in build]
+    # the packages the lockfile names, installed before the sources arrive; then the build
+    assert steps.index("COPY web/package.json web/package-lock.json ./") < steps.index(
+        "RUN npm ci --no-audit --no-fund --loglevel=error") < steps.index("COPY web/ ./") < steps.index("RUN npx vite build")
+    copies = dict(value.rsplit(" ", 1)[::-1] for instruction, value in serve if instruction == "COPY")
+    conf = (DEPLOY / "gateway" / "nginx.conf").read_text()
+    # the app lands where nginx.conf serves from
+    [root] = re.findall(r"^    root (\S+);", conf, re.M)
+    assert copies[root] == f"--from={name} /web/dist"
+    assert copies["/etc/nginx/nginx.conf"] == "deploy/gateway/nginx.conf"
+    # start.sh runs before nginx (the image's entrypoint runs executable scripts only),
+    # and nginx runs the config it writes, beside the app's settings nginx.conf serves
+    [start] = [target for target, source in copies.items() if source == "deploy/gateway/start.sh"]
+    assert start.startswith("/docker-entrypoint.d/") and start.endswith(".sh")
+    mode = subprocess.run(["git", "ls-files", "-s", "deploy/gateway/start.sh"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert mode.startswith("100755"), "start.sh must be executable in git"
+    [cmd] = [json.loads(value) for instruction, value in serve if instruction == "CMD"]
+    run_dir = re.search(r'WANGGE_RUN_DIR:-([^}]+)}', (DEPLOY / "gateway" / "start.sh").read_text()).group(1)
+    assert cmd == ["nginx", "-c", f"{run_dir}/nginx.conf", "-g", "daemon off;"]
+    assert re.search(r"location = /app-config.json \{\s*root " + re.escape(run_dir) + ";", conf)
+
+
+def test_what_the_gateway_image_copies_reaches_the_build_and_nothing_local_does(gateway_stages):
+    for _, _, steps in gateway_stages:
+        for instruction, value in steps:
+            if instruction == "COPY" and not value.startswith("--from="):
+                for source in value.split()[:-1]:
+                    assert (ROOT / source).exists() and not dockerignored(source.rstrip("/")), source
+    # the host's packages and build, local state and secrets stay out of every image's context
+    for local in ("web/node_modules", "devstack/identity/node_modules", "web/dist", "var", ".env", "deploy/tls/rabbitmq.key", ".venv"):
+        assert dockerignored(local), local

@@ -1,11 +1,14 @@
-"""The gateway's own answers, from a real nginx running deploy/gateway/nginx.conf
-(only the listening port and the upstream addresses changed for this machine).
+"""The gateway's own answers, from a real nginx running deploy/gateway/nginx.conf as the
+gateway's image runs it: deploy/gateway/start.sh writes the config nginx runs and the web
+app's settings first (only the listening port, the upstream addresses and the folders
+changed for this machine).
 
 Two gateways: one whose services are all away (a local port nobody listens on), and
 one whose every upstream is a recorder, to see exactly what reaches the services and
-Keycloak, and what does not."""
+Keycloak, and what does not; the second serves the web app, built as the image builds it."""
 import http.client
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,23 +21,41 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.web import WEB_DIR, app_settings, node_problem
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = ROOT / "deploy" / "gateway"
+START = GATEWAY / "start.sh"
+# where the image puts the built app, and where start.sh writes (nginx.conf names both)
+APP_ROOT = "/usr/share/wangge/web"
+RUN_DIR = "/var/run/wangge"
+PUBLIC_URL = "https://wangge.example.gov.cn"
 pytestmark = pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is installed by `make tools`")
 
 
+def start_script(run_dir, template, **env):
+    """deploy/gateway/start.sh as the image's entrypoint runs it, with this environment."""
+    return subprocess.run(["sh", str(START)], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], "WANGGE_RUN_DIR": str(run_dir),
+                               "WANGGE_NGINX_TEMPLATE": str(template), **env})
+
+
 @contextmanager
-def running_gateway(work, upstream):
+def running_gateway(work, upstream, dist=None, env=None):
     port = free_port()
-    config = (ROOT / "deploy/gateway/nginx.conf").read_text()
+    config = (GATEWAY / "nginx.conf").read_text()
     config = config.replace("listen 8080;", f"listen 127.0.0.1:{port};")
     # no Docker DNS here: every upstream is the given local address
     config = re.sub(r"set \$(\w+) +\w+:\d+;", rf"set $\1 {upstream};", config)
+    config = config.replace(f"root {APP_ROOT};", f"root {dist or work / 'no-app'};")
+    config = config.replace(f"root {RUN_DIR};", f"root {work / 'run'};")
     (work / "nginx.conf").write_text(config)
     (work / "logs").mkdir()
+    started = start_script(work / "run", work / "nginx.conf", WANGGE_PUBLIC_URL=PUBLIC_URL, **(env or {}))
+    assert started.returncode == 0, started.stderr
     process = subprocess.Popen(
-        ["nginx", "-p", str(work), "-c", str(work / "nginx.conf"),
+        ["nginx", "-p", str(work), "-c", str(work / "run" / "nginx.conf"),
          "-g", f"daemon off; master_process off; user root; pid {work}/nginx.pid; error_log {work}/logs/error.log;"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -99,8 +120,26 @@ def recorder():
 
 
 @pytest.fixture(scope="module")
-def recorded_gateway(tmp_path_factory, recorder):
-    with running_gateway(tmp_path_factory.mktemp("recorded-gateway"), f"127.0.0.1:{recorder.server_address[1]}") as base:
+def web_dist(tmp_path_factory):
+    """web/ built as the image's first stage builds it (`npx vite build`), into a folder
+    of the test's own (web/dist may be in use by the browser tests)."""
+    problem = node_problem()
+    assert problem is None, problem
+    assert (WEB_DIR / "node_modules").is_dir(), "the web app's packages are installed by `make install` (npm ci in web/)"
+    dist = tmp_path_factory.mktemp("web-dist")
+    subprocess.run(["npx", "vite", "build", "--outDir", str(dist), "--emptyOutDir", "--logLevel", "error"],
+                   cwd=WEB_DIR, check=True)
+    return dist
+
+
+MAP = {"WANGGE_MAP_TILES": "https://tiles.example.gov.cn/{z}/{x}/{y}.png",
+       "WANGGE_MAP_ATTRIBUTION": '© 永泰县 "天地图" \\ 审图号'}
+
+
+@pytest.fixture(scope="module")
+def recorded_gateway(tmp_path_factory, recorder, web_dist):
+    with running_gateway(tmp_path_factory.mktemp("recorded-gateway"), f"127.0.0.1:{recorder.server_address[1]}",
+                         dist=web_dist, env=MAP) as base:
         yield base
 
 
@@ -255,3 +294,125 @@ def test_the_apis_and_sign_in_are_routed(recorded_gateway, recorder, path):
     before = len(recorder.seen)
     assert raw(recorded_gateway, "GET", path)[0] == 200
     assert [seen["path"] for seen in recorder.seen[before:]] == [path]
+
+
+# -- the web app ------------------------------------------------------------------------
+
+def app_files(dist):
+    """What index.html loads from /assets/ (scripts, module preloads, style sheets)."""
+    return re.findall(r'(?:src|href)="(/assets/[^"]+)"', (dist / "index.html").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", [
+    "/", "/report", "/report/g-zc-nanmen-02", "/track/YT-20261129-7KQ4-M9XD", "/follow-up/3f9a1c",
+    "/staff", "/staff/callback?code=abc&state=xyz", "/staff/cases/c-1", "/staff/centre/map", "/staff/grids/g-1/qr",
+])
+def test_the_apps_pages_are_its_index_html_never_cached_unasked(recorded_gateway, recorder, web_dist, path):
+    before = len(recorder.seen)
+    status, headers, body = raw(recorded_gateway, "GET", path)
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/html")
+    assert headers["Cache-Control"] == "no-cache"
+    assert body == (web_dist / "index.html").read_bytes()
+    assert recorder.seen[before:] == []
+
+
+def test_the_apps_bundles_are_served_with_their_types_and_cached_for_good(recorded_gateway, web_dist):
+    files = app_files(web_dist)
+    assert any(name.endswith(".js") for name in files) and any(name.endswith(".css") for name in files)
+    for path in files:
+        status, headers, body = raw(recorded_gateway, "GET", path)
+        assert status == 200, path
+        assert body == (web_dist / path.lstrip("/")).read_bytes()
+        # a module script under any other type is refused by the browser
+        expected = "application/javascript" if path.endswith(".js") else "text/css"
+        assert headers["Content-Type"] == expected, path
+        assert headers["Cache-Control"] == "public, max-age=31536000, immutable", path
+
+
+def test_the_bundles_are_compressed_for_browsers_that_accept_it(recorded_gateway, web_dist):
+    [script, *_] = [name for name in app_files(web_dist) if name.endswith(".js")]
+    status, headers, _ = raw(recorded_gateway, "GET", script, headers={"Accept-Encoding": "gzip"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+
+
+def test_the_apps_other_files_are_served_and_revalidated(recorded_gateway, web_dist):
+    status, headers, body = raw(recorded_gateway, "GET", "/favicon.svg")
+    assert status == 200 and body == (web_dist / "favicon.svg").read_bytes()
+    assert headers["Content-Type"] == "image/svg+xml" and headers["Cache-Control"] == "no-cache"
+
+
+@pytest.mark.parametrize("path", ["/assets/index-00000000.js", "/assets/", "/assets", "/report.html", "/staffroom"])
+def test_what_the_app_does_not_have_is_a_json_404_and_not_cached(recorded_gateway, path):
+    status, headers, body = raw(recorded_gateway, "GET", path)
+    assert status == 404
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["error"] == "not_found"
+    assert "immutable" not in headers.get("Cache-Control", "")
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_writing_to_a_page_answers_json(recorded_gateway, recorder, method):
+    before = len(recorder.seen)
+    status, headers, body = raw(recorded_gateway, method, "/staff/cases", headers={"Content-Type": "application/json"}, body=b"{}")
+    assert status == 405
+    assert headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["error"] == "method_not_allowed"
+    assert recorder.seen[before:] == []
+
+
+def test_the_app_reads_the_settings_start_sh_wrote_from_the_environment(recorded_gateway):
+    status, headers, body = raw(recorded_gateway, "GET", "/app-config.json")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["Cache-Control"] == "no-store"
+    # what `make run`'s server gives the app for the same realm and map
+    assert json.loads(body) == app_settings(f"{PUBLIC_URL}/auth/realms/wangge", MAP["WANGGE_MAP_TILES"],
+                                            MAP["WANGGE_MAP_ATTRIBUTION"])
+
+
+def test_without_a_map_the_settings_name_none(tmp_path):
+    assert start_script(tmp_path, GATEWAY / "nginx.conf", WANGGE_PUBLIC_URL=PUBLIC_URL).returncode == 0
+    assert json.loads((tmp_path / "app-config.json").read_text()) == app_settings(f"{PUBLIC_URL}/auth/realms/wangge")
+
+
+# -- what start.sh makes of nginx.conf ----------------------------------------------------
+
+def test_under_compose_nginx_runs_nginx_conf_as_it_is(tmp_path):
+    assert start_script(tmp_path, GATEWAY / "nginx.conf", WANGGE_PUBLIC_URL=PUBLIC_URL).returncode == 0
+    assert (tmp_path / "nginx.conf").read_text() == (GATEWAY / "nginx.conf").read_text()
+
+
+def test_under_kubernetes_the_upstreams_are_qualified_and_the_clusters_dns_asked(tmp_path):
+    # an address here: nginx -t looks the resolver's name up, and there is no cluster DNS
+    started = start_script(tmp_path, GATEWAY / "nginx.conf", WANGGE_PUBLIC_URL=PUBLIC_URL,
+                           WANGGE_RESOLVER="10.96.0.10", WANGGE_SERVICE_DOMAIN="wangge.svc.cluster.local")
+    assert started.returncode == 0, started.stderr
+    rendered = (tmp_path / "nginx.conf").read_text()
+    original = (GATEWAY / "nginx.conf").read_text()
+    upstreams = re.findall(r"set \$(\w+) +(\w+):(\d+);", original)
+    assert {name for name, _, _ in upstreams} >= {"intake", "routing", "notify", "study", "care", "keycloak"}
+    assert sorted(re.findall(r"set \$(\w+) +([\w.]+):(\d+);", rendered)) == sorted(
+        (name, f"{host}.wangge.svc.cluster.local", port) for name, host, port in upstreams)
+    assert re.findall(r"^\s*resolver (\S+)", rendered, re.M) == ["10.96.0.10"]
+    # nothing else changed, and nginx takes it
+    assert len(rendered.splitlines()) == len(original.splitlines())
+    (tmp_path / "logs").mkdir()
+    checked = subprocess.run(["nginx", "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                              "-g", f"pid {tmp_path}/nginx.pid; error_log {tmp_path}/error.log;"],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize(("env", "complaint"), [
+    ({}, "set WANGGE_PUBLIC_URL"),
+    ({"WANGGE_PUBLIC_URL": "https://a\nb"}, "control character"),
+    ({"WANGGE_PUBLIC_URL": PUBLIC_URL, "WANGGE_MAP_ATTRIBUTION": "x", "WANGGE_MAP_TILES": "https://t/\t{z}"}, "control character"),
+    ({"WANGGE_PUBLIC_URL": PUBLIC_URL, "WANGGE_SERVICE_DOMAIN": "x; include /etc/passwd"}, "host name or address"),
+    ({"WANGGE_PUBLIC_URL": PUBLIC_URL, "WANGGE_RESOLVER": "10.0.0.1 valid=1s"}, "host name or address"),
+])
+def test_start_sh_refuses_settings_it_cannot_write_safely(tmp_path, env, complaint):
+    started = start_script(tmp_path, GATEWAY / "nginx.conf", **env)
+    assert started.returncode != 0 and complaint in started.stderr
+    # nginx would not start on a half-written config or serve stale settings
+    assert not (tmp_path / "nginx.conf").exists()
