@@ -57,19 +57,21 @@ class Location:
         return re.search(self.pattern, path, re.IGNORECASE if self.modifier == "~*" else 0) is not None
 
 
+# what the gateway sends to the services (the rest is the web app, sign-in and its own answers)
+SERVICE_PATHS = ("/api/", "/wecom/")
 _SET_UPSTREAM = re.compile(r"^\s*set\s+\$(\w+)\s+([\w.-]+):(\d+)\s*;", re.MULTILINE)
 _LOCATION = re.compile(r"^\s*location\s+(=|\^~|~\*?)?\s*(\S+)\s*\{([^{}]*)\}", re.MULTILINE)
 _PROXY_PASS = re.compile(r"proxy_pass\s+http://\$(\w+)\s*;")
 
 
 def gateway_locations(conf_text):
-    """The ``location`` blocks of the gateway that proxy ``/api/`` paths to a service,
+    """The ``location`` blocks of the gateway that proxy ``/api/`` (or ``/wecom/``) paths to a service,
     in file order: [Location], and the services' ports ({service: port})."""
     ports = {name: int(port) for name, _, port in _SET_UPSTREAM.findall(conf_text)}
     locations = []
     for modifier, pattern, body in _LOCATION.findall(conf_text):
         target = _PROXY_PASS.search(body)
-        if target and target.group(1) in ports and "/api/" in pattern:
+        if target and target.group(1) in ports and any(prefix in pattern for prefix in SERVICE_PATHS):
             locations.append(Location(modifier or "", pattern, target.group(1)))
     return locations, ports
 
@@ -192,7 +194,7 @@ class WebHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self):
         path = urlsplit(self.path).path
-        if path.startswith("/api/"):
+        if path.startswith(SERVICE_PATHS):
             return self._proxy(path)
         if self.command not in ("GET", "HEAD"):
             return self._answer(405, _json_body("method_not_allowed", "Only GET here."), "application/json")

@@ -39,6 +39,8 @@ class Permission:
 PUBLIC = Permission("public", (), "anyone; rate-limited at the gateway")
 REQUESTS_FILE = Permission("requests.file", (), "anyone (residents); an integrator's token binds its source; "
                            "Idempotency-Key per sender")
+WECOM_CALLBACK = Permission("wecom.callback", (), "WeCom's servers: each call is signed with the grid group robot's token "
+                            "(msg_signature; else 403) and encrypted with its EncodingAESKey")
 REQUESTS_TRACK = Permission("requests.track", (), "anyone holding the unguessable tracking number: no reporter, address or place; "
                             "in full for the command centre and an integrator's own source")
 REQUESTS_LOOKUP = Permission("requests.lookup", ("integrator", "county_center"), "an integrator: its own source only; the command centre any")
@@ -86,7 +88,7 @@ VOLUNTEERS_RECORD = Permission("volunteers.record", ("grid_worker", "grid_head",
 TODO_EDIT = Permission("todo.edit", ("community_lead", "town_lead", "county_center"),
                        "the public to-do list (为民办事清单) of the community or town the caller leads; the command centre all")
 
-ALL = (PUBLIC, REQUESTS_FILE, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
+ALL = (PUBLIC, REQUESTS_FILE, WECOM_CALLBACK, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
        CASES_READ, CASES_ACT, CASES_DISPATCH, INDICATORS_READ, CLASSIFIER_EXAMPLES, CASES_FOLLOW_UP,
        NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
        PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD, CARE_READ, CARE_RECORD, CARE_REPORTS,

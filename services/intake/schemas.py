@@ -174,3 +174,19 @@ def inbound_json_schema():
         "persistent; the AMQP message_id is the idempotency key among the sending system's own messages."
     )
     return document
+
+
+class WeComCallbackQuerySchema(Schema):
+    """What WeCom puts in the query of every callback to the grid group's robot."""
+
+    msg_signature = fields.String(required=True, validate=validate.Length(min=1, max=64),
+                                  metadata={"description": "SHA-1 over the robot's token, timestamp, nonce and the ciphertext, in hex."})
+    timestamp = fields.String(required=True, validate=validate.Regexp(r"^\d{1,20}$", error="Must be seconds since the epoch."))
+    nonce = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class WeComVerifyQuerySchema(WeComCallbackQuerySchema):
+    """WeCom's check of the callback URL when the robot's settings are saved."""
+
+    echostr = fields.String(required=True, validate=validate.Length(min=1, max=4096),
+                            metadata={"description": "Encrypted text: the answer is its plaintext."})

@@ -5,25 +5,27 @@ from marshmallow import ValidationError
 from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.extensions import DependencyProvider
+from werkzeug.wrappers import Response
 
 from wangge import events
 from wangge.auth import ServiceCredentials
 from wangge.grid_directory import GridRecords
-from wangge.http import ApiError, NotFound, http, idempotency_key, read_json_body
+from wangge.http import ApiError, ErrorSchema, NotFound, http, idempotency_key, read_body, read_json_body
 from wangge.logs import short_error
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
-from wangge.permissions import REQUESTS_FILE, REQUESTS_LOOKUP, REQUESTS_TRACK, SENTIMENT_LOG_READ
+from wangge.permissions import REQUESTS_FILE, REQUESTS_LOOKUP, REQUESTS_TRACK, SENTIMENT_LOG_READ, WECOM_CALLBACK
 
-from services.intake import access, metrics, submissions, views
+from services.intake import access, metrics, submissions, views, wecom
 from services.intake.inbound import inbound, sending_source
 from services.intake.schemas import (
     CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema, RequestFiledSchema, RequestListSchema,
     RequestViewSchema, SentimentLogSchema, SentimentQuerySchema,
 )
+from services.intake.schemas import WeComCallbackQuerySchema, WeComVerifyQuerySchema
 from services.intake.storage import RequestStore
 from services.intake.tracking import canonical_tracking_no
 
@@ -56,6 +58,7 @@ class IntakeService(HealthAndMetrics):
     dispatch = EventDispatcher(mandatory=True)
     config = Config()
     grids = Grids()
+    wecom_robot = wecom.WeComSettings()
     entrypoint_metrics = EntrypointMetrics()
 
     # -- ways in ------------------------------------------------------------
@@ -100,6 +103,43 @@ class IntakeService(HealthAndMetrics):
             raise  # dead-lettered with the field errors as its reason
         # one system's message ids say nothing about another's
         self._file(fields, "external", source, f"inbound:{source}:{message['message_id']}")
+
+    # The grid group's WeCom robot (services/intake/wecom.py): WeCom's servers call these,
+    # and each call proves itself by its msg_signature.
+
+    @http("GET", "/wecom/callback", allow=WECOM_CALLBACK, summary="WeCom checks the robot's callback URL",
+          query=WeComVerifyQuerySchema, responses={200: "text/plain", 403: ErrorSchema, 404: ErrorSchema})
+    def verify_wecom_url(self, request):
+        """WeCom calls it when the robot's callback settings are saved: the answer is the
+        plaintext of `echostr`. `403` when `msg_signature` does not match, `400` when
+        `echostr` does not decrypt, `404` while WeCom is not configured here."""
+        callback = wecom.configured(self.wecom_robot)
+        query = WeComVerifyQuerySchema().load(request.args.to_dict())
+        return Response(callback.verify_url(query), content_type="text/plain; charset=utf-8")
+
+    @http("POST", "/wecom/callback", allow=WECOM_CALLBACK, summary="A message to the grid group's robot",
+          query=WeComCallbackQuerySchema, body="application/xml",
+          responses={200: "application/xml", 403: ErrorSchema, 404: ErrorSchema})
+    def receive_wecom_message(self, request):
+        """A resident's message @-mentioning the robot in a grid group is filed as a request
+        of channel `wechat_group` with the group's id (routing finds the grid by it), the
+        sender's WeCom name as the reporter; the answer is the robot's encrypted reply with
+        the tracking number. WeCom's resends of a message (the same `MsgId`) file nothing
+        more and get the same number. Other messages get a reply saying what to do, or an
+        empty answer. `403` when `msg_signature` does not match, `400` when the body does
+        not decrypt, `404` while WeCom is not configured here."""
+        callback = wecom.configured(self.wecom_robot)
+        query = WeComCallbackQuerySchema().load(request.args.to_dict())
+        message = wecom.read_message(callback.open_message(query, read_body(request)))
+        decision = wecom.decide(message)
+        reply = decision.reply
+        if decision.fields is not None:
+            filing = self._file(decision.fields, wecom.CHANNEL, wecom.CHANNEL, wecom.idempotency_key(message))
+            reply = wecom.filed_reply(filing.request["tracking_no"], callback.public_url)
+        else:
+            log.info("wecom message not filed", extra=wecom.loggable(message))
+        body = callback.seal(wecom.reply_xml(reply, message.sender_id), query["nonce"]) if reply else ""
+        return Response(body, content_type="application/xml; charset=utf-8")
 
     @event_handler("routing", events.CASE_STATUS_CHANGED)
     def track_case_status(self, message):
