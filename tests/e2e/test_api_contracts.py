@@ -20,6 +20,7 @@ from devstack.contracts import openapi_file
 from devstack.demo_county import build_county
 from tests.support.polling import eventually
 from tests.support.services import authorized_session, running_platform
+from tests.support.wecom_peer import new_encoding_aes_key
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +43,8 @@ NOTIFY_LOCAL = {
     "WECOM_WEBHOOK_URL": "http://127.0.0.1:9/wecom", "SMS_GATEWAY_URL": "http://127.0.0.1:9/sms",
     "NOTIFY_WEBHOOK_URL": "http://127.0.0.1:9/webhook", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": "9",
 }
+# intake's WeCom callback set up, so that what is sent to it meets its checks rather than a 404
+WECOM_ROBOT = {"WECOM_CALLBACK_TOKEN": "contracts", "WECOM_ENCODING_AES_KEY": new_encoding_aes_key()}
 
 
 def small_county():
@@ -54,7 +57,7 @@ def small_county():
 @pytest.fixture(scope="module")
 def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("contracts")
-    env = {**NOTIFY_LOCAL, "NOTIFY_OUTBOX_PATH": str(log_dir / "outbox.jsonl")}
+    env = {**NOTIFY_LOCAL, **WECOM_ROBOT, "NOTIFY_OUTBOX_PATH": str(log_dir / "outbox.jsonl")}
     with running_platform(["routing", "intake", "notify"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri,
                           log_dir=log_dir, extra_env=env) as first:
         routing = first["routing"][0]
