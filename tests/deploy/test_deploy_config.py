@@ -18,7 +18,7 @@ from tests.deploy.files import read_yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = ROOT / "docker-compose.yml"
-ONE_SHOT = {"rabbitmq-setup", "mongo-init"}
+ONE_SHOT = {"rabbitmq-setup", "mongo-init", "mongo-ha-init"}
 SCALABLE = {"intake", "routing", "notify", "study", "care"}
 
 
@@ -31,6 +31,11 @@ def require(tool):
 @pytest.fixture(scope="module")
 def compose():
     return read_yaml(COMPOSE)
+
+
+def merged(service):
+    """A service with what it takes from an anchor (``<<: *…``) filled in, as compose reads it."""
+    return {**service.get("<<", {}), **service}
 
 
 def env_example_names():
@@ -67,16 +72,18 @@ def test_compose_refuses_to_start_without_each_of_its_secrets(missing):
 
 def test_every_long_running_service_has_a_health_check_and_a_restart_policy(compose):
     for name, service in compose["services"].items():
+        service = merged(service)
         if name in ONE_SHOT:
             assert service["restart"] == "no", name
             continue
-        assert "healthcheck" in service or "healthcheck" in compose.get("x-wangge-service", {}), name
-        assert service.get("restart", compose["x-wangge-service"].get("restart")) == "unless-stopped", name
+        assert "healthcheck" in service, name
+        assert service["restart"] == "unless-stopped", name
 
 
 def test_every_image_is_pinned_and_every_build_is_in_the_repo(compose):
     for name, service in compose["services"].items():
-        image = service.get("image") or compose["x-wangge-service"].get("image")
+        service = merged(service)
+        image = service.get("image")
         assert image and not image.endswith(":latest") and ":" in image, name
         build = service.get("build")
         if build:
@@ -235,3 +242,101 @@ def test_what_the_gateway_image_copies_reaches_the_build_and_nothing_local_does(
     # the host's packages and build, local state and secrets stay out of every image's context
     for local in ("web/node_modules", "devstack/identity/node_modules", "web/dist", "var", ".env", "deploy/tls/rabbitmq.key", ".venv"):
         assert dockerignored(local), local
+
+
+# -- the replica set of three (docker compose --profile ha) -------------------------------
+
+HA_MEMBERS = ["mongo-2", "mongo-3"]
+
+
+def test_compose_file_is_valid_with_the_ha_profile():
+    env = {**os.environ, **{name: "x" for name in env_example_names()}}
+    result = subprocess.run([require("docker-compose"), "-f", str(COMPOSE), "--profile", "ha", "config", "-q"],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_ha_profile_adds_two_members_started_as_the_first_and_joins_them(compose):
+    services = {name: merged(service) for name, service in compose["services"].items()}
+    assert sorted(name for name, service in services.items() if service.get("profiles") == ["ha"]) == sorted([*HA_MEMBERS, "mongo-ha-init"])
+    first = services["mongo"]
+    for name in HA_MEMBERS:
+        member = services[name]
+        assert (member["image"], member["entrypoint"], member["hostname"]) == (first["image"], first["entrypoint"], name)
+        assert member["environment"] == {"MONGO_REPLICA_KEY": first["environment"]["MONGO_REPLICA_KEY"]}
+        # no administrator of its own: a member with data of its own would not take the primary's
+        assert not any(key.startswith("MONGO_INITDB") for key in member["environment"])
+        assert f"{name}-data:/data/db" in member["volumes"] and "ports" not in member
+    init = services["mongo-ha-init"]
+    assert init["environment"]["MONGO_NEW_MEMBERS"].split(",") == [f"{name}:27017" for name in HA_MEMBERS]
+    assert init["depends_on"] == {"mongo-init": {"condition": "service_completed_successfully"},
+                                  **{name: {"condition": "service_healthy"} for name in HA_MEMBERS}}
+    # it asks whichever member is primary, by the replica set's name
+    assert "replicaSet=rs0" in init["command"][1] and init["command"][-1] == "/deploy/add-members.js"
+
+
+def test_every_service_writes_to_and_reads_from_a_majority(compose):
+    for name in SCALABLE:
+        uri = compose["services"][name]["environment"]["MONGO_URI"]
+        query = dict(item.split("=", 1) for item in uri.split("?", 1)[1].split("&"))
+        assert query["replicaSet"] == "rs0" and query["w"] == "majority" and query["readConcernLevel"] == "majority", name
+
+
+# add-members.js under node, with mongosh's globals played by the harness: the members
+# present, and how many status polls each new one takes to become a secondary
+MONGOSH = r"""
+const vm = require("vm"), fs = require("fs");
+const [path, scenario] = [process.argv[1], JSON.parse(process.argv[2])];
+const members = scenario.members.map((host) => ({ host })), calls = [], polls = {};
+const rs = {
+  conf: () => ({ _id: "rs0", members: members.map((m) => ({ ...m })) }),
+  add: (member) => { calls.push(["add", member.host]); members.push({ host: member.host }); polls[member.host] = 0; },
+  status: () => ({ members: members.map((m) => {
+    const needed = scenario.sync[m.host] ?? 0, seen = polls[m.host] === undefined ? Infinity : polls[m.host]++;
+    return { name: m.host, stateStr: needed >= 0 && seen >= needed ? "SECONDARY" : "STARTUP2" };
+  }) }),
+};
+const context = { rs, process: { env: scenario.env }, sleep: () => {}, print: (text) => calls.push(["print", text]),
+  db: { getSiblingDB: (name) => ({ auth: (user, password) => calls.push(["auth", name, user, password]) }) } };
+let error = null;
+try { vm.runInNewContext(fs.readFileSync(path, "utf8"), context); } catch (e) { error = String(e.message); }
+console.log(JSON.stringify({ calls, error }));
+"""
+
+
+def add_members(members, sync, env):
+    node = shutil.which("node")
+    assert node, "Node.js runs the MongoDB scripts' checks"
+    scenario = json.dumps({"members": members, "sync": sync, "env": env})
+    result = subprocess.run([node, "-e", MONGOSH, str(DEPLOY / "mongo" / "add-members.js"), scenario],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+HA_ENV = {"MONGO_ADMIN_PASSWORD": "from-the-environment", "MONGO_NEW_MEMBERS": "mongo-2:27017,mongo-3:27017"}
+
+
+def test_add_members_adds_each_missing_member_once_it_is_signed_in():
+    run = add_members(["mongo:27017", "mongo-3:27017"], {"mongo-2:27017": 3}, HA_ENV)
+    assert run["error"] is None
+    assert run["calls"][0] == ["auth", "admin", "admin", "from-the-environment"]
+    assert [call for call in run["calls"] if call[0] == "add"] == [["add", "mongo-2:27017"]]
+    assert run["calls"][-1] == ["print", "replica set rs0: mongo:27017, mongo-3:27017, mongo-2:27017"]
+
+
+def test_add_members_run_again_changes_nothing():
+    run = add_members(["mongo:27017", "mongo-2:27017", "mongo-3:27017"], {}, HA_ENV)
+    assert run["error"] is None and not [call for call in run["calls"] if call[0] == "add"]
+
+
+def test_add_members_fails_when_a_member_never_becomes_a_secondary():
+    run = add_members(["mongo:27017"], {"mongo-2:27017": -1}, HA_ENV)
+    assert "mongo-2:27017 is not a secondary" in run["error"]
+    # one member at a time: the next is not added while the first is not in
+    assert [call for call in run["calls"] if call[0] == "add"] == [["add", "mongo-2:27017"]]
+
+
+@pytest.mark.parametrize("missing", sorted(HA_ENV))
+def test_add_members_refuses_without_its_settings(missing):
+    run = add_members(["mongo:27017"], {}, {key: value for key, value in HA_ENV.items() if key != missing})
+    assert missing in run["error"] and run["calls"] == []
