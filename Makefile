@@ -64,6 +64,11 @@ test: install tools classifier-model
 	cd $(WEB) && npx vitest run
 	$(PY) -m pytest --confcutdir=tests/browser tests/browser
 
+## the browser tests, copying the README's pictures of the three faces to docs/screenshots/
+.PHONY: screenshots
+screenshots: install tools classifier-model
+	WANGGE_README_SCREENSHOTS=docs/screenshots $(PY) -m pytest --confcutdir=tests/browser tests/browser
+
 ## throughput, latency, fan-out and memory against bare kombu/pymongo baselines: bench/results.json
 bench: install classifier-model
 	$(PY) -m devstack test-broker

@@ -1,5 +1,5 @@
 """The web app in a real headless Chromium (Debian's, driven by Playwright) against
-the real platform: the store, intake, routing, the local identity provider and the
+the real platform: the store, intake, routing, study, the local identity provider and the
 app served as ``make run`` serves it (devstack/web.py), each a process of its own.
 
 The provider here is the test's own: the web app's redirect URI names the port the
@@ -11,6 +11,7 @@ monkey-patches, is not loaded): Playwright's sync API runs an asyncio loop in
 greenlets, and under eventlet's patching it stalls waiting on its driver. In the
 main, patched run this folder is skipped."""
 import os
+import shutil
 import sys
 import time
 from contextlib import ExitStack
@@ -42,6 +43,13 @@ AXE_SCRIPT = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / "var" / "browser"
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1440, "height": 900}  # the command centre
+# The README's pictures of the three faces, by the screenshot each is copied from, when
+# WANGGE_README_SCREENSHOTS names a folder (`make screenshots`: docs/screenshots).
+README_SCREENSHOTS = {
+    "resident-report-form": "resident.png",
+    "worker-study-study": "grid-worker.png",
+    "centre-map-centre-map": "command-centre.png",
+}
 
 
 @dataclass
@@ -49,6 +57,7 @@ class WebPlatform:
     base_url: str
     intake: object
     routing: object
+    study: object
     issuer: str
     tokens: dict = field(default_factory=dict, repr=False)
 
@@ -56,7 +65,7 @@ class WebPlatform:
         return self.base_url + path
 
     def api_as(self, user_id):
-        """A requests session calling routing as ``user_id`` (tokens from the real provider, kept for the run)."""
+        """A requests session calling the services as ``user_id`` (tokens from the real provider, kept for the run)."""
         if user_id not in self.tokens:
             self.tokens[user_id] = user_tokens(self.issuer, user_id, PASSWORD, redirect_uri=f"{self.base_url}/staff/callback")["access_token"]
         session = requests.Session()
@@ -102,10 +111,14 @@ def web_platform(platform_amqp_uri, mongo_uri, tmp_path_factory):
             ["intake", "routing"], amqp_uri=platform_amqp_uri, mongo_uri=mongo_uri, log_dir=directory,
             extra_env={**trust, "ROUTING_CONFIDENCE_THRESHOLD": threshold}))
         intake, routing = services["intake"][0], services["routing"][0]
-        upstreams = {"intake": intake.base_url, "routing": routing.base_url}
+        # study reads the grids from routing, so it starts once routing answers
+        study = stack.enter_context(running_platform(
+            ["study"], amqp_uri=platform_amqp_uri, mongo_uri=mongo_uri, log_dir=directory,
+            extra_env={**trust, "ROUTING_URL": routing.base_url, "STUDY_SCHEDULER_INTERVAL_SECONDS": "1"}))["study"][0]
+        upstreams = {"intake": intake.base_url, "routing": routing.base_url, "study": study.base_url}
         web = start_web(port, upstreams, issuer, directory / "web.log")
         stack.callback(web.stop)
-        platform = WebPlatform(base_url, intake, routing, issuer)
+        platform = WebPlatform(base_url, intake, routing, study, issuer)
         loaded = platform.api_as("county-admin").put(routing.url("/api/v1/registry"), json=build_county(), timeout=120)
         assert loaded.status_code == 200, loaded.text
         yield platform
@@ -137,6 +150,11 @@ class Visit:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"{self.name}-{label}.png"
         self.page.screenshot(path=str(path), full_page=True)
+        readme_folder = os.environ.get("WANGGE_README_SCREENSHOTS")
+        if readme_folder and path.stem in README_SCREENSHOTS:
+            folder = ROOT / readme_folder
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, folder / README_SCREENSHOTS[path.stem])
         return path
 
     def serious_accessibility_violations(self):

@@ -104,6 +104,13 @@ def test_a_town_lead_dispatches_a_doubtful_case_correcting_its_class(web_platfor
     dialog = page.get_by_role("dialog", name="派遣")
     dialog.wait_for()
     assert dialog.get_by_role("combobox", name="网格", exact=True).input_value() == GRID_02  # where routing located it
+    # the departments offered are the registry's, where routing can send a case (the taxonomy names more)
+    dialog.get_by_label("职能部门").check()
+    offered = dialog.get_by_label("部门", exact=True).locator("option").all_inner_texts()[1:]
+    registry = web_platform.api_as(TOWN_LEAD).get(web_platform.routing.url("/api/v1/departments"), timeout=10).json()["items"]
+    assert offered == [department["name"] for department in registry]
+    assert "县燃气公司" not in offered
+    dialog.get_by_role("radio", name="网格").check()
     dialog.get_by_label("全部分类").select_option("road_damage")
     dialog.get_by_label("网格员").select_option(WORKER_02)
     dialog.get_by_label("说明").fill("路面塌陷，请网格员到现场核实")
@@ -165,6 +172,7 @@ def test_the_command_centre_sees_breaches_escalations_the_map_and_the_scorecard(
     areas.get_by_role("button", name="南门社区").click()
     areas.get_by_role("button", name="南门社区第二网格").click()
     page.get_by_test_id("grid-cases").locator(".el-table__row", has_text=case["tracking_no"]).wait_for()
+    page.get_by_test_id("grid-cases").locator(".el-loading-mask").wait_for(state="detached")  # the screenshot without its fading spinner
     assert page.locator(".leaflet-container").count() == 1
     assert_accessible(centre, "centre-map")
 

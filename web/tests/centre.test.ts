@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import type { GridSummary, QueuedCase } from '@/api/routing';
+import type { GridFeature, GridSummary, QueuedCase } from '@/api/routing';
 import {
-  byTrouble, colourFor, communitiesOf, countByArea, dispatchFormFor, dispatchOrder, isDispatcher, townsOf, waitReasonWords,
+  byTrouble, colourFor, communitiesOf, countsOfMap, dispatchFormFor, dispatchOrder, gridsOfMap, isDispatcher, townsOf, waitReasonWords,
 } from '@/domain/centre';
 
 function grid(id: string, town: string, community: string, lon: number, lat: number): GridSummary {
@@ -56,21 +56,23 @@ describe('a dispatch order', () => {
 });
 
 describe('counting by area', () => {
-  const open = [
-    { case_id: 'a', grid_id: 'g1', town_id: 't1' },
-    { case_id: 'b', grid_id: 'g1', town_id: 't1' },
-    { case_id: 'c', grid_id: 'g3', town_id: 't1' },
-    { case_id: 'd', grid_id: null, town_id: 't2' },
-  ];
-  const counts = countByArea(open, [{ case_id: 'b' }], GRIDS);
+  const feature = (id: string, open: number, overdue: number): GridFeature => {
+    const { grid_id, name, town_id, town, community_id, community, centroid } = GRIDS.find((grid) => grid.grid_id === id)!;
+    return { type: 'Feature', id, geometry: null, properties: { grid_id, name, town_id, town, community_id, community, centroid, open, overdue } };
+  };
+  const features = [feature('g1', 2, 1), feature('g2', 0, 0), feature('g3', 1, 0), feature('g4', 4, 3)];
+  const counts = countsOfMap(features);
 
-  it('adds open and overdue cases up by grid, community and town', () => {
+  it('adds the map grids open and overdue cases up by community and town', () => {
     expect(counts.grids.get('g1')).toEqual({ open: 2, overdue: 1 });
     expect(counts.communities.get('c1')).toEqual({ open: 2, overdue: 1 });
     expect(counts.communities.get('c2')).toEqual({ open: 1, overdue: 0 });
     expect(counts.towns.get('t1')).toEqual({ open: 3, overdue: 1 });
-    expect(counts.towns.get('t2')).toEqual({ open: 1, overdue: 0 });
-    expect(counts.grids.has('g4')).toBe(false);
+    expect(counts.towns.get('t2')).toEqual({ open: 4, overdue: 3 });
+  });
+
+  it('lists the map grids as the registry does, for the pickers', () => {
+    expect(gridsOfMap(features)).toEqual(GRIDS);
   });
 
   it('colours overdue red, open amber, none green', () => {

@@ -251,6 +251,66 @@ export function taxonomy(): Promise<Taxonomy> {
   return call('/api/v1/taxonomy');
 }
 
+/** A GeoJSON polygon (WGS-84). */
+export interface Polygon {
+  type: 'Polygon';
+  coordinates: number[][][];
+}
+
+export interface MapGridProperties {
+  grid_id: string;
+  name: string;
+  town_id: string;
+  town: string | null;
+  community_id: string;
+  community: string | null;
+  centroid: Centroid | null;
+  /** open cases the caller may read */
+  open: number;
+  /** of those, past a deadline */
+  overdue: number;
+}
+
+export interface GridFeature {
+  type: 'Feature';
+  id: string;
+  geometry: Polygon | null;
+  properties: MapGridProperties;
+}
+
+export interface GridMap {
+  type: 'FeatureCollection';
+  version: number | null;
+  features: GridFeature[];
+}
+
+/** Every grid of the caller's area with its area and its open and overdue cases, in one answer. */
+export function gridMap(): Promise<GridMap> {
+  return call('/api/v1/map/grids');
+}
+
+export interface MyGrid extends GridSummary {
+  role: 'grid_head' | 'grid_worker';
+  on_duty: boolean | null;
+}
+
+/** The grids the signed-in staff member heads or works in. */
+export function myGrids(): Promise<{ subject: string; version: number | null; items: MyGrid[] }> {
+  return call('/api/v1/me/grids');
+}
+
+export interface Department {
+  department_id: string;
+  name: string;
+  categories: string[];
+  contact: Person | null;
+}
+
+/** The registry's departments: the ones a case can be dispatched to. */
+export function departments(): Promise<{ version: number | null; items: Department[] }> {
+  return call('/api/v1/departments');
+}
+
 export interface ScorecardRow {
   town_id?: string;
   community_id?: string;

@@ -1,6 +1,6 @@
 // The command centre's rules: who dispatches, why a case waits, what a dispatch
 // sends, and how open and overdue cases add up by town, community and grid.
-import type { CaseSummary, Centroid, DispatchOrder, GridSummary, QueuedCase, WaitReason } from '@/api/routing';
+import type { Centroid, DispatchOrder, GridFeature, GridSummary, QueuedCase, WaitReason } from '@/api/routing';
 
 // Routing's cases.dispatch permission: the command centre everywhere, a town lead in their town.
 const DISPATCHER_ROLES = ['county_center', 'county_admin', 'town_lead'];
@@ -79,25 +79,25 @@ export interface AreaCounts {
   grids: Map<string, Counts>;
 }
 
-/** Open and overdue cases added up by grid, community and town (cases with no grid count for their town only). */
-export function countByArea(open: Pick<CaseSummary, 'case_id' | 'grid_id' | 'town_id'>[], overdue: Pick<CaseSummary, 'case_id'>[],
-  grids: GridSummary[]): AreaCounts {
-  const byId = new Map(grids.map((grid) => [grid.grid_id, grid]));
-  const late = new Set(overdue.map((item) => item.case_id));
+/** The map's grids as the registry lists them, for picking town → community → grid. */
+export function gridsOfMap(features: GridFeature[]): GridSummary[] {
+  return features.map(({ properties: grid }) => ({
+    grid_id: grid.grid_id, name: grid.name, town_id: grid.town_id, town: grid.town ?? grid.town_id,
+    community_id: grid.community_id, community: grid.community ?? grid.community_id, centroid: grid.centroid,
+  }));
+}
+
+/** Each grid's open and overdue cases (from routing's map), added up by community and town. */
+export function countsOfMap(features: GridFeature[]): AreaCounts {
   const counts: AreaCounts = { towns: new Map(), communities: new Map(), grids: new Map() };
-  const add = (table: Map<string, Counts>, key: string | null | undefined, isLate: boolean) => {
-    if (!key) return;
+  const add = (table: Map<string, Counts>, key: string, grid: Counts) => {
     const entry = table.get(key) ?? { open: 0, overdue: 0 };
-    entry.open += 1;
-    if (isLate) entry.overdue += 1;
-    table.set(key, entry);
+    table.set(key, { open: entry.open + grid.open, overdue: entry.overdue + grid.overdue });
   };
-  for (const item of open) {
-    const grid = item.grid_id ? byId.get(item.grid_id) : undefined;
-    const isLate = late.has(item.case_id);
-    add(counts.grids, grid?.grid_id, isLate);
-    add(counts.communities, grid?.community_id, isLate);
-    add(counts.towns, grid?.town_id ?? item.town_id, isLate);
+  for (const { properties: grid } of features) {
+    add(counts.grids, grid.grid_id, grid);
+    add(counts.communities, grid.community_id, grid);
+    add(counts.towns, grid.town_id, grid);
   }
   return counts;
 }
