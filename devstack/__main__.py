@@ -19,6 +19,7 @@ from devstack.processes import (
     ROOT, SERVICE_PORTS, available_services, http_ok, service_env, start_service, start_store,
     store_answers, wait_until,
 )
+from wangge import quorum_migration
 from wangge.preflight import broker_problem
 
 VAR = ROOT / "var"
@@ -55,6 +56,14 @@ def ensure_broker(amqp_uri):
             pass
     problem = broker_problem(amqp_uri, timeout=2)
     sys.exit(f"wangge: {problem}")
+
+
+def upgrade_queues(amqp_uri):
+    """Queues an earlier version of the platform left on this broker are classic ones:
+    they become the quorum queues the services declare now, messages kept."""
+    report = quorum_migration.migrate(amqp_uri)
+    for name, moved in report.migrated.items():
+        say(f"queue {name} is a quorum queue now ({moved} message(s) kept)")
 
 
 def pid_file(name):
@@ -109,6 +118,8 @@ def start_platform(detached):
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     amqp_uri = os.environ.get("AMQP_URI", DEFAULT_AMQP_URI)
     ensure_broker(amqp_uri)
+    if not any(running_pid(name) for name in available_services()):
+        upgrade_queues(amqp_uri)
     mongo_uri, store = ensure_store(detached)
     local_store = "MONGO_URI" not in os.environ
     started = [store] if store else []

@@ -3,6 +3,8 @@
     wangge-admin dead-letters list QUEUE [--limit N] [--json]
     wangge-admin dead-letters replay QUEUE (--all | --id ID ...)
     wangge-admin topology declare
+    wangge-admin topology migrate [--integrator SOURCE ...]
+                                            (classic queues of an earlier version to quorum queues; services stopped)
     wangge-admin topology definitions
     wangge-admin grids load FILE            (YAML or JSON; through routing's HTTP API)
     wangge-admin classifier corrections [--since ISO] [--output FILE]
@@ -20,13 +22,14 @@ import json
 import sys
 from pathlib import Path
 
+import amqp.exceptions
 import requests
 import yaml
 
 from kombu import Connection
 from nameko.amqp.publish import Publisher
 
-from wangge import integrators, topology
+from wangge import integrators, quorum_migration, topology
 from wangge.config import load_config
 from wangge.logs import redact_phones
 from wangge.reliable import (
@@ -38,8 +41,21 @@ CONFIG_PATH = Path(__file__).with_name("admin.yml")
 BODY_PREVIEW_CHARS = 300
 
 
+def broker_dead_lettering(headers):
+    """The broker's own record of why it dead-lettered a message (a quorum queue's
+    delivery limit), for messages our handlers never got to settle."""
+    deaths = headers.get("x-death") or []
+    return deaths[0] if deaths and isinstance(deaths[0], dict) else {}
+
+
 def describe_dead_letter(message):
     headers = message.headers or {}
+    death = broker_dead_lettering(headers)
+    if death.get("reason") == "delivery_limit":
+        death_reason = (f"delivered {topology.DELIVERY_LIMIT} times and never settled: a consumer kept stopping "
+                        f"while handling it (the queue's delivery limit)")
+    else:
+        death_reason = death.get("reason")
     body = message.body  # py-amqp hands back str when the message names its encoding
     if isinstance(body, bytes):
         try:
@@ -47,13 +63,14 @@ def describe_dead_letter(message):
         except UnicodeDecodeError:
             body = repr(body)
     return {
-        "id": headers.get(DEAD_LETTER_ID_HEADER),
+        # the broker's dead letters have no id of ours: their message id serves
+        "id": headers.get(DEAD_LETTER_ID_HEADER) or message.properties.get("message_id"),
         "message_id": message.properties.get("message_id"),
-        "reason": headers.get(REASON_HEADER),
-        "queue": headers.get(QUEUE_HEADER),
+        "reason": headers.get(REASON_HEADER) or death_reason,
+        "queue": headers.get(QUEUE_HEADER) or death.get("queue"),
         "service": headers.get(SERVICE_HEADER),
         "attempts": headers.get(ATTEMPTS_HEADER),
-        "failed_at": headers.get(FAILED_AT_HEADER),
+        "failed_at": headers.get(FAILED_AT_HEADER) or (death["time"].isoformat() if hasattr(death.get("time"), "isoformat") else None),
         # a preview only, phone numbers masked: the full body stays in the queue
         "body": redact_phones(body[:BODY_PREVIEW_CHARS]),
     }
@@ -64,7 +81,7 @@ def browse(channel, queue_name, limit=None):
     acked returns to the queue, in its order, when the channel closes. One message
     at a time is held here, so a queue of any length can be read."""
     queue = topology.dead_letter_queue(queue_name)(channel)
-    queue.declare()
+    queue.queue_declare(passive=True)  # a queue that is not there is an error, not an empty list
     taken = 0
     while limit is None or taken < limit:
         message = queue.get(no_ack=False)
@@ -211,6 +228,15 @@ def manage_integrators(management, amqp_uri, action, source):
         return 1, [str(exc)]
 
 
+def print_migration(report):
+    for name, moved in report.migrated.items():
+        print(f"{name}: now a quorum queue, {moved} message(s) carried over")
+    print(f"{len(report.in_place)} queue(s) were quorum queues already")
+    if report.busy:
+        print(f"not migrated, being consumed (stop the services, then run this again): {', '.join(report.busy)}", file=sys.stderr)
+    return 0 if report.complete else 1
+
+
 def print_local_token(user_id, client_id):
     """The local provider lives in the source checkout's devstack/, which is not installed."""
     checkout = Path(__file__).resolve().parent.parent
@@ -250,6 +276,10 @@ def main(argv=None):
     topo = commands.add_parser("topology", help="the platform's exchanges and queues").add_subparsers(dest="action", required=True)
     topo.add_parser("declare", help="declare every exchange and queue (idempotent)")
     topo.add_parser("definitions", help="print them as RabbitMQ definitions JSON")
+    migrate = topo.add_parser("migrate", help="turn the classic queues of an earlier version into quorum queues, "
+                                              "keeping their messages (stop the services first)")
+    migrate.add_argument("--integrator", action="append", default=[], dest="integrators", metavar="SOURCE",
+                         help="also the results queue of a system added with `integrators add`")
 
     grids = commands.add_parser("grids", help="the grid registry").add_subparsers(dest="action", required=True)
     grids_load = grids.add_parser("load", help="load a registry file (its version must be newer than the one in force)")
@@ -311,24 +341,36 @@ def main(argv=None):
         print("\n".join(lines), file=sys.stdout if code == 0 and args.command == "grids" else sys.stderr)
         return code
 
-    if args.command == "dead-letters" and args.action == "list":
-        count = 0
-        for count, entry in enumerate(iter_dead_letters(amqp_uri, args.queue, args.limit), start=1):
-            if args.json:
-                print(json.dumps(entry, ensure_ascii=False), flush=True)
-            else:
-                print(f"{entry['id']}  message_id={entry['message_id']}  attempts={entry['attempts']}  failed_at={entry['failed_at']}  queue={entry['queue']}\n    reason: {entry['reason']}\n    body: {entry['body']}", flush=True)
-        if not args.json:
-            print(f"{count} dead letter(s) in {args.queue}")
-    elif args.command == "dead-letters" and args.action == "replay":
-        count = sum(1 for _ in replay_dead_letters(amqp_uri, args.queue, None if args.all else set(args.ids)))
-        print(f"replayed {count} message(s) from {args.queue}")
-    elif args.action == "declare":
+    if args.command == "dead-letters":
+        try:
+            return dead_letters(args, amqp_uri)
+        except amqp.exceptions.NotFound:
+            print(f"wangge-admin: no queue {args.queue}", file=sys.stderr)
+            return 1
+    if args.action == "migrate":
+        return print_migration(quorum_migration.migrate(amqp_uri, args.integrators))
+    if args.action == "declare":
         with Connection(amqp_uri) as connection:
             topology.declare_topology(connection)
         print("declared every exchange and queue")
     else:
         print(json.dumps(topology.rabbitmq_definitions(), indent=2))
+    return 0
+
+
+def dead_letters(args, amqp_uri):
+    if args.action == "replay":
+        count = sum(1 for _ in replay_dead_letters(amqp_uri, args.queue, None if args.all else set(args.ids)))
+        print(f"replayed {count} message(s) from {args.queue}")
+        return 0
+    count = 0
+    for count, entry in enumerate(iter_dead_letters(amqp_uri, args.queue, args.limit), start=1):
+        if args.json:
+            print(json.dumps(entry, ensure_ascii=False), flush=True)
+        else:
+            print(f"{entry['id']}  message_id={entry['message_id']}  attempts={entry['attempts']}  failed_at={entry['failed_at']}  queue={entry['queue']}\n    reason: {entry['reason']}\n    body: {entry['body']}", flush=True)
+    if not args.json:
+        print(f"{count} dead letter(s) in {args.queue}")
     return 0
 
 

@@ -181,6 +181,11 @@ class RetryOrDeadLetter:
 
     def setup(self):
         super().setup()
+        # nameko builds an event handler's queue without arguments: give it the quorum
+        # arguments the topology declares it with (a classic declaration of a quorum
+        # queue is refused), and a queue the topology does not know the same kind.
+        known = topology.consumed_queue_named(self.queue.name)
+        self.queue.queue_arguments = dict(known.queue_arguments) if known else topology.consumed_queue_arguments(self.dead_letters)
         with Connection(self.container.config["AMQP_URI"]) as connection:
             channel = connection.default_channel
             topology.retry_queue(self.queue.name)(channel).declare()

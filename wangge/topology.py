@@ -24,6 +24,33 @@ INBOUND_CONSUMER = "intake"
 OUTBOUND_EXCHANGE_NAME = "wangge.outbound"
 OUTBOUND_PUBLISHER = "routing"
 INTEGRATOR_SOURCES = ("hotline12345",)
+# Results an integrator's consumer kept failing on, for the operators to look at.
+OUTBOUND_DEAD_LETTER_QUEUE = "wangge.outbound.dead"
+
+# Every queue is a quorum queue: replicated over the cluster's nodes, so a node that
+# stops loses no message. A message handed back this many times without being settled
+# (a consumer that crashes on it, again and again) is dead-lettered by the broker
+# itself; failures a handler reports go through wangge.reliable's retry queues instead
+# and do not count here.
+DELIVERY_LIMIT = 20
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def dead_lettering_into(queue_name):
+    """Queue arguments sending what a quorum queue gives up on (over its delivery limit,
+    or a retry whose time is up) to ``queue_name``, at least once: the broker keeps the
+    message until the target queue has confirmed it (RabbitMQ 3.10+; needs reject-publish)."""
+    return {
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue_name,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def consumed_queue_arguments(dead_letter_queue):
+    """What every queue a consumer reads carries: quorum, a delivery limit, its dead letters' queue."""
+    return {**QUORUM, "x-delivery-limit": DELIVERY_LIMIT, **dead_lettering_into(dead_letter_queue)}
 
 
 @dataclass(frozen=True)
@@ -71,11 +98,16 @@ def outbound_queue_name(source):
 
 def outbound_queue(source):
     """A system's results: every status of every request it sent."""
-    return Queue(outbound_queue_name(source), exchange=outbound_exchange(), routing_key=f"request.{source}.*", durable=True)
+    return Queue(outbound_queue_name(source), exchange=outbound_exchange(), routing_key=f"request.{source}.*", durable=True,
+                 queue_arguments=consumed_queue_arguments(OUTBOUND_DEAD_LETTER_QUEUE))
 
 
 def outbound_queues():
     return [outbound_queue(source) for source in INTEGRATOR_SOURCES]
+
+
+def outbound_dead_letter_queue():
+    return dead_letter_queue(OUTBOUND_DEAD_LETTER_QUEUE)
 
 
 def dead_letter_queue_name(service_name):
@@ -87,7 +119,8 @@ def retry_queue_name(queue_name):
 
 
 def event_queue(subscription):
-    """Exactly the queue nameko's ``event_handler`` declares (same arguments), so
+    """The queue nameko's ``event_handler`` declares (same name, binding and flags),
+    with the quorum arguments wangge.reliable gives its handlers' queues too, so
     declaring it early never conflicts with the consumer's own declaration."""
     return Queue(
         subscription.queue_name,
@@ -96,6 +129,7 @@ def event_queue(subscription):
         durable=True,
         auto_delete=False,
         exclusive=False,
+        queue_arguments=consumed_queue_arguments(dead_letter_queue_name(subscription.service)),
     )
 
 
@@ -105,24 +139,18 @@ def inbound_queue():
         exchange=inbound_exchange(),
         routing_key=INBOUND_ROUTING_PATTERN,
         durable=True,
+        queue_arguments=consumed_queue_arguments(INBOUND_DEAD_LETTER_QUEUE),
     )
 
 
 def retry_queue(queue_name):
     """Nobody consumes a retry queue: a message waits out its per-message TTL
     there and is dead-lettered straight back into the queue it came from."""
-    return Queue(
-        retry_queue_name(queue_name),
-        durable=True,
-        queue_arguments={
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": queue_name,
-        },
-    )
+    return Queue(retry_queue_name(queue_name), durable=True, queue_arguments={**QUORUM, **dead_lettering_into(queue_name)})
 
 
 def dead_letter_queue(name):
-    return Queue(name, durable=True)
+    return Queue(name, durable=True, queue_arguments=dict(QUORUM))
 
 
 def consumed_queues():
@@ -136,7 +164,12 @@ def all_queues():
         queues += [queue, retry_queue(queue.name)]
     dead = {INBOUND_DEAD_LETTER_QUEUE} | {dead_letter_queue_name(s.service) for s in SUBSCRIPTIONS}
     queues += [dead_letter_queue(name) for name in sorted(dead)]
-    return queues + outbound_queues()
+    return queues + outbound_queues() + [outbound_dead_letter_queue()]
+
+
+def consumed_queue_named(name):
+    """The declared form of a queue some service consumes, or None for a queue the topology does not know."""
+    return next((queue for queue in consumed_queues() if queue.name == name), None)
 
 
 def all_exchanges():
@@ -165,7 +198,7 @@ def queues_needed_by(service_name):
     queues += downstream
     queues += [dead_letter_queue(name) for name in dead_letter_queues_of(service_name)]
     if service_name == OUTBOUND_PUBLISHER:
-        queues += outbound_queues()
+        queues += outbound_queues() + [outbound_dead_letter_queue()]
     return queues
 
 

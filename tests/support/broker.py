@@ -78,3 +78,13 @@ def watch_queue(amqp_uri, exchange, routing_key):
             yield name
         finally:
             queue.delete()
+
+
+def queue_types(amqp_uri):
+    """{queue name: its type (classic, quorum)} in the vhost of ``amqp_uri``, from the management API."""
+    management = os.environ.get("WANGGE_TEST_RABBIT_MANAGEMENT", DEFAULT_MANAGEMENT_URL)
+    vhost = quote(urlsplit(amqp_uri).path.lstrip("/") or "/", safe="")
+    response = requests.get(f"{management}/api/queues/{vhost}", auth=_credentials(amqp_uri), timeout=10,
+                            params={"columns": "name,type"})
+    response.raise_for_status()
+    return {queue["name"]: queue["type"] for queue in response.json()}

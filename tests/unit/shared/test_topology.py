@@ -7,7 +7,10 @@ from services.routing.service import RoutingService
 from wangge import topology
 from wangge.reliable import ReliableEventHandler
 
-SERVICES = [IntakeService, RoutingService, NotifyService]
+from services.care.service import CareService
+from services.study.service import StudyService
+
+SERVICES = [IntakeService, RoutingService, NotifyService, StudyService, CareService]
 
 
 def event_handlers(container):
@@ -33,6 +36,8 @@ def test_declared_queue_matches_the_one_nameko_declares(service_cls):
         assert ours.name == handler.queue.name
         assert (ours.durable, ours.auto_delete, ours.exclusive) == (handler.queue.durable, handler.queue.auto_delete, handler.queue.exclusive)
         assert ours.exchange.name == handler.queue.exchange.name and ours.routing_key == handler.queue.routing_key
+        # a declaration with other arguments than the queue has is refused by the broker
+        assert ours.queue_arguments == handler.queue.queue_arguments
 
 
 def test_every_consumed_queue_has_a_retry_queue_that_returns_to_it():
@@ -40,3 +45,21 @@ def test_every_consumed_queue_has_a_retry_queue_that_returns_to_it():
     for consumed in topology.consumed_queues():
         retry = queues[topology.retry_queue_name(consumed.name)]
         assert retry.queue_arguments["x-dead-letter-routing-key"] == consumed.name
+
+
+def test_every_consumed_queue_is_a_quorum_queue_whose_dead_letters_reach_its_consumers_dead_letter_queue():
+    dead_letter_queues = {q.name for q in topology.all_queues() if q.name.endswith(".dead")}
+    for consumed in topology.consumed_queues() + topology.outbound_queues():
+        arguments = consumed.queue_arguments
+        assert arguments["x-queue-type"] == "quorum"
+        assert arguments["x-delivery-limit"] == topology.DELIVERY_LIMIT
+        assert arguments["x-dead-letter-routing-key"] in dead_letter_queues
+        # at-least-once dead lettering: the broker keeps a message until the dead-letter queue confirmed it
+        assert (arguments["x-dead-letter-strategy"], arguments["x-overflow"]) == ("at-least-once", "reject-publish")
+    inbound = topology.inbound_queue().queue_arguments["x-dead-letter-routing-key"]
+    assert inbound == topology.INBOUND_DEAD_LETTER_QUEUE
+
+
+def test_retry_and_dead_letter_queues_are_quorum_queues_too():
+    for queue in topology.all_queues():
+        assert queue.queue_arguments["x-queue-type"] == "quorum", queue.name
