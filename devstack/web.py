@@ -58,14 +58,14 @@ class Location:
 
 
 # what the gateway sends to the services (the rest is the web app, sign-in and its own answers)
-SERVICE_PATHS = ("/api/", "/wecom/")
+SERVICE_PATHS = ("/api/", "/open311/", "/wecom/")
 _SET_UPSTREAM = re.compile(r"^\s*set\s+\$(\w+)\s+([\w.-]+):(\d+)\s*;", re.MULTILINE)
 _LOCATION = re.compile(r"^\s*location\s+(=|\^~|~\*?)?\s*(\S+)\s*\{([^{}]*)\}", re.MULTILINE)
 _PROXY_PASS = re.compile(r"proxy_pass\s+http://\$(\w+)\s*;")
 
 
 def gateway_locations(conf_text):
-    """The ``location`` blocks of the gateway that proxy ``/api/`` (or ``/wecom/``) paths to a service,
+    """The ``location`` blocks of the gateway that proxy ``SERVICE_PATHS`` to a service,
     in file order: [Location], and the services' ports ({service: port})."""
     ports = {name: int(port) for name, _, port in _SET_UPSTREAM.findall(conf_text)}
     locations = []

@@ -11,11 +11,12 @@
                                             (classes dispatchers gave, as corpus rows)
     wangge-admin rabbitmq setup             (users, permissions, topology; passwords from the environment)
     wangge-admin integrators (add|rotate|disable) SOURCE | list
-                                            (a broker account per system; add and rotate print its password last)
+                                            (a broker account and an Open311 API key per system;
+                                            add and rotate print its password, then the key last)
     wangge-admin token (--user ID | --client ID)   (from the local identity provider of `make run`)
 
-Commands through a service's HTTP API send the bearer token in WANGGE_API_TOKEN
-(a county administrator's), from the environment only.
+Commands through a service's HTTP API (grids, classifier, integrators) send the bearer
+token in WANGGE_API_TOKEN (a county administrator's), from the environment only.
 """
 import argparse
 import json
@@ -209,23 +210,38 @@ def setup_rabbitmq(management_url, vhost, passwords, amqp_uri):
     return [user for user, _ in topology.users_and_permissions()]
 
 
-def manage_integrators(management, amqp_uri, action, source):
-    """``wangge-admin integrators ...``: (exit code, lines); a new password is the last line."""
+def manage_integrators(management, amqp_uri, keys, action, source):
+    """``wangge-admin integrators ...``: (exit code, lines). ``add`` and ``rotate`` print the
+    broker password, then the Open311 API key on the last line (``keys``: :class:`integrators.Open311Keys`)."""
     try:
         if action == "add":
             password = integrators.add(management, amqp_uri, source)
-            return 0, [f"account {integrators.account_name(source)}: publishes to {topology.INBOUND_EXCHANGE_NAME} with routing key "
+            account = [f"account {integrators.account_name(source)}: publishes to {topology.INBOUND_EXCHANGE_NAME} with routing key "
                        f"request.{source} only, reads {topology.outbound_queue_name(source)} only; its password:", password]
+            return 0, account + open311_key_lines(keys, source, "its Open311 API key (/open311/v2/):")
         if action == "rotate":
             password = integrators.rotate(management, source)
-            return 0, [f"account {integrators.account_name(source)}: a new password (connections with the old one closed):", password]
+            return 0, [f"account {integrators.account_name(source)}: a new password (connections with the old one closed):", password,
+                       *open311_key_lines(keys, source, "a new Open311 API key (the old one no longer works):")]
         if action == "disable":
             closed = integrators.disable(management, source)
-            return 0, [f"account {integrators.account_name(source)} disabled: no permissions, {closed} connection(s) closed"]
+            revoked = "Open311 API key revoked" if keys.revoke(source) else "no Open311 API key"
+            return 0, [f"account {integrators.account_name(source)} disabled: no permissions, {closed} connection(s) closed; {revoked}"]
+        holders = keys.holders()
         rows = integrators.accounts(management)
-        return 0, [f"{source}\t{'enabled' if enabled else 'disabled'}" for source, enabled in rows] or ["no integrator accounts"]
+        return 0, [f"{source}\t{'enabled' if enabled else 'disabled'}\t{'open311' if source in holders else 'no open311 key'}"
+                   for source, enabled in rows] or ["no integrator accounts"]
     except integrators.IntegratorError as exc:
         return 1, [str(exc)]
+
+
+def open311_key_lines(keys, source, about):
+    try:
+        return [about, keys.issue(source)]
+    except integrators.IntegratorError as exc:
+        raise integrators.IntegratorError(
+            f"{exc}\nthe broker account is ready, the Open311 API key is not: `wangge-admin integrators rotate {source}` "
+            "issues both once intake answers") from exc
 
 
 def print_migration(report):
@@ -295,11 +311,12 @@ def main(argv=None):
 
     systems = commands.add_parser("integrators", help="one broker account per system that sends requests").add_subparsers(
         dest="action", required=True)
-    for action, about in (("add", "make the account, its permissions and its results queue; prints its password last"),
-                          ("rotate", "a new password; connections with the old one are closed; prints it last"),
-                          ("disable", "take its permissions away and close its connections")):
+    for action, about in (("add", "make the account, its permissions, its results queue and its Open311 API key; "
+                                  "prints its password, then the key last"),
+                          ("rotate", "a new password (connections with the old one are closed) and Open311 API key; the key last"),
+                          ("disable", "take its permissions away, close its connections, revoke its Open311 API key")):
         systems.add_parser(action, help=about).add_argument("source", help="e.g. hotline12345")
-    systems.add_parser("list", help="every system's account, enabled or disabled")
+    systems.add_parser("list", help="every system's account, enabled or disabled, and whether it holds an Open311 API key")
 
     rabbit = commands.add_parser("rabbitmq", help="the broker").add_subparsers(dest="action", required=True)
     rabbit.add_parser("setup", help="users, permissions and topology (RABBITMQ_MANAGEMENT_URL, RABBITMQ_*_PASSWORD)")
@@ -316,8 +333,13 @@ def main(argv=None):
     amqp_uri = args.amqp_uri or config["AMQP_URI"]
 
     if args.command == "integrators":
+        try:
+            keys = integrators.Open311Keys(api_session(config["API_TOKEN"]), config["INTAKE_URL"])
+        except NoApiToken as exc:
+            print(f"wangge-admin: {exc}", file=sys.stderr)
+            return 2
         management = integrators.Management.at(config["RABBITMQ_MANAGEMENT_URL"], config["RABBITMQ_VHOST"])
-        code, lines = manage_integrators(management, amqp_uri, args.action, getattr(args, "source", None))
+        code, lines = manage_integrators(management, amqp_uri, keys, args.action, getattr(args, "source", None))
         print("\n".join(lines), file=sys.stdout if code == 0 else sys.stderr)
         return code
     if args.command == "rabbitmq":

@@ -6,6 +6,10 @@ routing key ``request.<source>`` (RabbitMQ's topic authorisation), and read only
 own results queue ``wangge.outbound.<source>``; it may declare nothing. Disabling an
 account takes its permissions away and closes its connections; rotating gives it a
 new password and closes the connections that used the old one.
+
+Each system also gets an Open311 API key for ``/open311/v2/`` (:class:`Open311Keys`):
+intake issues it and keeps its digest; adding and rotating issue a new one, disabling
+revokes it.
 """
 import re
 import secrets
@@ -18,8 +22,10 @@ from kombu import Connection
 from wangge import topology
 
 ACCOUNT_PREFIX = "integrator-"
-# A source is one word of a routing key: no dots, no wildcards.
-SOURCE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,39}$")
+# A source is one word of a routing key (no dots, no wildcards), and what intake accepts
+# as the source of a request (services/intake/schemas.py): an account for any other name
+# could publish nothing intake files.
+SOURCE_PATTERN = re.compile(r"^[a-z0-9_]{1,32}$")
 PASSWORD_BYTES = 24
 
 
@@ -60,7 +66,7 @@ def account_name(source):
 
 def check_source(source):
     if not SOURCE_PATTERN.match(source or ""):
-        raise IntegratorError(f"{source!r} is not a source: use 2 to 40 lowercase letters, digits, '-' or '_'.")
+        raise IntegratorError(f"{source!r} is not a source: use 1 to 32 lowercase letters, digits or '_'.")
 
 
 def permissions(source):
@@ -132,3 +138,36 @@ def accounts(management):
         (user["name"][len(ACCOUNT_PREFIX):], user["name"] in permitted)
         for user in management.call("GET", "/users") or [] if user["name"].startswith(ACCOUNT_PREFIX)
     )
+
+
+class Open311Keys:
+    """Intake's Open311 API keys of the systems, through its administrator's endpoints
+    (``session`` sends a county administrator's token)."""
+
+    def __init__(self, session, intake_url):
+        self.session = session
+        self.url = f"{intake_url.rstrip('/')}/api/v1/integrators"
+
+    def issue(self, source):
+        """A new key for the system (its previous one stops working)."""
+        return self._call("POST", f"/{quote(source, safe='')}/open311-key", (201,))["api_key"]
+
+    def revoke(self, source):
+        """``True`` if the system held a key."""
+        return self._call("DELETE", f"/{quote(source, safe='')}/open311-key", (200, 404)) is not None
+
+    def holders(self):
+        return {item["source"] for item in self._call("GET", "/open311-keys", (200,))["items"]}
+
+    def _call(self, method, path, expected):
+        try:
+            response = self.session.request(method, f"{self.url}{path}", timeout=30)
+        except requests.RequestException as exc:
+            raise IntegratorError(f"intake at {self.url} does not answer: {exc}") from exc
+        if response.status_code not in expected:
+            try:
+                message = response.json().get("message")
+            except ValueError:
+                message = response.text[:200]
+            raise IntegratorError(f"intake refused {method} {path}: HTTP {response.status_code}: {message}")
+        return None if response.status_code == 404 else response.json()

@@ -69,6 +69,24 @@ class RedactPhones(logging.Filter):
         return True
 
 
+# Open311 clients may send their api_key in a URL's query, which the HTTP server's
+# access log line quotes: the key never reaches a log.
+API_KEY_PARAMETER = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
+
+
+def redact_api_keys(text):
+    return API_KEY_PARAMETER.sub(r"\1***", text)
+
+
+class RedactApiKeys(logging.Filter):
+    def filter(self, record):
+        record.msg = redact_api_keys(str(record.msg))
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(redact_api_keys(arg) if isinstance(arg, str) else arg for arg in args)
+        return True
+
+
 class DropFailuresLoggedElsewhere(logging.Filter):
     """nameko logs every failed worker with its traceback; entrypoints that say
     ``logs_own_failures`` (the retry and dead-letter mechanism) log one line of
@@ -88,6 +106,7 @@ def logging_config(level="INFO"):
         "disable_existing_loggers": False,
         "filters": {
             "redact_phones": {"()": "wangge.logs.RedactPhones"},
+            "redact_api_keys": {"()": "wangge.logs.RedactApiKeys"},
             "drop_failures_logged_elsewhere": {"()": "wangge.logs.DropFailuresLoggedElsewhere"},
         },
         "formatters": {
@@ -102,7 +121,7 @@ def logging_config(level="INFO"):
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
-                "filters": ["drop_failures_logged_elsewhere", "redact_phones"],
+                "filters": ["drop_failures_logged_elsewhere", "redact_phones", "redact_api_keys"],
             }
         },
         "root": {"level": level, "handlers": ["stderr"]},

@@ -87,12 +87,16 @@ VOLUNTEERS_RECORD = Permission("volunteers.record", ("grid_worker", "grid_head",
                                "they lead; the command centre all")
 TODO_EDIT = Permission("todo.edit", ("community_lead", "town_lead", "county_center"),
                        "the public to-do list (为民办事清单) of the community or town the caller leads; the command centre all")
+# Open311 GeoReport v2 (/open311/v2/): standard clients send an api_key, not a token
+OPEN311 = Permission("open311", (), "anyone: the services; filing needs a system's Open311 api_key (its source); listing requests "
+                     "needs the key (its own source's, with address and place) or names them by id (as the tracking page shows them)")
+INTEGRATOR_KEYS = Permission("integrators.keys", ("county_admin",), "all: issue, replace and revoke the systems' Open311 API keys")
 
 ALL = (PUBLIC, REQUESTS_FILE, WECOM_CALLBACK, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
        CASES_READ, CASES_ACT, CASES_DISPATCH, INDICATORS_READ, CLASSIFIER_EXAMPLES, CASES_FOLLOW_UP,
        NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
        PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD, CARE_READ, CARE_RECORD, CARE_REPORTS,
-       VOLUNTEERS_RECORD, TODO_EDIT)
+       VOLUNTEERS_RECORD, TODO_EDIT, OPEN311, INTEGRATOR_KEYS)
 
 
 def markdown_table():

@@ -4,12 +4,13 @@ from marshmallow_jsonschema import JSONSchema
 
 from wangge.events import LocationSchema, ReporterSchema
 from wangge.fields import Moment
+from wangge.integrators import SOURCE_PATTERN
 
 CHANNELS = ("wechat_group", "hotline", "web", "visit", "external")
 MAX_TEXT_CHARS = 5000
 
 _identifier = validate.Length(min=1, max=64)
-_source_name = validate.Regexp(r"^[a-z0-9_]{1,32}$", error="Use 1 to 32 lower-case letters, digits or underscores.")
+_source_name = validate.Regexp(SOURCE_PATTERN, error="Use 1 to 32 lower-case letters, digits or underscores.")
 
 
 def _not_blank(value):

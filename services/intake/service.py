@@ -17,10 +17,18 @@ from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.reliable import event_handler
 from wangge.timers import configured_timer
+from wangge.integrators import SOURCE_PATTERN
+from wangge.permissions import INTEGRATOR_KEYS, OPEN311
 from wangge.permissions import REQUESTS_FILE, REQUESTS_LOOKUP, REQUESTS_TRACK, SENTIMENT_LOG_READ, WECOM_CALLBACK
 
-from services.intake import access, metrics, submissions, views, wecom
+from services.intake import access, metrics, submissions, views, open311, wecom
 from services.intake.inbound import inbound, sending_source
+from services.intake.open311 import Open311Error
+from services.intake.open311_schemas import (
+    FORM, Open311DiscoverySchema, Open311FiledSchema, Open311KeyIssuedSchema, Open311KeyListSchema, Open311KeyQuerySchema,
+    Open311KeyRevokedSchema, Open311QuerySchema, Open311RequestFormSchema, Open311ServiceDefinitionSchema, Open311ServiceRequestSchema,
+    Open311ServiceSchema, Open311TokenSchema, documented,
+)
 from services.intake.schemas import (
     CHANNELS, HttpRequestSchema, InboundRequestSchema, LookupSchema, RequestFiledSchema, RequestListSchema,
     RequestViewSchema, SentimentLogSchema, SentimentQuerySchema,
@@ -28,6 +36,7 @@ from services.intake.schemas import (
 from services.intake.schemas import WeComCallbackQuerySchema, WeComVerifyQuerySchema
 from services.intake.storage import RequestStore
 from services.intake.tracking import canonical_tracking_no
+from services.intake.taxonomy import RoutingTaxonomy, TaxonomyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,19 @@ class Grids(DependencyProvider):
         return self.records
 
 
+class Taxonomy(DependencyProvider):
+    """Routing's taxonomy (Open311's services), read over HTTP with intake's own token and cached."""
+
+    def setup(self):
+        config = self.container.config
+        credentials = ServiceCredentials.from_config(config["AUTH"])
+        self.taxonomy = RoutingTaxonomy(config["REGISTRY"]["ROUTING_URL"], float(config["OPEN311"]["TAXONOMY_CACHE_SECONDS"]),
+                                        float(config["REGISTRY"]["TIMEOUT_SECONDS"]), credentials.authorization)
+
+    def get_dependency(self, worker_ctx):
+        return self.taxonomy
+
+
 class IntakeService(HealthAndMetrics):
     name = "intake"
 
@@ -58,6 +80,7 @@ class IntakeService(HealthAndMetrics):
     dispatch = EventDispatcher(mandatory=True)
     config = Config()
     grids = Grids()
+    taxonomy = Taxonomy()
     wecom_robot = wecom.WeComSettings()
     entrypoint_metrics = EntrypointMetrics()
 
@@ -187,6 +210,101 @@ class IntakeService(HealthAndMetrics):
         entries = self.store.sentiment_entries(grid_id, query.get("since"), query["limit"])
         return SentimentLogSchema().dump({"items": views.sentiment_entries(entries)})
 
+    # -- Open311 GeoReport v2 (services/intake/open311.py): the answer's format is the
+    # path's extension, errors included (the standard's list of {code, description})
+
+    @http("GET", "/open311/v2/discovery.<string:fmt>", allow=OPEN311, summary="Open311: where this endpoint is and what it speaks",
+          responses=documented(Open311DiscoverySchema()))
+    @open311.answers
+    def open311_discovery(self, request, fmt):
+        settings = self.config["OPEN311"]
+        return open311.answer(fmt, "discovery", open311.discovery(
+            open311.base_url(settings["PUBLIC_URL"], request), settings["CONTACT"], settings["KEY_SERVICE"], settings["CHANGESET"]))
+
+    @http("GET", "/open311/v2/services.<string:fmt>", allow=OPEN311, summary="Open311: the services (the taxonomy's subclasses)",
+          responses=documented(Open311ServiceSchema(many=True), 503))
+    @open311.answers
+    def open311_services(self, request, fmt):
+        """Each subclass of routing's taxonomy: `service_code` its code, `group` its major class."""
+        return open311.answer(fmt, "services", open311.services(open311.catalogue(self.taxonomy.current())))
+
+    @http("GET", "/open311/v2/services/<string:service_code>.<string:fmt>", allow=OPEN311, summary="Open311: a service's attributes",
+          responses=documented(Open311ServiceDefinitionSchema(), 503))
+    @open311.answers
+    def open311_service_definition(self, request, service_code, fmt):
+        services_by_code = open311.catalogue(self.taxonomy.current())
+        return open311.answer(fmt, "service_definition", open311.service_definition(services_by_code, service_code))
+
+    @http("POST", "/open311/v2/requests.<string:fmt>", allow=OPEN311, summary="Open311: file a request (a system's api_key)",
+          body={FORM: Open311RequestFormSchema}, headers=("Idempotency-Key",),
+          responses={**documented(Open311FiledSchema(many=True), 400, 403, 413, 503), 201: documented(Open311FiledSchema(many=True))[200]})
+    @open311.answers
+    def open311_file_request(self, request, fmt):
+        """Filed as a message of `wangge.inbound` would be: channel `external`, the key's
+        system as its source, `service_code` as the class the sender gives (routing
+        classifies anyway). `201`, or `200` with the first request's id when the same
+        `Idempotency-Key` (or else `attribute[external_ref]`) came from the system before."""
+        params = Open311RequestFormSchema().load(open311.read_form(request))
+        source = self._open311_source(params["api_key"])
+        fields = open311.request_fields(params, open311.catalogue(self.taxonomy.current()))
+        filing = self._file(fields, "external", source, open311.idempotency_key(source, idempotency_key(request), params.get("external_ref")))
+        return open311.answer(fmt, "service_requests", [open311.filed_entry(filing.request)], 201 if filing.created else 200)
+
+    @http("GET", "/open311/v2/requests.<string:fmt>", allow=OPEN311, summary="Open311: requests, by id or your system's, filtered",
+          query=Open311QuerySchema, responses=documented(Open311ServiceRequestSchema(many=True), 400, 403))
+    @open311.answers
+    def open311_requests(self, request, fmt):
+        """By `service_request_id` anyone reads requests as the tracking page shows them;
+        with your `api_key`, your system's requests (also address and place). `403`
+        for a key that is not (or no longer) valid, or a listing without one."""
+        query = Open311QuerySchema().load(request.args.to_dict())
+        source = self._open311_source(query["api_key"]) if "api_key" in query else None
+        settings = self.config["OPEN311"]
+        found = open311.find_requests(self.store, query, source, events.utcnow(), int(settings["MAX_DAYS"]), int(settings["MAX_REQUESTS"]))
+        return self._open311_listing(fmt, found, source)
+
+    @http("GET", "/open311/v2/requests/<string:service_request_id>.<string:fmt>", allow=OPEN311, summary="Open311: one request",
+          query=Open311KeyQuerySchema, responses=documented(Open311ServiceRequestSchema(many=True), 400, 403))
+    @open311.answers
+    def open311_request(self, request, service_request_id, fmt):
+        query = Open311KeyQuerySchema().load(request.args.to_dict())
+        source = self._open311_source(query["api_key"]) if "api_key" in query else None
+        return self._open311_listing(fmt, [self._open311_find(service_request_id)], source)
+
+    @http("GET", "/open311/v2/tokens/<string:token>.<string:fmt>", allow=OPEN311, summary="Open311: the request id of a token",
+          responses=documented(Open311TokenSchema(many=True)))
+    @open311.answers
+    def open311_token(self, request, token, fmt):
+        """Requests are filed at once: the token is the tracking number (`service_request_id`)."""
+        found = self._open311_find(token)
+        return open311.answer(fmt, "service_requests", [{"service_request_id": found["tracking_no"], "token": token}])
+
+    # the systems' Open311 API keys: `wangge-admin integrators add|rotate|disable`
+
+    @http("POST", "/api/v1/integrators/<string:source>/open311-key", allow=INTEGRATOR_KEYS,
+          summary="Issue a system's Open311 API key (its previous one stops working)", responses={201: Open311KeyIssuedSchema}, errors=(400,))
+    def issue_open311_key(self, request, source):
+        """The key is in this answer only: intake keeps its SHA-256 digest."""
+        checked_source(source)
+        api_key = open311.new_api_key()
+        replaced = self.store.set_open311_key(source, open311.key_digest(api_key), events.utcnow())
+        log.info("open311 key issued", extra={"source": source, "replaced": replaced})
+        return 201, Open311KeyIssuedSchema().dump({"source": source, "api_key": api_key, "replaced": replaced})
+
+    @http("DELETE", "/api/v1/integrators/<string:source>/open311-key", allow=INTEGRATOR_KEYS,
+          summary="Revoke a system's Open311 API key", responses={200: Open311KeyRevokedSchema}, errors=(400, 404))
+    def revoke_open311_key(self, request, source):
+        checked_source(source)
+        if not self.store.remove_open311_key(source):
+            raise NotFound(f"{source} holds no Open311 API key.", {"source": ["No Open311 API key."]})
+        log.info("open311 key revoked", extra={"source": source})
+        return Open311KeyRevokedSchema().dump({"source": source, "revoked": True})
+
+    @http("GET", "/api/v1/integrators/open311-keys", allow=INTEGRATOR_KEYS, summary="The systems holding an Open311 API key",
+          responses={200: Open311KeyListSchema})
+    def open311_key_holders(self, request):
+        return Open311KeyListSchema().dump({"items": self.store.open311_key_holders()})
+
     # -- shared steps ---------------------------------------------------------
 
     def _file(self, fields, channel, source, idempotency_key):
@@ -213,3 +331,33 @@ class IntakeService(HealthAndMetrics):
     def _count_invalid(self, channel, messages, schema_cls):
         metrics.REQUESTS.labels(channel, "invalid").inc()
         metrics.count_validation_failure(messages, set(schema_cls().fields) | {"body"})
+
+    def _open311_source(self, api_key):
+        source = self.store.source_of_open311_key(open311.key_digest(api_key))
+        if source is None:
+            raise Open311Error(403, "api_key: Not a valid key (or no longer one).")
+        return source
+
+    def _open311_find(self, tracking_no):
+        found = self.store.find_by_tracking_no(canonical_tracking_no(tracking_no))
+        if found is None:
+            raise Open311Error(404, f"No request {tracking_no!r}.")
+        return found
+
+    def _open311_listing(self, fmt, found, source):
+        """Requests in the standard's form; without routing's taxonomy they read back all the same
+        (only `expected_datetime`, and the service of a request not classified yet, need it)."""
+        try:
+            services_by_code = open311.catalogue(self.taxonomy.current())
+        except TaxonomyUnavailable:
+            services_by_code = {}
+        timezone_name = self.config["TRACKING"]["TIMEZONE"]
+        return open311.answer(fmt, "service_requests", [
+            open311.request_entry(item, services_by_code, source is not None and item["source"] == source, timezone_name)
+            for item in found])
+
+
+def checked_source(source):
+    """A path's source, or ``ApiError`` naming it: what a system's broker account and requests are named by."""
+    if not SOURCE_PATTERN.fullmatch(source):
+        raise ApiError(f"{source!r} is not a source.", {"source": ["Use 1 to 32 lower-case letters, digits or underscores."]})

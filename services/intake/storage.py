@@ -2,6 +2,7 @@
 
 ``requests``       every accepted request, its announcement state and status history
 ``sentiment_log``  民情日志: one entry per contact or change, per grid when known
+``open311_keys``   each system's Open311 API key, as its SHA-256 digest, by source
 """
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
@@ -18,6 +19,7 @@ class RequestStore:
     def __init__(self, database):
         self.requests = database["requests"]
         self.sentiment_log = database["sentiment_log"]
+        self.open311_keys = database["open311_keys"]
 
     def ensure_indexes(self, config=None):
         self.requests.create_indexes([
@@ -27,7 +29,10 @@ class RequestStore:
             IndexModel([("idempotency_key", ASCENDING)], unique=True, name="idempotency_key_all"),
             IndexModel([("source", ASCENDING), ("external_ref", ASCENDING)], name="source_external_ref"),
             IndexModel([("announce.state", ASCENDING), ("announce.next_attempt_at", ASCENDING)], name="announce_due"),
+            # Open311's listing: a system's requests by the time they came in
+            IndexModel([("source", ASCENDING), ("received_at", DESCENDING)], name="source_received_at"),
         ])
+        self.open311_keys.create_indexes([IndexModel([("key_digest", ASCENDING)], unique=True, name="key_digest")])
         self.sentiment_log.create_indexes([
             IndexModel([("grid_id", ASCENDING), ("at", DESCENDING)], name="grid_at"),
             IndexModel([("request_id", ASCENDING)], name="request_id"),
@@ -141,3 +146,36 @@ class RequestStore:
             query["at"] = {"$gte": since}
         return list(self.sentiment_log.find(query).sort("at", DESCENDING).limit(limit))
 
+
+    # -- Open311 (services/intake/open311.py) -----------------------------
+
+    def find_by_tracking_nos(self, tracking_nos):
+        return list(self.requests.find({"tracking_no": {"$in": list(tracking_nos)}}).sort("received_at", DESCENDING))
+
+    def open311_requests(self, source, since, until, *, service_codes=None, statuses=None, limit=1000):
+        """A system's requests received from ``since`` to ``until``, newest first. ``statuses`` is
+        ``(operator, statuses)``; a service code is the routed subclass, or the code filed
+        under while routing has not classified the request."""
+        conditions = [{"source": source, "received_at": {"$gte": since, "$lte": until}}]
+        if statuses is not None:
+            operator, values = statuses
+            conditions.append({"status": {operator: values}})
+        if service_codes:
+            conditions.append({"$or": [{"subclass": {"$in": service_codes}},
+                                       {"subclass": None, "category": {"$in": service_codes}}]})
+        return list(self.requests.find({"$and": conditions}).sort("received_at", DESCENDING).limit(limit))
+
+    def source_of_open311_key(self, digest):
+        found = self.open311_keys.find_one({"key_digest": digest}, {"_id": 1})
+        return found["_id"] if found else None
+
+    def set_open311_key(self, source, digest, now):
+        """The system's key from now on; ``True`` if it replaced one."""
+        result = self.open311_keys.update_one({"_id": source}, {"$set": {"key_digest": digest, "issued_at": now}}, upsert=True)
+        return result.upserted_id is None
+
+    def remove_open311_key(self, source):
+        return self.open311_keys.delete_one({"_id": source}).deleted_count == 1
+
+    def open311_key_holders(self):
+        return list(self.open311_keys.find({}, {"key_digest": 0}).sort("_id", ASCENDING))

@@ -19,7 +19,8 @@ SENTIMENT_SUMMARY_CHARS = 140
 # 40 random bits a day: a second draw is already rare beyond belief; five in a row means a bug.
 TRACKING_NUMBER_DRAWS = 5
 # what the request mirrors of its case, as routing's events say it
-CASE_FIELDS = ("case_id", "grid_id", "grid_name", "category", "category_name", "subclass", "subclass_name", "major", "major_name")
+CASE_FIELDS = ("case_id", "grid_id", "grid_name", "category", "category_name", "subclass", "subclass_name", "major", "major_name",
+               "level")
 OPTIONAL_FIELDS = ("category", "grid_id", "wechat_group_id", "address", "location", "reporter", "external_ref")
 
 
@@ -125,6 +126,8 @@ def apply_case_status(store, envelope):
         "case_version": change.get("version"),
     }
     case_fields = {key: change.get(key) for key in CASE_FIELDS}
+    # who answers for it at the department level (Open311's agency_responsible)
+    case_fields["department_name"] = (change.get("department") or {}).get("name")
     if not store.apply_case_status(change["tracking_no"], entry, case_fields):
         return False
     if change.get("grid_id"):

@@ -58,14 +58,16 @@ def small_county():
 def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
     log_dir = tmp_path_factory.mktemp("contracts")
     env = {**NOTIFY_LOCAL, **WECOM_ROBOT, "NOTIFY_OUTBOX_PATH": str(log_dir / "outbox.jsonl")}
-    with running_platform(["routing", "intake", "notify"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri,
-                          log_dir=log_dir, extra_env=env) as first:
+    with running_platform(["routing"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=log_dir, extra_env=env) as first:
         routing = first["routing"][0]
         county = small_county()
         assert routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=60).status_code == 200
-        with running_platform(["study", "care"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=log_dir,
-                              extra_env={**env, "ROUTING_URL": routing.base_url, "INTAKE_URL": first["intake"][0].base_url}) as second:
-            services = {name: started[0] for name, started in {**first, **second}.items()}
+        # intake reads routing's taxonomy (its Open311 services) and grids
+        with running_platform(["intake", "notify"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=log_dir,
+                              extra_env={**env, "ROUTING_URL": routing.base_url}) as second, \
+             running_platform(["study", "care"], amqp_uri=module_amqp_uri, mongo_uri=mongo_uri, log_dir=log_dir,
+                              extra_env={**env, "ROUTING_URL": routing.base_url, "INTAKE_URL": second["intake"][0].base_url}) as third:
+            services = {name: started[0] for name, started in {**first, **second, **third}.items()}
             yield services, seed_records(services, county)
 
 
@@ -100,6 +102,8 @@ def seed_records(services, county):
         "notification_id": notification["id"], "recipient_key": worker, "content_id": content["content_id"],
         "campaign_id": campaign["campaign_id"], "session_id": session["_id"], "resident_id": resident["resident_id"],
         "item_id": item["item_id"],
+        # Open311 (intake): the format of every answer, a service, a request and its token
+        "fmt": "json", "service_code": "street_lighting", "service_request_id": filed["tracking_no"], "token": filed["tracking_no"],
     }
 
 

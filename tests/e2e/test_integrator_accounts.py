@@ -1,5 +1,6 @@
-"""One broker account per system: `wangge-admin integrators` against the real
-RabbitMQ (a vhost of the module's own), and what the account may and may not do."""
+"""One broker account and one Open311 API key per system: `wangge-admin integrators`
+against the real RabbitMQ (a vhost of the module's own) and a real intake, and what the
+account and the key may and may not do."""
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from amqp.exceptions import AccessRefused, NotAllowed
 from kombu import Connection, Exchange, Queue
 
 from tests.support.broker import DEFAULT_MANAGEMENT_URL
+from tests.support.services import authorized_session, running_service
 from wangge import topology
 
 REFUSED = (AccessRefused, NotAllowed)
@@ -32,12 +34,38 @@ def source():
     requests.delete(f"{DEFAULT_MANAGEMENT_URL}/api/users/integrator-{name}", auth=("guest", "guest"), timeout=10)
 
 
-def admin(vhost_uri, *args):
+@pytest.fixture(scope="module")
+def intake(vhost_uri, mongo_uri, tmp_path_factory):
+    """Where the systems' Open311 API keys are kept."""
+    with running_service("intake", amqp_uri=vhost_uri, mongo_uri=mongo_uri, log_dir=tmp_path_factory.mktemp("logs")) as service:
+        yield service
+
+
+@pytest.fixture
+def admin(vhost_uri, intake):
+    """``wangge-admin integrators …`` as the operator runs it, with a county administrator's token."""
     vhost = requests.utils.unquote(vhost_uri.rsplit("/", 1)[1])
-    env = {**os.environ, "AMQP_URI": vhost_uri, "RABBITMQ_VHOST": vhost,
-           "RABBITMQ_MANAGEMENT_URL": DEFAULT_MANAGEMENT_URL.replace("http://", "http://guest:guest@")}
-    return subprocess.run([sys.executable, "-m", "wangge.admin", "integrators", *args], env=env, capture_output=True, text=True,
-                          timeout=60)
+    env = {**os.environ, "AMQP_URI": vhost_uri, "RABBITMQ_VHOST": vhost, "INTAKE_URL": intake.base_url,
+           "RABBITMQ_MANAGEMENT_URL": DEFAULT_MANAGEMENT_URL.replace("http://", "http://guest:guest@"),
+           "WANGGE_API_TOKEN": authorized_session("county-admin").headers["Authorization"].split(" ", 1)[1]}
+
+    def run(*args, token=True):
+        return subprocess.run([sys.executable, "-m", "wangge.admin", "integrators", *args], capture_output=True, text=True, timeout=60,
+                              env=env if token else {key: value for key, value in env.items() if key != "WANGGE_API_TOKEN"})
+    return run
+
+
+def issued(answer):
+    """(password, Open311 API key) of an ``add`` or ``rotate``: the password on the line after
+    the account's, the key on the last line."""
+    assert answer.returncode == 0, answer.stderr
+    lines = answer.stdout.strip().splitlines()
+    return lines[1], lines[-1]
+
+
+def open311_listing(intake, api_key):
+    """What intake answers a system listing its requests with this key: 200, or 403 for a key that is not valid."""
+    return requests.get(intake.url("/open311/v2/requests.json"), params={"api_key": api_key}, timeout=10).status_code
 
 
 def as_account(vhost_uri, source, password):
@@ -52,10 +80,8 @@ def publish(connection, routing_key):
         content_type="application/json", message_id=uuid.uuid4().hex, retry=False)
 
 
-def test_a_systems_account_publishes_under_its_own_source_and_reads_its_own_results_only(vhost_uri, source):
-    added = admin(vhost_uri, "add", source)
-    assert added.returncode == 0, added.stderr
-    password = added.stdout.strip().splitlines()[-1]
+def test_a_systems_account_publishes_under_its_own_source_and_reads_its_own_results_only(vhost_uri, admin, source):
+    password, _ = issued(admin("add", source))
 
     with as_account(vhost_uri, source, password) as connection:
         publish(connection, f"request.{source}")  # confirmed: no exception
@@ -69,29 +95,46 @@ def test_a_systems_account_publishes_under_its_own_source_and_reads_its_own_resu
             else:
                 Queue("sneaky", durable=True)(connection.channel()).declare()
 
-    again = admin(vhost_uri, "add", source)
+    again = admin("add", source)
     assert again.returncode == 1 and "exists already" in again.stderr
-    assert f"{source}\tenabled" in admin(vhost_uri, "list").stdout.splitlines()
+    assert f"{source}\tenabled\topen311" in admin("list").stdout.splitlines()
 
 
-def test_rotating_a_password_shuts_the_old_one_out_and_disabling_shuts_the_account_out(vhost_uri, source):
-    old = admin(vhost_uri, "add", source).stdout.strip().splitlines()[-1]
-    rotated = admin(vhost_uri, "rotate", source)
-    assert rotated.returncode == 0, rotated.stderr
-    new = rotated.stdout.strip().splitlines()[-1]
+def test_adding_a_system_issues_its_open311_key_last_and_rotating_and_disabling_revoke_it(intake, admin, source):
+    _, key = issued(admin("add", source))
+    assert open311_listing(intake, key) == 200
+    _, new_key = issued(admin("rotate", source))
+    assert new_key != key
+    assert (open311_listing(intake, key), open311_listing(intake, new_key)) == (403, 200)
+    disabled = admin("disable", source)
+    assert disabled.returncode == 0 and "Open311 API key revoked" in disabled.stdout
+    assert open311_listing(intake, new_key) == 403
+    assert f"{source}\tdisabled\tno open311 key" in admin("list").stdout.splitlines()
+
+
+def test_without_an_administrators_token_nothing_is_made(admin, source):
+    refused = admin("add", source, token=False)
+    assert refused.returncode == 2 and "WANGGE_API_TOKEN" in refused.stderr
+    assert requests.get(f"{DEFAULT_MANAGEMENT_URL}/api/users/integrator-{source}", auth=("guest", "guest"), timeout=10).status_code == 404
+
+
+def test_rotating_a_password_shuts_the_old_one_out_and_disabling_shuts_the_account_out(vhost_uri, admin, source):
+    old, _ = issued(admin("add", source))
+    new, _ = issued(admin("rotate", source))
     assert new != old
     with pytest.raises(REFUSED), as_account(vhost_uri, source, old) as connection:
         connection.connect()
     with as_account(vhost_uri, source, new) as connection:
         publish(connection, f"request.{source}")
 
-    disabled = admin(vhost_uri, "disable", source)
+    disabled = admin("disable", source)
     assert disabled.returncode == 0, disabled.stderr
-    assert f"{source}\tdisabled" in admin(vhost_uri, "list").stdout.splitlines()
+    assert f"{source}\tdisabled\tno open311 key" in admin("list").stdout.splitlines()
     with pytest.raises(REFUSED), as_account(vhost_uri, source, new) as connection:
         connection.connect()
 
 
-def test_a_source_that_is_not_one_word_of_a_routing_key_is_refused(vhost_uri):
-    refused = admin(vhost_uri, "add", "hot.line#")
+@pytest.mark.parametrize("name", ["hot.line#", "hot-line"])
+def test_a_source_that_is_not_one_word_of_a_routing_key_or_that_intake_would_refuse_is_refused(admin, name):
+    refused = admin("add", name)
     assert refused.returncode == 1 and "is not a source" in refused.stderr

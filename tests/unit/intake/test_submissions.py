@@ -7,22 +7,12 @@ import eventlet
 import pytest
 
 from services.intake import submissions
-from services.intake.storage import ANNOUNCED, PENDING, RequestStore, TrackingNumberTaken
+from services.intake.storage import ANNOUNCED, PENDING, TrackingNumberTaken
 from wangge import events
-from wangge.mongo import connect
 
 TRACKING = {"PREFIX": "YT", "TIMEZONE": "Asia/Shanghai"}
 CLAIM = timedelta(seconds=10)
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def store(mongo_uri):
-    client = connect(mongo_uri)
-    store = RequestStore(client[f"intake_unit_{uuid.uuid4().hex[:8]}"])
-    store.ensure_indexes()
-    yield store
-    client.close()
 
 
 def file(store, text="路灯坏了", key=None, now=NOW, **fields):

@@ -78,3 +78,14 @@ def test_the_whole_structured_record_is_masked_extra_fields_and_exception_text_i
     for phone in ("13812345678", "13912345678", "13712345678"):
         assert phone not in line
     assert "138****5678" in line and "139****5678" in line and "137****5678" in line
+
+
+def test_an_api_key_in_a_logged_url_is_masked():
+    from wangge.logs import RedactApiKeys
+    record = logging.LogRecord("nameko.web.server", logging.INFO, "", 0,
+                               '127.0.0.1 - - "GET /open311/v2/requests.json?status=open&api_key=wg311_s3cr3t-_x&x=1 HTTP/1.1" 200', (), None)
+    RedactApiKeys().filter(record)
+    assert record.getMessage() == '127.0.0.1 - - "GET /open311/v2/requests.json?status=open&api_key=***&x=1 HTTP/1.1" 200'
+    formatted = logging.LogRecord("x", logging.INFO, "", 0, "asked %s", ("API_KEY=abc",), None)
+    RedactApiKeys().filter(formatted)
+    assert formatted.getMessage() == "asked API_KEY=***"
