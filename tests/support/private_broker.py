@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def run_as():
 
 
 class PrivateBroker:
-    def __init__(self, directory):
+    def __init__(self, directory, cookie=None):
         if not (RABBITMQ_BIN / "rabbitmq-server").exists():
             raise BrokerUnavailable(f"RabbitMQ is not installed ({RABBITMQ_BIN})")
         run_as()
@@ -75,14 +76,14 @@ class PrivateBroker:
         self.dist_port = free_port()
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self.process = None
-        self._prepare()
+        self._prepare(cookie or secrets.token_hex(20))
 
-    def _prepare(self):
+    def _prepare(self, cookie_value):
         home = self.directory / "home"
         for path in (home, self.directory / "mnesia", self.directory / "log"):
             path.mkdir(parents=True, exist_ok=True)
         cookie = home / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(20))
+        cookie.write_text(cookie_value)
         cookie.chmod(0o400)
         (self.directory / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
         (self.directory / "enabled_plugins").write_text("[].\n")
@@ -165,6 +166,20 @@ class PrivateBroker:
         time.sleep(away_seconds)
         return self.start()
 
+    def ctl(self, *args):
+        """``rabbitmqctl`` against this node; its output."""
+        done = subprocess.run(self._command("rabbitmqctl", "-n", self.node, *args), cwd=self.directory,
+                              capture_output=True, text=True, timeout=STOP_TIMEOUT)
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} on {self.node}: {done.stderr.strip() or done.stdout.strip()}")
+        return done.stdout
+
+    def join(self, seed):
+        """Join ``seed``'s cluster (this node's own data is reset, as joining requires)."""
+        self.ctl("stop_app")
+        self.ctl("join_cluster", seed.node)
+        self.ctl("start_app")
+
     def _kill(self):
         if self.running:
             os.killpg(self.process.pid, signal.SIGKILL)  # the session started for this node only
@@ -189,3 +204,58 @@ def private_broker():
             broker._kill()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+class PrivateCluster:
+    """Nodes of the test's own joined in one RabbitMQ cluster (one Erlang cookie,
+    each with its own name, ports and data). Clients are given every node's URI,
+    separated by ``;``, as the services are in production: kombu connects to the
+    first that answers and fails over to the next."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+        self.amqp_uri = ";".join(node.amqp_uri for node in nodes)
+
+    def accepts_connections(self):
+        return any(node.accepts_connections() for node in self.nodes)
+
+    def node_named(self, name):
+        return next(node for node in self.nodes if node.node == name)
+
+    def any_running(self):
+        return next(node for node in self.nodes if node.running)
+
+    def leader_of(self, queue_name, vhost="/"):
+        """The node that leads a quorum queue now."""
+        rows = self.any_running().ctl("list_queues", "-q", "--no-table-headers", "-p", vhost, "name", "leader")
+        leaders = dict(line.split("\t")[:2] for line in rows.splitlines() if "\t" in line)
+        return self.node_named(leaders[queue_name])
+
+    def members_of(self, queue_name, vhost="/"):
+        rows = self.any_running().ctl("list_queues", "-q", "--no-table-headers", "-p", vhost, "name", "online")
+        online = dict(line.split("\t")[:2] for line in rows.splitlines() if "\t" in line)
+        return online[queue_name]
+
+    def running_nodes(self):
+        return self.any_running().ctl("eval", "length(rabbit_nodes:all_running()).").strip()
+
+
+@contextmanager
+def private_cluster(size=3):
+    """``size`` started nodes, clustered, in directories of their own; removed afterwards."""
+    cookie = secrets.token_hex(20)
+    directories = [tempfile.mkdtemp(prefix="wangge-cluster-") for _ in range(size)]
+    nodes = []
+    try:
+        nodes = [PrivateBroker(directory, cookie=cookie) for directory in directories]
+        with ThreadPoolExecutor(size) as starting:  # a node takes seconds to boot: boot them together
+            list(starting.map(PrivateBroker.start, nodes))
+        for node in nodes[1:]:
+            node.join(nodes[0])
+        yield PrivateCluster(nodes)
+    finally:
+        for node in nodes:
+            node.stop()
+            node._kill()
+        for directory in directories:
+            shutil.rmtree(directory, ignore_errors=True)
