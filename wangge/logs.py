@@ -70,20 +70,24 @@ class RedactPhones(logging.Filter):
 
 
 # Open311 clients may send their api_key in a URL's query, which the HTTP server's
-# access log line quotes: the key never reaches a log.
+# access log line quotes; a broker or store URI may carry a password, and nameko masks
+# it only in the first of several broker nodes' URIs: neither ever reaches a log.
 API_KEY_PARAMETER = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
+URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s;]*:)[^@\s;/]+@", re.IGNORECASE)
 
 
-def redact_api_keys(text):
-    return API_KEY_PARAMETER.sub(r"\1***", text)
+def redact_secrets(text):
+    return URI_PASSWORD.sub(r"\1***@", API_KEY_PARAMETER.sub(r"\1***", text))
 
 
-class RedactApiKeys(logging.Filter):
+class RedactSecrets(logging.Filter):
     def filter(self, record):
-        record.msg = redact_api_keys(str(record.msg))
+        record.msg = redact_secrets(str(record.msg))
         if record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(redact_api_keys(arg) if isinstance(arg, str) else arg for arg in args)
+            record.args = tuple(redact_secrets(arg) if isinstance(arg, str) else arg for arg in args)
+        if record.exc_text:  # formatted by RedactPhones, which runs first
+            record.exc_text = redact_secrets(record.exc_text)
         return True
 
 
@@ -106,7 +110,7 @@ def logging_config(level="INFO"):
         "disable_existing_loggers": False,
         "filters": {
             "redact_phones": {"()": "wangge.logs.RedactPhones"},
-            "redact_api_keys": {"()": "wangge.logs.RedactApiKeys"},
+            "redact_secrets": {"()": "wangge.logs.RedactSecrets"},
             "drop_failures_logged_elsewhere": {"()": "wangge.logs.DropFailuresLoggedElsewhere"},
         },
         "formatters": {
@@ -121,7 +125,7 @@ def logging_config(level="INFO"):
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
-                "filters": ["drop_failures_logged_elsewhere", "redact_phones", "redact_api_keys"],
+                "filters": ["drop_failures_logged_elsewhere", "redact_phones", "redact_secrets"],
             }
         },
         "root": {"level": level, "handlers": ["stderr"]},

@@ -81,11 +81,38 @@ def test_the_whole_structured_record_is_masked_extra_fields_and_exception_text_i
 
 
 def test_an_api_key_in_a_logged_url_is_masked():
-    from wangge.logs import RedactApiKeys
+    from wangge.logs import RedactSecrets
     record = logging.LogRecord("nameko.web.server", logging.INFO, "", 0,
                                '127.0.0.1 - - "GET /open311/v2/requests.json?status=open&api_key=wg311_s3cr3t-_x&x=1 HTTP/1.1" 200', (), None)
-    RedactApiKeys().filter(record)
+    RedactSecrets().filter(record)
     assert record.getMessage() == '127.0.0.1 - - "GET /open311/v2/requests.json?status=open&api_key=***&x=1 HTTP/1.1" 200'
     formatted = logging.LogRecord("x", logging.INFO, "", 0, "asked %s", ("API_KEY=abc",), None)
-    RedactApiKeys().filter(formatted)
+    RedactSecrets().filter(formatted)
     assert formatted.getMessage() == "asked API_KEY=***"
+
+
+def test_passwords_in_every_broker_nodes_uri_are_masked_in_the_whole_record():
+    import io
+    import logging.config
+
+    from wangge.logs import logging_config
+
+    # nameko masks only the first of several nodes' URIs in its reconnection warning
+    stream = io.StringIO()
+    config = logging_config("INFO")
+    config["handlers"]["stderr"]["stream"] = stream
+    logging.config.dictConfig(config)
+    try:
+        log = logging.getLogger("nameko.messaging")
+        log.warning("Error connecting to broker at amqp://intake:********@rabbit-0:5672/;"
+                    "amqp://intake:n0de-Secret@rabbit-1:5672/;amqps://intake:n0de-Secret@rabbit-2:5671/ (refused)")
+        try:
+            raise ConnectionError("cannot reach mongodb://routing:st0re-Secret@mongo-0:27017/?replicaSet=rs0")
+        except ConnectionError:
+            log.exception("store unreachable")
+    finally:
+        logging.config.dictConfig(logging_config("INFO"))
+    lines = stream.getvalue()
+    assert "n0de-Secret" not in lines and "st0re-Secret" not in lines
+    assert "amqp://intake:***@rabbit-1:5672/" in lines and "amqps://intake:***@rabbit-2:5671/" in lines
+    assert "mongodb://routing:***@mongo-0:27017/" in lines
