@@ -488,6 +488,8 @@ class SubclassViewSchema(Schema):
     name = fields.String()
     description = fields.String()
     examples = fields.List(fields.String())
+    # words that point to it: Open311's service keywords
+    keywords = fields.List(fields.String())
     department = fields.String()
     complexity = fields.String()
     urgent = fields.Boolean()

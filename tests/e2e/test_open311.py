@@ -73,6 +73,10 @@ def test_the_client_lists_routings_taxonomy_as_services(platform):
     services = client(intake).list_services()
     assert [(service["service_code"], service["group"]) for service in services] == [
         (subclass["code"], major["name"]) for major in taxonomy["majors"] for subclass in major["subclasses"]]
+    # routing's keywords for each subclass, as Open311 lists them
+    assert [service["keywords"] for service in services] == [
+        ", ".join(subclass["keywords"]) or None for major in taxonomy["majors"] for subclass in major["subclasses"]]
+    assert all(service["keywords"] for service in services)
     definition = client(intake).get_service_definition(services[0]["service_code"])
     assert [attribute["code"] for attribute in definition["attributes"]] == ["grid_id", "external_ref"]
 
