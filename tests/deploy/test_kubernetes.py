@@ -6,6 +6,7 @@ services serve, requests and limits, a PodDisruptionBudget and an autoscaler; ne
 policies that follow who calls whom in the services' config.yml; no secret values;
 pinned images. No cluster here: the operators' resources are checked for what the
 services rely on, not run."""
+import ipaddress
 import json
 import re
 import shutil
@@ -525,6 +526,21 @@ def test_each_service_reaches_the_broker_the_store_keycloak_and_only_what_it_cal
     assert sorted(map(repr, reached)) == sorted(map(repr, expected))
     # notify alone sends outside the cluster (WeCom, SMS, email, webhooks)
     assert any(outside(peer) for peer, _ in egress_of(objects, name)) == (name == "notify")
+
+
+def test_notify_reaches_outside_but_not_the_clouds_metadata_nor_private_addresses(objects):
+    labels = one(objects, "Deployment", "notify")["spec"]["template"]["metadata"]["labels"]
+    blocks = [peer["ipBlock"] for policy in policies_for(objects, labels, "Egress") for rule in policy["spec"]["egress"]
+              for peer in rule.get("to", []) if "ipBlock" in peer]
+
+    def reached(address, block):
+        address = ipaddress.ip_address(address)
+        return address in ipaddress.ip_network(block["cidr"]) and not any(
+            address in ipaddress.ip_network(cidr) for cidr in block.get("except", []))
+
+    assert any(reached("203.0.113.10", block) for block in blocks)  # a gateway on the internet
+    for address in ("169.254.169.254", "10.96.0.1", "10.244.1.7", "172.20.0.5", "192.168.1.10"):
+        assert not any(reached(address, block) for block in blocks), address
 
 
 @pytest.mark.parametrize("name", SERVICES)
