@@ -282,6 +282,14 @@ def test_every_service_writes_to_and_reads_from_a_majority(compose):
         assert query["replicaSet"] == "rs0" and query["w"] == "majority" and query["readConcernLevel"] == "majority", name
 
 
+def test_every_service_finds_the_replica_set_through_any_of_its_members(compose):
+    # a service (re)started while mongo is down reaches the set through another member
+    members = ["mongo", *HA_MEMBERS]
+    for name in SCALABLE:
+        uri = compose["services"][name]["environment"]["MONGO_URI"]
+        assert uri.split("@", 1)[1].split("/", 1)[0].split(",") == [f"{member}:27017" for member in members], name
+
+
 # add-members.js under node, with mongosh's globals played by the harness: the members
 # present, and how many status polls each new one takes to become a secondary
 MONGOSH = r"""
