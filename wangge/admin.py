@@ -19,6 +19,7 @@ Commands through a service's HTTP API (grids, classifier, integrators) send the 
 token in WANGGE_API_TOKEN (a county administrator's), from the environment only.
 """
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -49,6 +50,12 @@ def broker_dead_lettering(headers):
     return deaths[0] if deaths and isinstance(deaths[0], dict) else {}
 
 
+def broker_dead_letter_id(message, death):
+    digest = hashlib.sha256(raw_body(message))
+    digest.update(str(death.get("time")).encode())
+    return "broker-" + digest.hexdigest()[:16]
+
+
 def describe_dead_letter(message):
     headers = message.headers or {}
     death = broker_dead_lettering(headers)
@@ -64,8 +71,9 @@ def describe_dead_letter(message):
         except UnicodeDecodeError:
             body = repr(body)
     return {
-        # the broker's dead letters have no id of ours: their message id serves
-        "id": headers.get(DEAD_LETTER_ID_HEADER) or message.properties.get("message_id"),
+        # the broker's dead letters have no id of ours: their message id serves, or
+        # (events carry none) a digest of the body and when the broker gave up on it
+        "id": headers.get(DEAD_LETTER_ID_HEADER) or message.properties.get("message_id") or broker_dead_letter_id(message, death),
         "message_id": message.properties.get("message_id"),
         "reason": headers.get(REASON_HEADER) or death_reason,
         "queue": headers.get(QUEUE_HEADER) or death.get("queue"),

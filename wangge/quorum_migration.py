@@ -40,9 +40,19 @@ class MigrationReport:
 
 
 def queues_to_migrate(integrator_sources=()):
-    """Every queue of the topology, and the results queues of systems added since it was written."""
+    """Every queue of the topology, and the results queues of systems added since it was
+    written; each queue after those it sends messages to by name (dead-letter queues,
+    then retry queues, then the rest), so that what a quorum queue dead-letters into a
+    queue being migrated waits in it, at least once, rather than meeting an old queue
+    about to be deleted or no queue at all."""
     extra = [topology.outbound_queue(source) for source in integrator_sources if source not in topology.INTEGRATOR_SOURCES]
-    return topology.all_queues() + extra
+    dead_letters = {queue.name for queue in topology.all_queues() if queue.name.endswith(".dead")}
+    retries = {topology.retry_queue_name(queue.name) for queue in topology.consumed_queues()}
+
+    def rank(queue):
+        return 0 if queue.name in dead_letters else 1 if queue.name in retries else 2
+
+    return sorted(topology.all_queues() + extra, key=rank)
 
 
 def migrate(amqp_uri, integrator_sources=()):
@@ -54,12 +64,19 @@ def migrate(amqp_uri, integrator_sources=()):
     return report
 
 
+def holding_queue(queue):
+    """Where a queue's messages wait while it is made anew. Bound as the queue is, so what
+    is published meanwhile waits there too: a message may then reach the new queue twice
+    (every consumer is idempotent), never not at all. It dead-letters as the queue does,
+    so a retry whose time is up while it waits there (a migration interrupted, say) goes
+    on to its queue rather than nowhere; no delivery limit, as nobody consumes it."""
+    arguments = {key: value for key, value in queue.queue_arguments.items() if key != "x-delivery-limit"}
+    return Queue(queue.name + MIGRATING_SUFFIX, exchange=queue.exchange, routing_key=queue.routing_key,
+                 durable=True, queue_arguments=arguments)
+
+
 def migrate_queue(connection, queue, report):
-    # The holding queue is bound as the queue is, so what is published meanwhile waits
-    # there too: a message may then reach the new queue twice (every consumer is
-    # idempotent), never not at all.
-    holding = Queue(queue.name + MIGRATING_SUFFIX, exchange=queue.exchange, routing_key=queue.routing_key,
-                    durable=True, queue_arguments=dict(topology.QUORUM))
+    holding = holding_queue(queue)
     state = queue_state(connection, queue)
     if state == "busy":
         report.busy.append(queue.name)
@@ -72,8 +89,7 @@ def migrate_queue(connection, queue, report):
     if state == "classic":
         holding(connection.default_channel).declare()
         unbind(connection, queue)
-        moved = move_messages(connection, queue.name, holding.name)
-        connection.default_channel.queue_delete(queue.name)
+        moved = empty_and_delete(connection, queue.name, holding.name)
     queue(connection.default_channel).declare()  # the quorum queue, with its binding
     if exists(connection, holding.name):
         unbind(connection, holding)
@@ -81,6 +97,22 @@ def migrate_queue(connection, queue, report):
         connection.default_channel.queue_delete(holding.name)
     report.migrated[queue.name] = moved
     log.info("queue migrated to a quorum queue", extra={"queue": queue.name, "messages": moved})
+
+
+def empty_and_delete(connection, name, holding_name):
+    """Move everything out of the old queue and delete it once it is empty: an old retry
+    queue may still dead-letter into it by name meanwhile."""
+    moved = 0
+    while True:
+        moved += move_messages(connection, name, holding_name)
+        channel = connection.channel()
+        try:
+            channel.queue_delete(name, if_empty=True)
+            return moved
+        except amqp.exceptions.PreconditionFailed:
+            continue  # something arrived since: move it too
+        finally:
+            close_quietly(channel)
 
 
 def unbind(connection, queue):

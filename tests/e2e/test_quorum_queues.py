@@ -44,7 +44,9 @@ def test_every_queue_of_the_platform_is_a_quorum_queue_on_the_broker(vhost_uri):
 
 def test_a_message_no_consumer_can_settle_is_dead_lettered_at_the_delivery_limit(vhost_uri):
     declare_everything(vhost_uri)
-    publish_inbound(vhost_uri, [{"text": "every consumer that takes me stops"}])
+    with Connection(vhost_uri) as connection:  # without a message id, as nameko publishes events
+        connection.Producer().publish({"text": "every consumer that takes me stops"}, exchange=topology.INBOUND_EXCHANGE_NAME,
+                                      routing_key="request.hotline12345", serializer="json")
     handed_back = 0
     with Connection(vhost_uri) as connection:
         channel = connection.channel()
@@ -67,6 +69,11 @@ def test_a_message_no_consumer_can_settle_is_dead_lettered_at_the_delivery_limit
     assert "delivery limit" in listed[0]["reason"]
     assert listed[0]["queue"] == topology.INBOUND_QUEUE_NAME
     assert json.loads(listed[0]["body"]) == {"text": "every consumer that takes me stops"}
+    # and it can be sent back by its id
+    assert [entry["id"] for entry in admin.replay_dead_letters(vhost_uri, topology.INBOUND_DEAD_LETTER_QUEUE,
+                                                               {listed[0]["id"]})] == [listed[0]["id"]]
+    assert [json.loads(m.body) for m in drain(vhost_uri, topology.INBOUND_QUEUE_NAME, expected=1)] == [
+        {"text": "every consumer that takes me stops"}]
 
 
 def declare_as_an_earlier_version_did(amqp_uri):
@@ -118,6 +125,25 @@ def test_an_earlier_versions_classic_queues_become_quorum_queues_keeping_every_m
 
     again = run_admin(vhost_uri, "migrate")
     assert again.returncode == 0 and "now a quorum queue" not in again.stdout
+
+
+def test_retries_whose_time_comes_during_the_migration_reach_their_queue(vhost_uri):
+    declare_as_an_earlier_version_did(vhost_uri)
+    retry_queue = topology.retry_queue_name(topology.INBOUND_QUEUE_NAME)
+    with Connection(vhost_uri) as connection:
+        producer = connection.Producer()
+        # a long wait at the head holds the short ones behind it in the old queue
+        producer.publish({"retry": "long"}, exchange="", routing_key=retry_queue, serializer="json", expiration=3600)
+        for number in range(50):
+            producer.publish({"retry": number}, exchange="", routing_key=retry_queue, serializer="json", expiration=0.02)
+
+    migrated = run_admin(vhost_uri, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    time.sleep(1)  # the short waits are over: each is in the inbound queue or about to be
+    retried = drain(vhost_uri, topology.INBOUND_QUEUE_NAME, timeout=15, expected=50)
+    waiting = drain(vhost_uri, retry_queue, timeout=2)
+    assert sorted(json.loads(m.body)["retry"] for m in retried) == list(range(50))
+    assert [json.loads(m.body) for m in waiting] == [{"retry": "long"}]
 
 
 def test_a_queue_being_consumed_is_left_alone_and_reported(vhost_uri):
