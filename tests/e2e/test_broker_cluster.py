@@ -10,7 +10,6 @@ from contextlib import ExitStack
 
 import pytest
 
-from devstack.demo_county import build_county
 from devstack.processes import http_ok
 from tests.support.platform_under_load import InboundLoad, Platform, everything_through, left_queued, tally
 from tests.support.polling import eventually
@@ -37,11 +36,7 @@ def cluster():
 def test_no_request_is_lost_or_doubled_when_the_inbound_queues_leader_node_stops(cluster, mongo_uri, tmp_path):
     with ExitStack() as stack:
         platform = Platform(stack, cluster, mongo_uri, tmp_path)
-        county = build_county()
-        routing = platform.services["routing"]
-        response = routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=180)
-        assert response.status_code == 200, response.text
-        grids = [grid for town in county["towns"] for community in town["communities"] for grid in community["grids"]]
+        grids = platform.load_county()
         assert cluster.members_of(topology.INBOUND_QUEUE_NAME).count("@") == 3  # replicated on every node
 
         load = InboundLoad(cluster.amqp_uri, grids)

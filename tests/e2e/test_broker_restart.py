@@ -16,7 +16,6 @@ from nameko.containers import ServiceContainer
 from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
 
-from devstack.demo_county import build_county
 from devstack.processes import http_ok
 from tests.support.platform_under_load import (
     SERVICES, InboundLoad, Platform, everything_through, left_queued, tally,
@@ -47,11 +46,7 @@ def broker():
 def test_platform_rides_out_a_full_stop_and_start_of_its_broker_node(broker, mongo_uri, tmp_path):
     with ExitStack() as stack:
         platform = Platform(stack, broker, mongo_uri, tmp_path)
-        county = build_county()
-        routing = platform.services["routing"]
-        response = routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=180)
-        assert response.status_code == 200, response.text
-        grids = [grid for town in county["towns"] for community in town["communities"] for grid in community["grids"]]
+        grids = platform.load_county()
 
         load = InboundLoad(broker.amqp_uri, grids)
         load.start(RATE)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from kombu import Connection
 from pymongo import MongoClient
 
+from devstack.demo_county import build_county
 from integration.publish_example import publish_request
 from tests.support.peers import http_peer
 from tests.support.services import running_service
@@ -115,6 +116,14 @@ class Platform:
         }
         self.pids = {name: service.process.pid for name, service in self.services.items()}
         self.client = stack.enter_context(MongoClient(mongo_uri))
+
+    def load_county(self):
+        """The demo county's registry loaded into routing; its grids, for the load to file at."""
+        county = build_county()
+        routing = self.services["routing"]
+        response = routing.as_admin.put(routing.url("/api/v1/registry"), json=county, timeout=180)
+        assert response.status_code == 200, response.text
+        return [grid for town in county["towns"] for community in town["communities"] for grid in community["grids"]]
 
     def deliveries(self):
         """How often each (channel, tracking number) reached the peer and was taken."""
