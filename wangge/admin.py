@@ -218,29 +218,49 @@ def setup_rabbitmq(management_url, vhost, passwords, amqp_uri):
     return [user for user, _ in topology.users_and_permissions()]
 
 
-def manage_integrators(management, amqp_uri, keys, action, source):
-    """``wangge-admin integrators ...``: (exit code, lines). ``add`` and ``rotate`` print the
-    broker password, then the Open311 API key on the last line (``keys``: :class:`integrators.Open311Keys`)."""
+def manage_integrators(management, amqp_uri, open311_keys, action, source):
+    """``wangge-admin integrators ...``: (exit code, lines for stdout, lines for stderr).
+    ``add`` and ``rotate`` print the broker password, then the Open311 API key on the last
+    line. ``open311_keys()`` makes the :class:`integrators.Open311Keys` client (``NoApiToken``
+    without a token): ``add`` and ``rotate`` need it before they change anything; ``disable``
+    and ``list`` do the broker's part whether or not intake's part can be done."""
     try:
         if action == "add":
+            keys = open311_keys()
             password = integrators.add(management, amqp_uri, source)
             account = [f"account {integrators.account_name(source)}: publishes to {topology.INBOUND_EXCHANGE_NAME} with routing key "
                        f"request.{source} only, reads {topology.outbound_queue_name(source)} only; its password:", password]
-            return 0, account + open311_key_lines(keys, source, "its Open311 API key (/open311/v2/):")
+            return 0, account + open311_key_lines(keys, source, "its Open311 API key (/open311/v2/):"), []
         if action == "rotate":
+            # an account named under the earlier rule has no source intake accepts, so no key
+            keys = open311_keys() if integrators.SOURCE_PATTERN.match(source) else None
             password = integrators.rotate(management, source)
-            return 0, [f"account {integrators.account_name(source)}: a new password (connections with the old one closed):", password,
-                       *open311_key_lines(keys, source, "a new Open311 API key (the old one no longer works):")]
+            lines = [f"account {integrators.account_name(source)}: a new password (connections with the old one closed):", password]
+            if keys is None:
+                return 0, lines, [f"no Open311 API key: intake takes no requests from {source!r}"]
+            return 0, lines + open311_key_lines(keys, source, "a new Open311 API key (the old one no longer works):"), []
         if action == "disable":
+            # the broker first: cutting the account off must not wait for intake
             closed = integrators.disable(management, source)
-            revoked = "Open311 API key revoked" if keys.revoke(source) else "no Open311 API key"
-            return 0, [f"account {integrators.account_name(source)} disabled: no permissions, {closed} connection(s) closed; {revoked}"]
-        holders = keys.holders()
+            disabled = f"account {integrators.account_name(source)} disabled: no permissions, {closed} connection(s) closed"
+            if not integrators.SOURCE_PATTERN.match(source):
+                return 0, [f"{disabled}; no Open311 API key"], []
+            try:
+                revoked = open311_keys().revoke(source)
+            except (NoApiToken, integrators.IntegratorError) as exc:
+                return 1, [disabled], [f"its Open311 API key is NOT revoked: {exc}"]
+            return 0, [f"{disabled}; {'Open311 API key revoked' if revoked else 'no Open311 API key'}"], []
         rows = integrators.accounts(management)
-        return 0, [f"{source}\t{'enabled' if enabled else 'disabled'}\t{'open311' if source in holders else 'no open311 key'}"
-                   for source, enabled in rows] or ["no integrator accounts"]
+        try:
+            holders, problems = open311_keys().holders(), []
+        except (NoApiToken, integrators.IntegratorError) as exc:
+            holders, problems = None, [f"which systems hold an Open311 API key is not known: {exc}"]
+        keys_column = {True: "open311", False: "no open311 key", None: "open311 key unknown"}
+        return (1 if problems else 0), [
+            f"{source}\t{'enabled' if enabled else 'disabled'}\t{keys_column[None if holders is None else source in holders]}"
+            for source, enabled in rows] or ["no integrator accounts"], problems
     except integrators.IntegratorError as exc:
-        return 1, [str(exc)]
+        return 1, [], [str(exc)]
 
 
 def open311_key_lines(keys, source, about):
@@ -341,14 +361,18 @@ def main(argv=None):
     amqp_uri = args.amqp_uri or config["AMQP_URI"]
 
     if args.command == "integrators":
+        management = integrators.Management.at(config["RABBITMQ_MANAGEMENT_URL"], config["RABBITMQ_VHOST"])
         try:
-            keys = integrators.Open311Keys(api_session(config["API_TOKEN"]), config["INTAKE_URL"])
+            code, lines, problems = manage_integrators(
+                management, amqp_uri, lambda: integrators.Open311Keys(api_session(config["API_TOKEN"]), config["INTAKE_URL"]),
+                args.action, getattr(args, "source", None))
         except NoApiToken as exc:
             print(f"wangge-admin: {exc}", file=sys.stderr)
             return 2
-        management = integrators.Management.at(config["RABBITMQ_MANAGEMENT_URL"], config["RABBITMQ_VHOST"])
-        code, lines = manage_integrators(management, amqp_uri, keys, args.action, getattr(args, "source", None))
-        print("\n".join(lines), file=sys.stdout if code == 0 else sys.stderr)
+        if lines:
+            print("\n".join(lines))
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
         return code
     if args.command == "rabbitmq":
         users = setup_rabbitmq(config["RABBITMQ_MANAGEMENT_URL"], config["RABBITMQ_VHOST"], config["RABBITMQ_PASSWORDS"], amqp_uri)

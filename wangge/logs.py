@@ -72,7 +72,8 @@ class RedactPhones(logging.Filter):
 # Open311 clients may send their api_key in a URL's query, which the HTTP server's
 # access log line quotes; a broker or store URI may carry a password, and nameko masks
 # it only in the first of several broker nodes' URIs: neither ever reaches a log.
-API_KEY_PARAMETER = re.compile(r"(api_key=)[^&\s\"']+", re.IGNORECASE)
+# (``api%5Fkey``: intake refuses the name percent-encoded, after the line is logged)
+API_KEY_PARAMETER = re.compile(r"(api(?:_|%5f)key=)[^&\s\"']+", re.IGNORECASE)
 URI_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s;]*:)[^@\s;/]+@", re.IGNORECASE)
 
 

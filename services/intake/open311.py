@@ -22,6 +22,7 @@ import re
 import secrets
 import xml.etree.ElementTree as ElementTree
 from datetime import timedelta
+from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
 
 from marshmallow import ValidationError
@@ -118,6 +119,7 @@ def answers(handler):
         try:
             if fmt not in MEDIA_TYPES:
                 raise Open311Error(404, f"No format {fmt!r}: use .json or .xml.")
+            check_api_key_given_plainly(request.query_string)
             return handler(service, request, **path_values)
         except Open311Error as error:
             return error_answer(fmt, error.status, error.descriptions)
@@ -135,6 +137,19 @@ def answers(handler):
 
 def new_api_key():
     return f"wg311_{secrets.token_urlsafe(API_KEY_BYTES)}"
+
+
+def check_api_key_given_plainly(raw):
+    """``raw``: a query string or form body as sent. The gateway's and intake's logs mask
+    the key of a plain ``api_key=``; a key given twice, or under a percent-encoded name
+    (``api%5Fkey``) that the form parser decodes all the same, could be one the logs show
+    while another is used, so both are refused."""
+    names = [part.partition(b"=")[0].decode("latin-1") for part in raw.split(b"&")]
+    given = [name for name in names if unquote_plus(name) == "api_key"]
+    if len(given) > 1:
+        raise Open311Error(400, "api_key: Give it once.")
+    if given != ["api_key"] and given:
+        raise Open311Error(400, "api_key: Write its name as api_key, not percent-encoded.")
 
 
 def key_digest(api_key):
@@ -184,6 +199,11 @@ def read_form(request):
     request.max_content_length = MAX_BODY_BYTES
     request.max_form_memory_size = MAX_BODY_BYTES
     request.max_form_parts = MAX_FORM_PARTS
+    if request.mimetype == "application/x-www-form-urlencoded":
+        # kept, so the form is parsed from the same bytes
+        check_api_key_given_plainly(request.get_data(cache=True))
+    elif len(request.form.getlist("api_key")) > 1:
+        raise Open311Error(400, "api_key: Give it once.")
     return request.form.to_dict()
 
 

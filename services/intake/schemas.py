@@ -4,9 +4,8 @@ from marshmallow_jsonschema import JSONSchema
 
 from wangge.events import LocationSchema, ReporterSchema
 from wangge.fields import Moment
-from wangge.integrators import SOURCE_PATTERN
+from wangge.integrators import CHANNELS, SOURCE_PATTERN
 
-CHANNELS = ("wechat_group", "hotline", "web", "visit", "external")
 MAX_TEXT_CHARS = 5000
 
 _identifier = validate.Length(min=1, max=64)

@@ -285,7 +285,7 @@ class IntakeService(HealthAndMetrics):
           summary="Issue a system's Open311 API key (its previous one stops working)", responses={201: Open311KeyIssuedSchema}, errors=(400,))
     def issue_open311_key(self, request, source):
         """The key is in this answer only: intake keeps its SHA-256 digest."""
-        checked_source(source)
+        new_source(source)
         api_key = open311.new_api_key()
         replaced = self.store.set_open311_key(source, open311.key_digest(api_key), events.utcnow())
         log.info("open311 key issued", extra={"source": source, "replaced": replaced})
@@ -334,7 +334,7 @@ class IntakeService(HealthAndMetrics):
 
     def _open311_source(self, api_key):
         source = self.store.source_of_open311_key(open311.key_digest(api_key))
-        if source is None:
+        if source is None or source in CHANNELS:  # (a channel's: issued before channels were refused)
             raise Open311Error(403, "api_key: Not a valid key (or no longer one).")
         return source
 
@@ -361,3 +361,10 @@ def checked_source(source):
     """A path's source, or ``ApiError`` naming it: what a system's broker account and requests are named by."""
     if not SOURCE_PATTERN.fullmatch(source):
         raise ApiError(f"{source!r} is not a source.", {"source": ["Use 1 to 32 lower-case letters, digits or underscores."]})
+
+
+def new_source(source):
+    """A source a key may be issued for: not a channel, which residents' own requests carry as their source."""
+    checked_source(source)
+    if source in CHANNELS:
+        raise ApiError(f"{source!r} is not a source.", {"source": [f"{source} is a channel residents file through."]})

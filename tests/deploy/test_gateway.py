@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from devstack.web import WEB_DIR, app_settings, node_problem
+from tests.support.polling import eventually
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +51,7 @@ def running_gateway(work, upstream, dist=None, env=None):
     config = re.sub(r"set \$(\w+) +\w+:\d+;", rf"set $\1 {upstream};", config)
     config = config.replace(f"root {APP_ROOT};", f"root {dist or work / 'no-app'};")
     config = config.replace(f"root {RUN_DIR};", f"root {work / 'run'};")
+    config = config.replace("access_log /var/log/nginx/access.log", f"access_log {work / 'logs' / 'access.log'}")
     (work / "nginx.conf").write_text(config)
     (work / "logs").mkdir()
     started = start_script(work / "run", work / "nginx.conf", WANGGE_PUBLIC_URL=PUBLIC_URL, **(env or {}))
@@ -230,6 +232,37 @@ def test_callers_with_a_token_are_limited_too(gateway):
     statuses, headers, body = file_until_refused(gateway, "127.0.0.5", headers={"Authorization": "Bearer any"})
     assert len(statuses) > 20  # a larger allowance than anonymous filing
     assert json.loads(body)["error"] == "too_many_requests"
+
+
+# -- Open311 ------------------------------------------------------------------------------
+
+def test_open311_reads_are_limited_per_address_and_the_gateways_answers_are_open311_errors(gateway):
+    """A listing by service_request_id names up to 20 tracking numbers: reads have an allowance too."""
+    statuses = []
+    for _ in range(ENOUGH_TO_EXHAUST):
+        status, headers, body = raw(gateway, "GET", "/open311/v2/requests.json?service_request_id=YT-20261129-000004",
+                                    source="127.0.0.6")
+        statuses.append(status)
+        if status != 503:
+            break
+        assert json.loads(body) == [{"code": 503, "description": "The service is not available; try again shortly."}]
+    assert status == 429 and len(statuses) > 1
+    assert headers["Content-Type"].startswith("application/json") and int(headers["Retry-After"]) > 0
+    assert json.loads(body)[0]["code"] == 429
+    # another address reads as before
+    assert raw(gateway, "GET", "/open311/v2/services.json", source="127.0.0.7")[0] == 503
+
+
+def test_the_access_log_never_shows_an_api_key_however_it_is_written(tmp_path):
+    log = tmp_path / "logs" / "access.log"
+    queries = ["status=open&api_key=FIRST1&x=1&api_key=LAST1", "api%5Fkey=ENCODED2&x=2", "API_KEY=UPPER3",
+               "api_key=ONLY4&status=open"]
+    with running_gateway(tmp_path, f"127.0.0.1:{free_port()}") as gateway:
+        for query in queries:
+            raw(gateway, "GET", f"/open311/v2/requests.json?{query}")
+    text = eventually(lambda: log.read_text() if "api_key=***&status=open" in log.read_text() else None)
+    assert not re.search("FIRST1|LAST1|ENCODED2|UPPER3|ONLY4", text)
+    assert "GET /open311/v2/requests.json?*** HTTP/1.1" in text and "API_KEY=*** HTTP/1.1" in text
 
 
 # -- what is not routed -----------------------------------------------------------------

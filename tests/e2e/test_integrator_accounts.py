@@ -13,6 +13,7 @@ from amqp.exceptions import AccessRefused, NotAllowed
 from kombu import Connection, Exchange, Queue
 
 from tests.support.broker import DEFAULT_MANAGEMENT_URL
+from tests.support.ports import free_port
 from tests.support.services import authorized_session, running_service
 from wangge import topology
 
@@ -49,9 +50,10 @@ def admin(vhost_uri, intake):
            "RABBITMQ_MANAGEMENT_URL": DEFAULT_MANAGEMENT_URL.replace("http://", "http://guest:guest@"),
            "WANGGE_API_TOKEN": authorized_session("county-admin").headers["Authorization"].split(" ", 1)[1]}
 
-    def run(*args, token=True):
+    def run(*args, token=True, intake_url=None):
+        env_now = {**env, "INTAKE_URL": intake_url or env["INTAKE_URL"]}
         return subprocess.run([sys.executable, "-m", "wangge.admin", "integrators", *args], capture_output=True, text=True, timeout=60,
-                              env=env if token else {key: value for key, value in env.items() if key != "WANGGE_API_TOKEN"})
+                              env=env_now if token else {key: value for key, value in env_now.items() if key != "WANGGE_API_TOKEN"})
     return run
 
 
@@ -134,7 +136,48 @@ def test_rotating_a_password_shuts_the_old_one_out_and_disabling_shuts_the_accou
         connection.connect()
 
 
-@pytest.mark.parametrize("name", ["hot.line#", "hot-line"])
+# a channel's name is the source of residents' own requests: its key would list them
+@pytest.mark.parametrize("name", ["hot.line#", "hot-line", "web", "hotline", "wechat_group"])
 def test_a_source_that_is_not_one_word_of_a_routing_key_or_that_intake_would_refuse_is_refused(admin, name):
     refused = admin("add", name)
     assert refused.returncode == 1 and "is not a source" in refused.stderr
+
+
+def test_disabling_cuts_the_account_off_even_when_its_key_cannot_be_revoked(vhost_uri, intake, admin, source):
+    password, key = issued(admin("add", source))
+    disabled = admin("disable", source, token=False)
+    assert disabled.returncode == 1 and f"integrator-{source} disabled" in disabled.stdout
+    assert "NOT revoked" in disabled.stderr and "WANGGE_API_TOKEN" in disabled.stderr
+    with pytest.raises(REFUSED), as_account(vhost_uri, source, password) as connection:
+        connection.connect()
+    assert open311_listing(intake, key) == 200  # said so: the operator revokes it when intake can be asked
+    assert "Open311 API key revoked" in admin("disable", source).stdout
+
+
+def test_the_list_shows_the_broker_accounts_when_the_keys_cannot_be_listed(admin, source):
+    issued(admin("add", source))
+    for listing in (admin("list", token=False), admin("list", intake_url=f"http://127.0.0.1:{free_port()}")):
+        assert listing.returncode == 1 and "Open311 API key is not known" in listing.stderr
+        assert f"{source}\tenabled\topen311 key unknown" in listing.stdout.splitlines()
+
+
+def test_an_account_named_under_the_earlier_rule_can_still_be_rotated_and_disabled(vhost_uri, admin, source):
+    """Names with '-' and up to 40 characters were allowed before; such accounts are not refused now."""
+    legacy = f"city-hotline-{source}"
+    user = f"{DEFAULT_MANAGEMENT_URL}/api/users/integrator-{legacy}"
+    vhost = requests.utils.unquote(vhost_uri.rsplit("/", 1)[1])
+    try:
+        assert requests.put(user, json={"password": "old-password", "tags": ""}, auth=("guest", "guest"), timeout=10).ok
+        assert requests.put(f"{DEFAULT_MANAGEMENT_URL}/api/permissions/{quote(vhost, safe='')}/integrator-{legacy}",
+                            json={"configure": "^$", "write": "^$", "read": "^$"}, auth=("guest", "guest"), timeout=10).ok
+        rotated = admin("rotate", legacy)
+        assert rotated.returncode == 0, rotated.stderr
+        password = rotated.stdout.strip().splitlines()[1]
+        with as_account(vhost_uri, legacy, password) as connection:
+            connection.connect()
+        assert "no Open311 API key" in rotated.stderr
+        disabled = admin("disable", legacy, token=False)
+        assert disabled.returncode == 0 and f"integrator-{legacy} disabled" in disabled.stdout
+        assert f"{legacy}\tdisabled\tno open311 key" in admin("list").stdout.splitlines()
+    finally:
+        requests.delete(user, auth=("guest", "guest"), timeout=10)

@@ -1,5 +1,6 @@
 """Open311 GeoReport v2 over intake: mapping the taxonomy and requests, the form and
 the query, and rendering the same answers as JSON and XML."""
+import io
 import json
 import uuid
 import xml.etree.ElementTree as ElementTree
@@ -304,18 +305,44 @@ class Handlers:
     def refuse(self, request, fmt, error):
         raise error
 
+    @open311.answers
+    def read(self, request, fmt):
+        return open311.answer(fmt, "form", open311.read_form(request))
+
+
+PLAIN = Request(EnvironBuilder().get_environ())
+
 
 def test_errors_come_in_the_standards_form_and_the_requested_format():
-    as_xml = Handlers().refuse(None, fmt="xml", error=Open311Error(403, "api_key: Not a valid key."))
+    as_xml = Handlers().refuse(PLAIN, fmt="xml", error=Open311Error(403, "api_key: Not a valid key."))
     assert (as_xml.status_code, as_xml.content_type) == (403, "text/xml; charset=utf-8")
     [error] = ElementTree.fromstring(as_xml.get_data()).findall("error")
     assert (error.findtext("code"), error.findtext("description")) == ("403", "api_key: Not a valid key.")
-    invalid = Handlers().refuse(None, fmt="json", error=ValidationError({"lat": ["Not a valid number."], "phone": ["Bad."]}))
+    invalid = Handlers().refuse(PLAIN, fmt="json", error=ValidationError({"lat": ["Not a valid number."], "phone": ["Bad."]}))
     assert invalid.status_code == 400
     assert json.loads(invalid.get_data()) == [{"code": 400, "description": "lat: Not a valid number."},
                                               {"code": 400, "description": "phone: Bad."}]
-    unknown_format = Handlers().refuse(None, fmt="html", error=AssertionError("never raised"))
+    unknown_format = Handlers().refuse(PLAIN, fmt="html", error=AssertionError("never raised"))
     assert unknown_format.status_code == 404 and json.loads(unknown_format.get_data())[0]["code"] == 404
+
+
+@pytest.mark.parametrize("query", ["api_key=a&api_key=b", "api%5Fkey=a", "API_KEY=x&api%5fkey=a", "api_key=a&api%5Fkey=b"])
+def test_a_query_with_the_key_twice_or_its_name_encoded_is_refused(query):
+    """The logs mask a plain api_key= only: any other spelling the parser decodes is refused."""
+    answer = Handlers().refuse(Request(EnvironBuilder(query_string=query).get_environ()), fmt="json", error=AssertionError("not reached"))
+    assert answer.status_code == 400 and json.loads(answer.get_data())[0]["description"].startswith("api_key:")
+
+
+def test_a_form_with_the_key_twice_or_its_name_encoded_is_refused():
+    def read(**kwargs):
+        return Handlers().read(Request(EnvironBuilder(method="POST", **kwargs).get_environ()), fmt="json")
+
+    urlencoded = "application/x-www-form-urlencoded"
+    assert json.loads(read(data="api_key=k&description=x", content_type=urlencoded).get_data()) == {"api_key": "k", "description": "x"}
+    assert read(data="api%5Fkey=k&description=x", content_type=urlencoded).status_code == 400
+    assert read(data="api_key=k&api_key=j", content_type=urlencoded).status_code == 400
+    multipart = read(data={"api_key": ["k", "j"], "media": (io.BytesIO(b"x"), "a.jpg")})
+    assert multipart.status_code == 400 and json.loads(multipart.get_data())[0]["description"] == "api_key: Give it once."
 
 
 def test_a_form_larger_than_the_limit_is_refused_unread():

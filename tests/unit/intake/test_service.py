@@ -3,8 +3,10 @@ import pytest
 from marshmallow import ValidationError
 from nameko.testing.services import worker_factory
 
-from services.intake.service import IntakeService, UnknownRequest
+from services.intake.open311 import Open311Error
+from services.intake.service import IntakeService, UnknownRequest, new_source
 from wangge import events
+from wangge.errors import ApiError
 
 
 def test_inbound_message_that_fails_validation_stores_nothing():
@@ -42,3 +44,22 @@ def test_inbound_message_ids_are_idempotency_keys_of_their_source_only():
     service = worker_factory(IntakeService)
     service.receive_inbound({"message_id": "m-1", "routing_key": "request.wechat", "payload": INBOUND})
     service.store.find_by_idempotency_key.assert_called_once_with("inbound:wechat:m-1")
+
+
+@pytest.mark.parametrize("channel", ["web", "hotline", "visit", "wechat_group", "external"])
+def test_a_residents_channel_is_no_systems_source(channel):
+    """Residents' own requests carry their channel as their source: a key for one would list them."""
+    with pytest.raises(ApiError) as refused:
+        new_source(channel)
+    assert set(refused.value.fields) == {"source"}
+    new_source("hotline12345")
+
+
+def test_a_key_issued_for_a_channel_before_channels_were_refused_is_not_valid():
+    service = worker_factory(IntakeService)
+    service.store.source_of_open311_key.return_value = "web"
+    with pytest.raises(Open311Error) as refused:
+        service._open311_source("wg311_issued-before")
+    assert refused.value.status == 403
+    service.store.source_of_open311_key.return_value = "hotline12345"
+    assert service._open311_source("wg311_a-systems") == "hotline12345"

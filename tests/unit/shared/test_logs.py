@@ -89,6 +89,9 @@ def test_an_api_key_in_a_logged_url_is_masked():
     formatted = logging.LogRecord("x", logging.INFO, "", 0, "asked %s", ("API_KEY=abc",), None)
     RedactSecrets().filter(formatted)
     assert formatted.getMessage() == "asked API_KEY=***"
+    every = logging.LogRecord("x", logging.INFO, "", 0, "GET /r.json?api_key=a1&api%5Fkey=b2&API%5fKEY=c3 HTTP/1.1", (), None)
+    RedactSecrets().filter(every)
+    assert every.getMessage() == "GET /r.json?api_key=***&api%5Fkey=***&API%5fKEY=*** HTTP/1.1"
 
 
 def test_passwords_in_every_broker_nodes_uri_are_masked_in_the_whole_record():
