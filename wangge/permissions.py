@@ -74,6 +74,11 @@ MEMBERS_IMPORT = Permission("members.import", ("county_admin",), "all; changing 
 PARTICIPATION_RECORD = Permission("participation.record", ("grid_worker", "grid_head", "community_lead", "town_lead", "study_editor"),
                                   "members and sessions of the grids the caller works in, heads, or leads as head of "
                                   "their community or town (all, for study editors)")
+PARTICIPATION_READ = Permission("participation.read", ("grid_worker", "grid_head", "community_lead", "town_lead", "study_editor",
+                                                       "county_admin"),
+                                "who of a grid's members took part in a campaign and who has not (their names): the grids the "
+                                "caller works in, heads, or leads as head of their community or town (all, for study editors "
+                                "and the county's administrators); another grid 403")
 CARE_READ = Permission("care.read", ("grid_worker", "grid_head", "community_lead", "town_lead", "department", "county_center"),
                        "priority residents, their visits and who is overdue: in full (each read audit-logged) for the grids the "
                        "caller works in, heads or leads and for the command centre; masked (no name, phone, address or notes) "
@@ -95,7 +100,8 @@ INTEGRATOR_KEYS = Permission("integrators.keys", ("county_admin",), "all: issue,
 ALL = (PUBLIC, REQUESTS_FILE, WECOM_CALLBACK, REQUESTS_TRACK, REQUESTS_LOOKUP, SENTIMENT_LOG_READ, REGISTRY_READ, REGISTRY_LOAD,
        CASES_READ, CASES_ACT, CASES_DISPATCH, INDICATORS_READ, CLASSIFIER_EXAMPLES, CASES_FOLLOW_UP,
        NOTIFICATIONS_READ, NOTIFICATIONS_RESEND, ALERTS_POST,
-       PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD, CARE_READ, CARE_RECORD, CARE_REPORTS,
+       PREFERENCES_WRITE, STUDY_READ, STUDY_EDIT, MEMBERS_IMPORT, PARTICIPATION_RECORD,
+       PARTICIPATION_READ, CARE_READ, CARE_RECORD, CARE_REPORTS,
        VOLUNTEERS_RECORD, TODO_EDIT, OPEN311, INTEGRATOR_KEYS)
 
 

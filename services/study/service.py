@@ -13,9 +13,9 @@ from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
 from wangge.timers import configured_timer
-from wangge.permissions import MEMBERS_IMPORT, PARTICIPATION_RECORD, STUDY_EDIT, STUDY_READ
+from wangge.permissions import MEMBERS_IMPORT, PARTICIPATION_READ, PARTICIPATION_RECORD, STUDY_EDIT, STUDY_READ
 
-from services.study import metrics, schemas, workflow
+from services.study import access, metrics, schemas, workflow
 from services.study.campaigns import CampaignPolicy
 from services.study.directory import GridDirectory
 from services.study.storage import StudyStore
@@ -117,20 +117,23 @@ class StudyService(HealthAndMetrics):
                             headers={"Content-Disposition": f'attachment; filename="{campaign_id}-{query["by"]}.csv"'})
         return schemas.CampaignReportSchema().dump({"campaign_id": campaign_id, "by": query["by"], "rows": rows})
 
-    @http("GET", "/api/v1/campaigns/<string:campaign_id>/missing", allow=STUDY_READ, summary="The 不掉队 list: a grid's members who have not taken part",
-          query=schemas.CampaignGridQuerySchema, responses={200: schemas.MissingMembersSchema}, errors=(404,))
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>/missing", allow=PARTICIPATION_READ,
+          summary="The 不掉队 list: a grid's members who have not taken part", query=schemas.CampaignGridQuerySchema,
+          responses={200: schemas.MissingMembersSchema}, errors=(404, 503))
     def missing_members(self, request, campaign_id):
         query = schemas.CampaignGridQuerySchema().load(request.args.to_dict())
         campaign = workflow.existing(self.store.get_campaign(campaign_id), f"No campaign {campaign_id}.")
+        access.require_grids(request.caller, self.grids, [query["grid_id"]])
         missing = workflow.missing(self.store, campaign, query["grid_id"])
         return schemas.MissingMembersSchema().dump({"campaign_id": campaign_id, "grid_id": query["grid_id"], "members": missing})
 
-    @http("GET", "/api/v1/campaigns/<string:campaign_id>/participants", allow=STUDY_READ,
+    @http("GET", "/api/v1/campaigns/<string:campaign_id>/participants", allow=PARTICIPATION_READ,
           summary="A grid's members who have taken part, with how and when first", query=schemas.CampaignGridQuerySchema,
-          responses={200: schemas.ParticipantsSchema}, errors=(404,))
+          responses={200: schemas.ParticipantsSchema}, errors=(404, 503))
     def participants(self, request, campaign_id):
         query = schemas.CampaignGridQuerySchema().load(request.args.to_dict())
         campaign = workflow.existing(self.store.get_campaign(campaign_id), f"No campaign {campaign_id}.")
+        access.require_grids(request.caller, self.grids, [query["grid_id"]])
         found = workflow.participants(self.store, campaign, query["grid_id"])
         return schemas.ParticipantsSchema().dump({"campaign_id": campaign_id, "grid_id": query["grid_id"], "members": found})
 

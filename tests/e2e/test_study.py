@@ -156,10 +156,10 @@ def test_session_attendance_counts_as_taking_part(platform):
 
 
 def roll(platform, campaign_id, grid_id):
-    """A grid worker's view of the grid: who took part (and how), and the 不掉队 list."""
-    worker = platform["study"][0].as_user(WORKER)
-    taken = worker.get(study_url(platform, f"/api/v1/campaigns/{campaign_id}/participants"), params={"grid_id": grid_id}, timeout=10)
-    missing = worker.get(study_url(platform, f"/api/v1/campaigns/{campaign_id}/missing"), params={"grid_id": grid_id}, timeout=10)
+    """The grid's community lead's view of it (南门社区's grids): who took part (and how), and the 不掉队 list."""
+    lead = platform["study"][0].as_user("lead-zc-nanmen")
+    taken = lead.get(study_url(platform, f"/api/v1/campaigns/{campaign_id}/participants"), params={"grid_id": grid_id}, timeout=10)
+    missing = lead.get(study_url(platform, f"/api/v1/campaigns/{campaign_id}/missing"), params={"grid_id": grid_id}, timeout=10)
     assert taken.status_code == missing.status_code == 200, taken.text
     return [(m["member_id"], m["kinds"]) for m in taken.json()["members"]], [m["member_id"] for m in missing.json()["members"]]
 
@@ -291,6 +291,25 @@ def test_grid_workers_and_heads_record_taking_part_only_in_their_own_grid(platfo
     assert elsewhere.status_code == 403 and "permission" not in elsewhere.json()
     rows = {row["grid_id"]: row["participants"] for row in report(platform, campaign_id)}
     assert rows == {other["id"]: 0, own["id"]: 2}
+
+
+def test_who_took_part_in_a_grid_is_seen_by_its_own_workers_and_leads_not_another_grids(platform):
+    own, other = GRIDS[1], GRIDS[0]
+    campaign_id = create_campaign(platform, [other, own], reminder={"after_hours": 1, "max": 0})
+    assert check_in(platform, "m-0-a", campaign_id).status_code == 201
+    for path in ("participants", "missing"):
+        url = study_url(platform, f"/api/v1/campaigns/{campaign_id}/{path}")
+        for principal, grid in ((WORKER, other), ("lead-cf-yuzhou", own)):
+            refused = platform["study"][0].as_user(principal).get(url, params={"grid_id": grid["id"]}, timeout=10)
+            assert refused.status_code == 403, (path, principal, refused.text)
+            assert refused.json()["grid_ids"] == [grid["id"]] and "m-0" not in refused.text
+        # a department is no study role for names of members at all
+        department = platform["study"][0].as_user("dept-power").get(url, params={"grid_id": own["id"]}, timeout=10)
+        assert department.status_code == 403 and department.json()["permission"] == "participation.read"
+        for principal in (WORKER, "lead-zc-nanmen", "county-admin"):
+            seen = platform["study"][0].as_user(principal).get(url, params={"grid_id": own["id"]}, timeout=10)
+            assert seen.status_code == 200, (path, principal, seen.text)
+    assert roll(platform, campaign_id, own["id"]) == ([], ["m-1-a", "m-1-b"])
 
 
 def test_an_import_says_what_it_would_change_and_overwrites_only_when_told(platform):
