@@ -164,8 +164,10 @@ class RoutingStore:
         finds it again from ``oldest_left``, when the first event not published
         was queued (events after it wait for it)."""
         event_ids = list(event_ids)
+        # "no entry left that was not published": SecantusDB never matches $all on an
+        # array's field (outbox.event_id), which sent every clear down the slow path
         emptied = self.cases.update_one(
-            {"_id": case_id, "outbox": {"$size": len(event_ids)}, "outbox.event_id": {"$all": event_ids}},
+            {"_id": case_id, "outbox": {"$not": {"$elemMatch": {"event_id": {"$nin": event_ids}}}}},
             {"$set": {"outbox": [], "outbox_pending_since": None}},
         )
         if emptied.modified_count == 0:

@@ -105,6 +105,14 @@ def test_published_events_leave_the_outbox(store):
     assert store.get_case("C-YT-20261128-000001")["outbox_pending_since"] is None
 
 
+def test_an_outbox_published_whole_is_emptied_in_the_same_write_that_takes_the_case_off_the_timer(store):
+    entries = [{"event_id": f"e{n}", "queued_at": NOW} for n in range(2)]
+    store.insert_case({**case(version=0), "timeline": [], "outbox": entries, "outbox_pending_since": NOW})
+    store.clear_outbox("C-YT-20261128-000001", ["e1", "e0"])
+    cleared = store.get_case("C-YT-20261128-000001")
+    assert (cleared["outbox"], cleared["outbox_pending_since"]) == ([], None)
+
+
 def test_an_outbox_is_emptied_only_of_the_events_published(store):
     entries = [{"event_id": f"e{n}", "queued_at": NOW} for n in range(2)]
     store.insert_case({**case(version=0), "timeline": [], "outbox": entries, "outbox_pending_since": NOW})
