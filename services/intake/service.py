@@ -134,11 +134,12 @@ class IntakeService(HealthAndMetrics):
           query=WeComVerifyQuerySchema, responses={200: "text/plain", 403: ErrorSchema, 404: ErrorSchema})
     def verify_wecom_url(self, request):
         """WeCom calls it when the robot's callback settings are saved: the answer is the
-        plaintext of `echostr`. `403` when `msg_signature` does not match, `400` when
+        plaintext of `echostr`. `403` when `msg_signature` does not match or `timestamp` is
+        more than `WECOM.MAX_CLOCK_SKEW` seconds from now, `400` when
         `echostr` does not decrypt, `404` while WeCom is not configured here."""
         callback = wecom.configured(self.wecom_robot)
         query = WeComVerifyQuerySchema().load(request.args.to_dict())
-        return Response(callback.verify_url(query), content_type="text/plain; charset=utf-8")
+        return Response(callback.verify_url(query, events.utcnow().timestamp()), content_type="text/plain; charset=utf-8")
 
     @http("POST", "/wecom/callback", allow=WECOM_CALLBACK, summary="A message to the grid group's robot",
           query=WeComCallbackQuerySchema, body="application/xml",
@@ -149,11 +150,11 @@ class IntakeService(HealthAndMetrics):
         sender's WeCom name as the reporter; the answer is the robot's encrypted reply with
         the tracking number. WeCom's resends of a message (the same `MsgId`) file nothing
         more and get the same number. Other messages get a reply saying what to do, or an
-        empty answer. `403` when `msg_signature` does not match, `400` when the body does
+        empty answer. `403` when `msg_signature` does not match or `timestamp` is not recent, `400` when the body does
         not decrypt, `404` while WeCom is not configured here."""
         callback = wecom.configured(self.wecom_robot)
         query = WeComCallbackQuerySchema().load(request.args.to_dict())
-        message = wecom.read_message(callback.open_message(query, read_body(request)))
+        message = wecom.read_message(callback.open_message(query, read_body(request), events.utcnow().timestamp()))
         decision = wecom.decide(message)
         reply = decision.reply
         if decision.fields is not None:

@@ -3,8 +3,9 @@
 A resident @-mentions the grid's robot in the group's chat; WeCom posts the message
 to ``/wecom/callback`` as its 群机器人回调 documents it: signed (``msg_signature``, SHA-1
 over the robot's token, the timestamp, the nonce and the ciphertext) and encrypted
-(AES-256-CBC under the EncodingAESKey). wechatpy checks the signature and opens the
-message; this module reads what WeCom sends (``ChatId``, ``ChatType``, ``From``,
+(AES-256-CBC under the EncodingAESKey). This module checks the signature in constant
+time and that the timestamp is recent (a captured callback cannot be replayed later),
+then wechatpy opens the message; this module reads what WeCom sends (``ChatId``, ``ChatType``, ``From``,
 ``MsgType``, ``Text`` or ``MixedMessage``, ``MsgId``), decides whether it is a
 resident's request, and words the passive reply the robot posts to the group, which
 WeCom takes encrypted in the HTTP answer itself: no further secret, and at once.
@@ -13,14 +14,15 @@ WeCom resends a message it got no answer to within 5 seconds, up to three times,
 the same ``MsgId``: it is the idempotency key, so a resend files nothing new and is
 answered with the same tracking number.
 """
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
 
 import xmltodict
 from marshmallow import ValidationError
 from nameko.extensions import DependencyProvider
-from wechatpy.enterprise.crypto import WeChatCrypto
-from wechatpy.exceptions import InvalidSignatureException
+from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from wangge.errors import ApiError, NotFound
 
@@ -54,6 +56,11 @@ class NotConfigured(NotFound):
 class BadSignature(ApiError):
     http_status = 403
     error_code = "bad_signature"
+
+
+class StaleTimestamp(ApiError):
+    http_status = 403
+    error_code = "stale_timestamp"
 
 
 class Undecryptable(ApiError):
@@ -194,18 +201,19 @@ def reply_xml(text, mention=None):
 class WeComCallback:
     """The robot's callback secrets, as wechatpy's ``WeChatCrypto`` uses them."""
 
-    def __init__(self, token, encoding_aes_key, receive_id, public_url):
+    def __init__(self, token, encoding_aes_key, receive_id, public_url, max_clock_skew):
         if len(encoding_aes_key) != ENCODING_AES_KEY_CHARS:
             raise ValueError(f"WECOM_ENCODING_AES_KEY must be the {ENCODING_AES_KEY_CHARS} characters WeCom shows")
         self.crypto = WeChatCrypto(token, encoding_aes_key, receive_id)
         self.public_url = public_url
+        self.max_clock_skew = max_clock_skew
 
-    def verify_url(self, query):
-        """The plaintext of ``echostr``: WeCom's check of the URL before it saves it."""
-        return self._open(self.crypto.check_signature, "echostr", query["msg_signature"], query["timestamp"], query["nonce"],
-                          query["echostr"])
+    def verify_url(self, query, now):
+        """The plaintext of ``echostr``: WeCom's check of the URL before it saves it
+        (``now``: seconds since the epoch)."""
+        return self._open("echostr", query, query["echostr"], now)
 
-    def open_message(self, query, body):
+    def open_message(self, query, body, now):
         """The decrypted message XML of a callback's body ``<xml><Encrypt>…</Encrypt></xml>``."""
         try:
             envelope = xmltodict.parse(body)["xml"]
@@ -215,19 +223,22 @@ class WeComCallback:
                                 {"body": ["Must be XML with an Encrypt element."]}) from exc
         if not isinstance(encrypted, str) or not encrypted.strip():
             raise Undecryptable("The Encrypt element is empty.", {"Encrypt": ["Must hold the ciphertext."]})
-        return self._open(self.crypto.decrypt_message, "Encrypt", {"Encrypt": encrypted.strip()}, query["msg_signature"],
-                          query["timestamp"], query["nonce"])
+        return self._open("Encrypt", query, encrypted.strip(), now)
 
     def seal(self, plaintext, nonce):
         """``plaintext`` encrypted and signed, as WeCom takes a passive reply."""
         return self.crypto.encrypt_message(plaintext, nonce)
 
-    @staticmethod
-    def _open(operation, field_name, *args):
+    def _open(self, field_name, query, ciphertext, now):
+        if abs(int(query["timestamp"]) - now) > self.max_clock_skew:
+            raise StaleTimestamp("timestamp is too far from now.",
+                                 {"timestamp": [f"Must be within {self.max_clock_skew} seconds of now."]})
+        # wechatpy compares signatures with !=, which tells how much of a guess was right
+        expected = hashlib.sha1("".join(sorted([self.crypto.token, query["timestamp"], query["nonce"], ciphertext])).encode("utf-8"))
+        if not hmac.compare_digest(expected.hexdigest().encode("ascii"), query["msg_signature"].encode("utf-8")):
+            raise BadSignature("msg_signature does not match.", {"msg_signature": ["Does not match the token and the message."]})
         try:
-            return operation(*args)
-        except InvalidSignatureException as exc:
-            raise BadSignature("msg_signature does not match.", {"msg_signature": ["Does not match the token and the message."]}) from exc
+            return PrpCrypto(self.crypto.key).decrypt(ciphertext, self.crypto.corp_id)
         # a ciphertext that is not base64, not whole blocks, badly padded, not UTF-8 or
         # for another receive id: wechatpy raises whatever its steps raise (binascii,
         # struct, cryptography's and its own errors), none of them a fault of ours
@@ -245,7 +256,8 @@ class WeComSettings(DependencyProvider):
         token, key = settings.get("TOKEN") or "", settings.get("ENCODING_AES_KEY") or ""
         if bool(token) != bool(key):
             raise ValueError("set both WECOM_CALLBACK_TOKEN and WECOM_ENCODING_AES_KEY, or neither")
-        self.callback = WeComCallback(token, key, settings.get("RECEIVE_ID") or "", settings["PUBLIC_URL"]) if token else None
+        self.callback = WeComCallback(token, key, settings.get("RECEIVE_ID") or "", settings["PUBLIC_URL"],
+                                      int(settings["MAX_CLOCK_SKEW"])) if token else None
 
     def get_dependency(self, worker_ctx):
         return self.callback

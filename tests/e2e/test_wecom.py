@@ -1,6 +1,7 @@
 """The grid group's WeCom robot: WeCom's side (tests/support/wecom_peer.py) encrypts
 callbacks as WeCom does and posts them to intake, which files them; routing, a
 separate process, places each in the grid whose WeChat group it came from."""
+import time
 import uuid
 from xml.etree import ElementTree
 
@@ -87,6 +88,20 @@ def test_a_callback_with_a_bad_signature_is_refused_and_files_nothing(robot):
     assert "msg_signature" in forged.json()["fields"]
     verification = {**peer.verification("echo"), "nonce": "another-nonce"}
     assert requests.get(intake.url("/wecom/callback"), params=verification, timeout=10).status_code == 403
+    assert filed_under(intake, msg_id) == []
+
+
+def test_a_callback_signed_an_hour_ago_is_refused_naming_timestamp_and_files_nothing(robot):
+    """A captured callback replayed later: its signature matches, its time does not."""
+    intake, peer = robot
+    msg_id = uuid.uuid4().hex
+    timestamp, nonce = str(int(time.time()) - 3600), "n0nce"
+    encrypted = peer.encrypt(group_text("@网格助手 小区门口垃圾没人清运", chat_id=GROUP_B, msg_id=msg_id))
+    replayed = requests.post(intake.url("/wecom/callback"), timeout=10,
+                             params={"msg_signature": peer.signature(timestamp, nonce, encrypted), "timestamp": timestamp, "nonce": nonce},
+                             data=f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>".encode())
+    assert replayed.status_code == 403, replayed.text
+    assert replayed.json()["error"] == "stale_timestamp" and set(replayed.json()["fields"]) == {"timestamp"}
     assert filed_under(intake, msg_id) == []
 
 

@@ -1,5 +1,7 @@
 """The grid group's WeCom robot: callbacks as WeCom's own peer encrypts them, read,
 decided on and answered (services/intake/wecom.py)."""
+import hmac
+import time
 from xml.etree import ElementTree
 
 import pytest
@@ -14,6 +16,7 @@ SAMPLE_ECHOSTR = "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+
 SAMPLE_VERIFICATION = {"msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "timestamp": "1409659589", "nonce": "263014780",
                        "echostr": SAMPLE_ECHOSTR}
 PUBLIC_URL = "https://wangge.example.gov.cn"
+MAX_CLOCK_SKEW = 300
 GROUP = "wrkSFfCgAALFgnrSsWU38puiv4yvExuw"
 
 
@@ -21,13 +24,13 @@ GROUP = "wrkSFfCgAALFgnrSsWU38puiv4yvExuw"
 def robot():
     """A group robot's settings (empty receive id) and WeCom's side of them."""
     token, key = "tok3n", new_encoding_aes_key()
-    return wecom.WeComCallback(token, key, "", PUBLIC_URL), WeComPeer(token, key)
+    return wecom.WeComCallback(token, key, "", PUBLIC_URL, MAX_CLOCK_SKEW), WeComPeer(token, key)
 
 
 def opened(robot, message_xml):
     callback, peer = robot
     query, body = peer.callback(message_xml)
-    return wecom.read_message(callback.open_message(query, body.encode("utf-8")))
+    return wecom.read_message(callback.open_message(query, body.encode("utf-8"), time.time()))
 
 
 # -- the encryption, as WeCom does it ---------------------------------------------------
@@ -37,33 +40,63 @@ def test_the_peer_reproduces_wecoms_published_signature_and_intake_reads_the_sam
     assert peer.signature("1409659589", "263014780", SAMPLE_ECHOSTR) == SAMPLE_VERIFICATION["msg_signature"]
     echo, receive_id = peer.decrypt(SAMPLE_ECHOSTR)
     assert receive_id == SAMPLE_CORP_ID
-    callback = wecom.WeComCallback(SAMPLE_TOKEN, SAMPLE_KEY, SAMPLE_CORP_ID, PUBLIC_URL)
-    assert callback.verify_url(SAMPLE_VERIFICATION) == echo
+    callback = wecom.WeComCallback(SAMPLE_TOKEN, SAMPLE_KEY, SAMPLE_CORP_ID, PUBLIC_URL, MAX_CLOCK_SKEW)
+    assert callback.verify_url(SAMPLE_VERIFICATION, 1409659589 + 60) == echo
 
 
 def test_url_verification_answers_the_plaintext_of_echostr(robot):
     callback, peer = robot
-    assert callback.verify_url(peer.verification("1616140317555161061")) == "1616140317555161061"
+    assert callback.verify_url(peer.verification("1616140317555161061"), time.time()) == "1616140317555161061"
 
 
 def test_a_signature_that_does_not_match_is_refused_naming_msg_signature(robot):
     callback, peer = robot
     query, body = peer.callback(group_text("@网格助手 路灯坏了", chat_id=GROUP, msg_id="m-1"))
     with pytest.raises(wecom.BadSignature) as refused:
-        callback.open_message({**query, "msg_signature": "0" * 40}, body.encode())
+        callback.open_message({**query, "msg_signature": "0" * 40}, body.encode(), time.time())
     assert refused.value.http_status == 403
     assert set(refused.value.fields) == {"msg_signature"}
     with pytest.raises(wecom.BadSignature):
-        callback.verify_url({**peer.verification("echo"), "nonce": "another"})
+        callback.verify_url({**peer.verification("echo"), "nonce": "another"}, time.time())
+
+
+def test_the_signature_is_compared_in_constant_time(robot, monkeypatch):
+    callback, peer = robot
+    compared, constant_time = [], hmac.compare_digest
+
+    def compare_digest(expected, given):
+        compared.append(given)
+        return constant_time(expected, given)
+
+    monkeypatch.setattr(wecom.hmac, "compare_digest", compare_digest)
+    query, body = peer.callback(group_text("@网格助手 路灯坏了", chat_id=GROUP, msg_id="m-1"))
+    callback.open_message(query, body.encode(), time.time())
+    assert compared == [query["msg_signature"].encode()]
+    with pytest.raises(wecom.BadSignature):  # not ASCII: refused like any other mismatch
+        callback.open_message({**query, "msg_signature": "签名" * 20}, body.encode(), time.time())
+
+
+@pytest.mark.parametrize("skew", [-MAX_CLOCK_SKEW - 60, MAX_CLOCK_SKEW + 60])
+def test_a_callback_whose_timestamp_is_not_recent_is_refused_naming_timestamp(robot, skew):
+    """A captured callback replayed later is refused, however well it is signed."""
+    callback, peer = robot
+    query, body = peer.callback(group_text("@网格助手 路灯坏了", chat_id=GROUP, msg_id="m-1"))
+    with pytest.raises(wecom.StaleTimestamp) as refused:
+        callback.open_message(query, body.encode(), int(query["timestamp"]) - skew)
+    assert refused.value.http_status == 403
+    assert set(refused.value.fields) == {"timestamp"}
+    with pytest.raises(wecom.StaleTimestamp):
+        callback.verify_url(peer.verification("echo"), time.time() - skew)
+    assert callback.open_message(query, body.encode(), int(query["timestamp"]) - skew // 10)
 
 
 def test_a_message_encrypted_with_another_key_or_for_another_receive_id_is_undecryptable():
     token, key = "tok3n", new_encoding_aes_key()
-    callback = wecom.WeComCallback(token, key, "", PUBLIC_URL)
+    callback = wecom.WeComCallback(token, key, "", PUBLIC_URL, MAX_CLOCK_SKEW)
     for stranger in (WeComPeer(token, new_encoding_aes_key()), WeComPeer(token, key, "wx-another-corp")):
         query, body = stranger.callback(group_text("路灯坏了", chat_id=GROUP, msg_id="m-1"))
         with pytest.raises(wecom.Undecryptable) as refused:
-            callback.open_message(query, body.encode())
+            callback.open_message(query, body.encode(), time.time())
         assert refused.value.http_status == 400
         assert set(refused.value.fields) == {"Encrypt"}
 
@@ -72,7 +105,7 @@ def test_a_message_encrypted_with_another_key_or_for_another_receive_id_is_undec
 def test_a_body_that_is_not_wecoms_envelope_is_refused_naming_body(robot, body):
     callback, _ = robot
     with pytest.raises(wecom.Undecryptable) as refused:
-        callback.open_message({"msg_signature": "x", "timestamp": "1", "nonce": "n"}, body)
+        callback.open_message({"msg_signature": "x", "timestamp": "1", "nonce": "n"}, body, time.time())
     assert set(refused.value.fields) == {"body"}
 
 
@@ -82,7 +115,7 @@ def test_a_signed_ciphertext_that_is_not_base64_blocks_is_undecryptable(robot):
     garbage = "bm90IGJsb2Nrcw=="
     query = {"msg_signature": peer.signature(timestamp, nonce, garbage), "timestamp": timestamp, "nonce": nonce}
     with pytest.raises(wecom.Undecryptable):
-        callback.open_message(query, f"<xml><Encrypt>{garbage}</Encrypt></xml>".encode())
+        callback.open_message(query, f"<xml><Encrypt>{garbage}</Encrypt></xml>".encode(), time.time())
 
 
 def test_the_passive_reply_decrypts_at_wecom_to_a_text_mentioning_the_sender(robot):
@@ -164,7 +197,7 @@ def test_the_filed_reply_names_the_tracking_number_and_its_page():
 
 def test_a_key_that_is_not_wecoms_43_characters_stops_the_service_at_start():
     with pytest.raises(ValueError, match="43"):
-        wecom.WeComCallback("tok3n", "short", "", PUBLIC_URL)
+        wecom.WeComCallback("tok3n", "short", "", PUBLIC_URL, MAX_CLOCK_SKEW)
 
 
 def test_logs_may_name_a_group_but_never_a_person_or_a_chat_alone(robot):
