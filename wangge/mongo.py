@@ -1,4 +1,6 @@
-"""The store dependency: one MongoClient per service container, indexes ensured at start."""
+"""The store dependency: one MongoClient per service container, indexes ensured at start;
+the shared ways of writing many documents in one command."""
+from eventlet.queue import LightQueue
 from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -45,14 +47,70 @@ class Storage(DependencyProvider):
 
 def insert_new(collection, documents):
     """Insert, in one round trip, the documents whose ids are not there yet; how many were new."""
+    return len(inserted(collection, documents))
+
+
+def inserted(collection, documents):
+    """Insert, in one round trip, the documents whose ids are not there yet; the ones that were new."""
     if not documents:
-        return 0
+        return []
     try:
-        return len(collection.insert_many(documents, ordered=False).inserted_ids)
+        collection.insert_many(documents, ordered=False)
     except BulkWriteError as error:
-        if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+        errors = error.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
             raise
-        return error.details["nInserted"]
+        taken = {e["index"] for e in errors}
+        return [document for index, document in enumerate(documents) if index not in taken]
+    return list(documents)
+
+
+class GroupCommit:
+    """One store command for the writes of many green threads (group commit). A caller
+    hands its item and waits for its own result; a caller that finds no write under way
+    writes every item queued so far, and hands the next round to whoever queued
+    meanwhile. Alone, a write goes at once; under load, concurrent handlers share the
+    round trip, and each still returns only once its item is stored.
+
+    ``write(items)`` returns one result per item, in order."""
+
+    def __init__(self, write):
+        self.write = write
+        self.queued = []
+        self.writing = False
+
+    def __call__(self, item):
+        answer = LightQueue()
+        self.queued.append((item, answer))
+        if self.writing:
+            outcome = answer.get()
+            if outcome is not _LEAD:
+                return _unwrap(outcome)
+        self.writing = True
+        batch, self.queued = self.queued, []
+        try:
+            results = [(True, result) for result in self.write([queued_item for queued_item, _ in batch])]
+        except BaseException as exc:  # a killed writer too: nobody may wait forever
+            results = [(False, exc)] * len(batch)
+        finally:
+            if self.queued:
+                self.queued[0][1].put(_LEAD)
+            else:
+                self.writing = False
+        for (_, waiting), outcome in zip(batch, results):
+            if waiting is not answer:
+                waiting.put(outcome)
+        return _unwrap(results[[waiting for _, waiting in batch].index(answer)])
+
+
+_LEAD = object()  # the signal that hands a waiting caller the next round
+
+
+def _unwrap(outcome):
+    ok, value = outcome
+    if not ok:
+        raise value
+    return value
 
 
 def insert_keyed(collection, document):

@@ -1,10 +1,12 @@
 """From an event to messages on the wire. Every notification is stored first;
-a sender claims each one right before its own send, with a claim of its own, and
-records what the send met against that claim, together with the announcement of
-a settled notification, which a timer publishes once the broker takes it."""
+a sender claims a send's notifications (one, or a batch on a channel that takes
+many at once) right before sending, with a claim of its own, and records what
+each met against that claim in one write, together with the announcement of a
+settled notification, which a timer publishes once the broker takes it."""
 import logging
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import eventlet
 
@@ -31,14 +33,10 @@ def accept_event(store, templates, config, envelope, chosen, now):
     newly stored and due now (a redelivered event stores, and so sends, nothing;
     messages held for quiet hours wait for their time)."""
     preferences = store.preferences_for([recipient.key for recipient, _ in chosen])
-    stored = []
-    for recipient, kind in chosen:
-        wishes = preferences.get(recipient.key)
-        channel = delivery.channel_for(recipient, wishes, config["ROUTES"])
-        notification = delivery.plan_notification(envelope, recipient, kind, channel, templates, config, now)
-        if store.insert_new(notification) and notification["status"] == delivery.PENDING:
-            stored.append(notification)
-    return stored
+    planned = [delivery.plan_notification(envelope, recipient, kind, delivery.channel_for(recipient, preferences.get(recipient.key), config["ROUTES"]),
+                                          templates, config, now)
+               for recipient, kind in chosen]
+    return [notification for notification in store.insert_new(planned) if notification["status"] == delivery.PENDING]
 
 
 def recipients_of(envelope):
@@ -49,37 +47,53 @@ def recipients_of(envelope):
     return recipients.for_case_event(envelope["event_type"], envelope["data"])
 
 
-def deliver(store, channel, settings, notification_id, owner):
-    """Claim a due notification, send it, and record the outcome against the claim;
-    ``None`` if another process has it. Any error of the send is a failed attempt."""
+def deliver(store, channel, settings, notification_ids, owner):
+    """Claim the due ones of these notifications, send them one after another, and
+    record what each send met against the claim; [] if another process has them all.
+    Every send of the batch ends by half the claim: what has not started by then goes
+    back unsent, so no claim runs out before its outcome is recorded. Any error of a
+    send is a failed attempt."""
     claim = uuid.uuid4().hex
-    notification = store.claim(notification_id, claim, events.utcnow(), delivery.claim_period(settings))
-    if notification is None:
-        return None
-    try:
-        send_within(channel, notification, delivery.send_deadline(settings))
-    except Exception as exc:
-        return record_failure(store, settings, notification, claim, owner, exc, events.utcnow())
-    return record_sent(store, notification, claim, owner, events.utcnow())
+    notifications = store.claim(notification_ids, claim, events.utcnow(), delivery.claim_period(settings))
+    ends_at = time.monotonic() + delivery.send_deadline(settings)
+    results, unsent = [], []
+    for notification in notifications:
+        left = ends_at - time.monotonic()
+        if left <= 0:
+            unsent.append(notification["_id"])
+            continue
+        try:
+            send_within(channel, notification, left)
+        except Exception as exc:
+            results.append(failure(settings, notification, claim, owner, exc, events.utcnow()))
+        else:
+            results.append(success(notification, claim, owner, events.utcnow()))
+    store.release(unsent, claim, events.utcnow())
+    recorded = store.record_outcomes(claim, events.utcnow(), [record for _, record in results])
+    outcomes = []
+    for outcome, _ in results:
+        if outcome.notification["_id"] not in recorded:
+            log_lost_claim(outcome.notification)
+        outcomes.append(replace(outcome, recorded=outcome.notification["_id"] in recorded))
+    return outcomes
 
 
 def send_within(channel, notification, seconds):
     with eventlet.Timeout(seconds, False):
         channel.send(notification)
         return
-    raise DeliveryFailed(f"no answer within {seconds:g} s")
+    raise DeliveryFailed(f"no answer within {seconds:.2g} s")
 
 
-def record_sent(store, notification, claim, owner, now):
+def success(notification, claim, owner, now):
+    """(the outcome, what to record of it) of a send that went out."""
     settled = {**notification, "attempts": notification["attempts"] + 1}
     announcement = queued(delivery.outcome_event(settled, delivery.SENT, None, f"{notification['_id']}:{claim}", now), owner, now)
-    recorded = store.record_sent(notification["_id"], claim, now, announcement)
-    if not recorded:
-        log_lost_claim(notification)
-    return Outcome(settled, delivery.SENT, recorded=recorded)
+    return Outcome(settled, delivery.SENT), (notification["_id"], None, None, announcement)
 
 
-def record_failure(store, settings, notification, claim, owner, exc, now):
+def failure(settings, notification, claim, owner, exc, now):
+    """(the outcome, what to record of it) of a send that failed: tried again later, or failed for good."""
     expected = isinstance(exc, DeliveryFailed)
     error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
     attempts = notification["attempts"] + 1
@@ -87,16 +101,13 @@ def record_failure(store, settings, notification, claim, owner, exc, now):
     settled = {**notification, "attempts": attempts}
     announcement = None if retry_at else queued(
         delivery.outcome_event(settled, delivery.FAILED, error, f"{notification['_id']}:{claim}", now), owner, now)
-    recorded = store.record_failure(notification["_id"], claim, now, error, retry_at, announcement)
     # an error that is not DeliveryFailed is a fault of ours: its traceback goes to the log
     log.warning("notification not delivered", exc_info=None if expected else exc, extra={
         "notification_id": notification["_id"], "channel": notification["channel"], "attempt": attempts,
         "recipient": mask_name(notification["recipient"].get("name")), "error": error, "final": retry_at is None,
     })
-    if not recorded:
-        log_lost_claim(notification)
-    return Outcome(settled, delivery.FAILED if retry_at is None else "retry", error,
-                   gateway_failed=expected and exc.retriable, recorded=recorded)
+    outcome = Outcome(settled, delivery.FAILED if retry_at is None else "retry", error, gateway_failed=expected and exc.retriable)
+    return outcome, (notification["_id"], error, retry_at, announcement)
 
 
 def queued(event, owner, now):

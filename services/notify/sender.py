@@ -1,14 +1,17 @@
 """Sending, apart from everything else. Event handlers and HTTP requests only store
 notifications and hand them over; here every channel has a pool of green threads
-of its own, at most ``CONCURRENCY`` sends at once, and a circuit breaker, so a
-gateway that hangs or fails holds up its own messages and nothing else: not the
-other channels, not the event handlers, not ``/health``."""
+of its own, at most ``CONCURRENCY`` sends at once (each of up to ``BATCH``
+notifications), and a circuit breaker, so a gateway that hangs or fails holds up
+its own messages and nothing else: not the other channels, not the event
+handlers, not ``/health``. A channel's sends follow one another while there is
+work; the timer only picks up what no send did (retries, held, other processes')."""
 import logging
 import uuid
 
 import eventlet
 
 from wangge import events
+from wangge.logs import short_error
 
 from services.notify import delivery, metrics, outgoing
 from services.notify.breaker import HALF_OPEN, OPEN, CircuitBreaker
@@ -17,13 +20,16 @@ log = logging.getLogger(__name__)
 
 
 class Lane:
-    """One channel's sends."""
+    """One channel's sends: at most ``concurrency`` at once, each of at most ``batch``
+    notifications (1 but for a channel that takes many in one go)."""
 
-    def __init__(self, name, channel, concurrency, breaker):
+    def __init__(self, name, channel, concurrency, batch, breaker):
         self.name = name
         self.channel = channel
         self.pool = eventlet.GreenPool(concurrency)
+        self.batch = batch
         self.breaker = breaker
+        self.waiting = []  # offered or found due, not started yet
         self.in_flight = set()
 
     def room(self):
@@ -33,6 +39,10 @@ class Lane:
             return 0
         return min(self.pool.free(), 1) if state == HALF_OPEN else self.pool.free()
 
+    def add(self, notification_ids):
+        known = self.in_flight.union(self.waiting)
+        self.waiting += [notification_id for notification_id in notification_ids if notification_id not in known]
+
 
 class Sender:
     def __init__(self, store, channels, config):
@@ -40,7 +50,7 @@ class Sender:
         self.settings = config["DELIVERY"]
         breaker = config["CHANNELS"]["BREAKER"]
         self.lanes = {
-            name: Lane(name, channel, int(config["CHANNELS"][name].get("CONCURRENCY", 1)),
+            name: Lane(name, channel, int(config["CHANNELS"][name].get("CONCURRENCY", 1)), int(config["CHANNELS"][name].get("BATCH", 1)),
                        CircuitBreaker(int(breaker["FAILURES"]), float(breaker["RESET_SECONDS"])))
             for name, channel in channels.items()
         }
@@ -49,18 +59,19 @@ class Sender:
         self.stopping = False
 
     def offer(self, notifications):
-        """Start sending these where their channel has room; the rest wait for ``send_due``."""
+        """Start sending these where their channel has room; the rest wait their turn."""
+        offered = {}
         for notification in notifications:
-            self._start(self.lanes[notification["channel"]], notification["_id"])
+            lane = offered.setdefault(notification["channel"], self.lanes[notification["channel"]])
+            lane.add([notification["_id"]])
+        for lane in offered.values():
+            self._start(lane)
 
     def send_due(self, now):
         """Start what is due, channel by channel, as far as each has room."""
         for lane in self.lanes.values():
             metrics.CHANNEL_OPEN.labels(lane.name).set(1 if lane.breaker.state == OPEN else 0)
-            room = lane.room()
-            if room:
-                for notification_id in self.store.due_ids(lane.name, now, room):
-                    self._start(lane, notification_id)
+            self._top_up(lane, now)
 
     def states(self):
         return {name: lane.breaker.state for name, lane in self.lanes.items()}
@@ -72,30 +83,50 @@ class Sender:
         for lane in self.lanes.values():
             lane.pool.waitall()
 
-    def _start(self, lane, notification_id):
-        if self.stopping or notification_id in lane.in_flight or not lane.pool.free() or not lane.breaker.allow():
-            return
-        lane.in_flight.add(notification_id)
-        lane.pool.spawn_n(self._deliver, lane, notification_id)
+    def _top_up(self, lane, now):
+        wanted = lane.room() * lane.batch - len(lane.waiting)
+        if wanted > 0:
+            lane.add(self.store.due_ids(lane.name, now, wanted))
+        self._start(lane)
 
-    def _deliver(self, lane, notification_id):
-        outcome = None
+    def _start(self, lane):
+        while not self.stopping and lane.waiting and lane.pool.free() and lane.breaker.allow():
+            size = 1 if lane.breaker.state == HALF_OPEN else lane.batch
+            notification_ids, lane.waiting = lane.waiting[:size], lane.waiting[size:]
+            lane.in_flight.update(notification_ids)
+            lane.pool.spawn_n(self._deliver, lane, notification_ids)
+
+    def _deliver(self, lane, notification_ids):
+        outcomes = []
         try:
-            outcome = outgoing.deliver(self.store, lane.channel, self.settings, notification_id, self.owner)
+            outcomes = outgoing.deliver(self.store, lane.channel, self.settings, notification_ids, self.owner)
         except Exception:
-            # the store failed us: the claim runs out and the notification is tried again
-            log.exception("delivery interrupted", extra={"notification_id": notification_id, "channel": lane.name})
+            # the store failed us: the claims run out and the notifications are tried again
+            log.exception("delivery interrupted", extra={"notifications": len(notification_ids), "channel": lane.name})
         finally:
-            lane.in_flight.discard(notification_id)
-            settle_breaker(lane.breaker, outcome)
-        if outcome is not None:
+            lane.in_flight.difference_update(notification_ids)
+            settle_breaker(lane.breaker, outcomes)
+        for outcome in outcomes:
             count(outcome)
+        if not self.stopping:
+            # the lane keeps going while there is work, rather than waiting for the timer
+            # (once this send has left the pool): a full send may have left more due
+            eventlet.spawn_n(self._carry_on, lane, bool(outcomes) and len(notification_ids) == lane.batch)
+
+    def _carry_on(self, lane, more_due):
+        try:
+            if more_due:
+                self._top_up(lane, events.utcnow())
+            else:
+                self._start(lane)
+        except Exception as exc:
+            log.warning("due notifications not read; the timer reads them again", extra={"channel": lane.name, "reason": short_error(exc)})
 
 
-def settle_breaker(breaker, outcome):
-    if outcome is not None and outcome.status == delivery.SENT:
+def settle_breaker(breaker, outcomes):
+    if any(outcome.status == delivery.SENT for outcome in outcomes):
         breaker.succeeded()
-    elif outcome is not None and outcome.gateway_failed:
+    elif any(outcome.gateway_failed for outcome in outcomes):
         breaker.failed()
     else:
         breaker.inconclusive()

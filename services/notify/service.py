@@ -93,14 +93,18 @@ class NotifyService(HealthAndMetrics):
     def announce_outcomes(self):
         """Publish notification_sent/failed; what the broker does not take waits in its notification."""
         grace = timedelta(seconds=float(self.config["ANNOUNCE"]["GRACE_SECONDS"]))
-        for notification_id, event in outgoing.announcements_due(self.store, self.sender.owner, events.utcnow(), grace):
-            try:
-                self.dispatch(event["event_type"], event)
-            except Exception as exc:
-                log.warning("notification outcome not announced yet", extra={
-                    "notification_id": notification_id, "reason": f"{type(exc).__name__}: {exc}"})
-                return
-            self.store.clear_announcement(notification_id, event["event_id"])
+        published = []
+        try:
+            for notification_id, event in outgoing.announcements_due(self.store, self.sender.owner, events.utcnow(), grace):
+                try:
+                    self.dispatch(event["event_type"], event)
+                except Exception as exc:
+                    log.warning("notification outcome not announced yet", extra={
+                        "notification_id": notification_id, "reason": f"{type(exc).__name__}: {exc}"})
+                    return
+                published.append((notification_id, event["event_id"]))
+        finally:
+            self.store.clear_announcements(published)
 
     # -- HTTP -----------------------------------------------------------------------
 

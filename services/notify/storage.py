@@ -10,8 +10,9 @@
 """
 import uuid
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+
+from wangge.mongo import GroupCommit, inserted
 
 from services.notify.delivery import FAILED, HELD, PENDING, SENDING, SENT, WAITING
 
@@ -24,6 +25,7 @@ class NotificationStore:
         self.notifications = database["notifications"]
         self.preferences = database["preferences"]
         self.resends = database["resends"]
+        self._insert = GroupCommit(self._insert_batches)
 
     def ensure_indexes(self, config=None):
         # Earlier versions looked for due notifications of every channel at once;
@@ -55,13 +57,14 @@ class NotificationStore:
     def ping(self):
         self.notifications.database.client.admin.command("ping")
 
-    def insert_new(self, notification):
-        """``False`` if this (event, recipient, channel) was stored before."""
-        try:
-            self.notifications.insert_one(notification)
-        except DuplicateKeyError:
-            return False
-        return True
+    def insert_new(self, notifications):
+        """Store the notifications not stored before (by (event, recipient, channel)); the
+        ones that were new. Concurrent handlers' notifications share one insert."""
+        return self._insert(list(notifications))
+
+    def _insert_batches(self, batches):
+        new = {notification["_id"] for notification in inserted(self.notifications, [n for batch in batches for n in batch])}
+        return [[notification for notification in batch if notification["_id"] in new] for batch in batches]
 
     def due_ids(self, channel, now, limit):
         """The channel's due notifications, oldest first, including sends that never
@@ -73,38 +76,38 @@ class NotificationStore:
             due += self.notifications.find(query, {"next_attempt_at": 1}).sort("next_attempt_at", ASCENDING).limit(limit)
         return [found["_id"] for found in sorted(due, key=lambda found: found["next_attempt_at"])[:limit]]
 
-    def claim(self, notification_id, claim, now, claim_for):
-        """Take a due notification for one send under ``claim``; of two processes
-        only one gets it. ``None`` if it is not due or another process has it."""
-        claimed = self.notifications.update_one(
-            {"_id": notification_id, "status": {"$in": list(DUE)}, "next_attempt_at": {"$lte": now}},
+    def claim(self, notification_ids, claim, now, claim_for):
+        """Take the due ones of these notifications for one send each under ``claim``; of
+        two processes only one gets each. The ones taken, in the order asked for."""
+        self.notifications.update_many(
+            {"_id": {"$in": list(notification_ids)}, "status": {"$in": list(DUE)}, "next_attempt_at": {"$lte": now}},
             {"$set": {"status": SENDING, "claim": claim, "next_attempt_at": now + claim_for}},
         )
-        return self.notifications.find_one({"_id": notification_id}) if claimed.modified_count == 1 else None
+        taken = {found["_id"]: found for found in self.notifications.find({"_id": {"$in": list(notification_ids)}, "claim": claim})}
+        return [taken[notification_id] for notification_id in notification_ids if notification_id in taken]
 
-    def record_sent(self, notification_id, claim, now, announcement):
-        """``False`` if the claim is no longer this one (it ran out and another
-        process took the notification): that process records its own outcome."""
-        recorded = self.notifications.update_one(
-            {"_id": notification_id, "claim": claim},
-            {"$set": {"status": SENT, "sent_at": now, "last_error": None, "next_attempt_at": None, "announcement": announcement},
-             "$unset": {"claim": ""}, "$inc": {"attempts": 1}, "$push": {"attempt_log": {"at": now, "outcome": SENT}}},
-        )
-        return recorded.modified_count == 1
+    def record_outcomes(self, claim, now, outcomes):
+        """What each send under ``claim`` met, in one write: ``outcomes`` are
+        ``(notification_id, error, retry_at, announcement)``, ``error`` ``None`` for sent;
+        ``retry_at`` ``None`` after a failure fails it for good (announced). The ids
+        recorded: a notification whose claim ran out and another process took records
+        nothing here (that process records its own outcome)."""
+        if not outcomes:
+            return set()
+        writes = [UpdateOne({"_id": notification_id, "claim": claim}, outcome_update(claim, now, error, retry_at, announcement))
+                  for notification_id, error, retry_at, announcement in outcomes]
+        ids = [outcome[0] for outcome in outcomes]
+        if self.notifications.bulk_write(writes, ordered=False).modified_count == len(writes):
+            return set(ids)
+        recorded = self.notifications.find({"_id": {"$in": ids}, "attempt_log": {"$elemMatch": {"claim": claim}}}, {"_id": 1})
+        return {found["_id"] for found in recorded}
 
-    def record_failure(self, notification_id, claim, now, error, retry_at, announcement=None):
-        """Back to pending until ``retry_at``, or failed for good (and announced)
-        when it is ``None``; ``False`` as for ``record_sent``."""
-        if retry_at:
-            outcome = {"status": PENDING, "next_attempt_at": retry_at}
-        else:
-            outcome = {"status": FAILED, "next_attempt_at": None, "announcement": announcement}
-        recorded = self.notifications.update_one(
-            {"_id": notification_id, "claim": claim},
-            {"$set": {"last_error": error, **outcome}, "$unset": {"claim": ""}, "$inc": {"attempts": 1},
-             "$push": {"attempt_log": {"at": now, "outcome": "error", "error": error}}},
-        )
-        return recorded.modified_count == 1
+    def release(self, notification_ids, claim, now):
+        """Hand back claimed notifications that were not sent (their send's time ran out
+        before their turn): due again at once, no attempt counted."""
+        if notification_ids:
+            self.notifications.update_many({"_id": {"$in": list(notification_ids)}, "claim": claim},
+                                           {"$set": {"status": PENDING, "next_attempt_at": now}, "$unset": {"claim": ""}})
 
     def pending_announcements(self, now, limit=200):
         """Settled notifications whose outcome the broker has not taken yet, oldest first.
@@ -112,9 +115,12 @@ class NotificationStore:
         query = {"announcement.queued_at": {"$lte": now}}
         return list(self.notifications.find(query, {"announcement": 1}).sort("announcement.queued_at", ASCENDING).limit(limit))
 
-    def clear_announcement(self, notification_id, event_id):
-        self.notifications.update_one(
-            {"_id": notification_id, "announcement.event.event_id": event_id}, {"$unset": {"announcement": ""}})
+    def clear_announcements(self, published):
+        """Drop announcements the broker took, ``(notification_id, event_id)`` each, in one write."""
+        if published:
+            self.notifications.bulk_write([UpdateOne({"_id": notification_id, "announcement.event.event_id": event_id},
+                                                     {"$unset": {"announcement": ""}}) for notification_id, event_id in published],
+                                          ordered=False)
 
     def reset_for_resend(self, notification_id, now, hold, by):
         """An operator's re-send: a failed (or sent) notification goes out again, at
@@ -161,3 +167,15 @@ class NotificationStore:
     def save_preferences(self, recipient_key, preferences, now):
         self.preferences.replace_one({"_id": recipient_key}, {**preferences, "updated_at": now}, upsert=True)
         return self.preferences.find_one({"_id": recipient_key})
+
+
+def outcome_update(claim, now, error, retry_at, announcement):
+    if error is None:
+        outcome = {"status": SENT, "sent_at": now, "last_error": None, "next_attempt_at": None, "announcement": announcement}
+        attempt = {"at": now, "outcome": SENT, "claim": claim}
+    else:
+        outcome = {"status": PENDING, "next_attempt_at": retry_at} if retry_at else \
+            {"status": FAILED, "next_attempt_at": None, "announcement": announcement}
+        outcome["last_error"] = error
+        attempt = {"at": now, "outcome": "error", "error": error, "claim": claim}
+    return {"$set": outcome, "$unset": {"claim": ""}, "$inc": {"attempts": 1}, "$push": {"attempt_log": attempt}}

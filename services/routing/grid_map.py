@@ -5,7 +5,8 @@ overdue cases, so a map draws the whole county from one answer.
 The grids are those the caller's area holds (every grid for the command centre, a
 town lead's town, a worker's own grids), and those where cases the caller sees lie
 (a department's cases, escalated from grids anywhere). Cases no grid contains wait in
-the dispatcher's queue and are on no grid."""
+the dispatcher's queue and are on no grid; those in a town count for their town
+(``unplaced_by_town``)."""
 from services.routing.lifecycle import OPEN_STATUSES
 from services.routing.workflow import case_query, within
 
@@ -18,6 +19,11 @@ def open_case_filter(area):
 def overdue_case_filter(area, now):
     """A store filter for the open cases the area covers that are past a deadline (as ``overdue=true`` lists them)."""
     return case_query({"overdue": True}, now, area.case_filter())
+
+
+def unplaced(case_filter):
+    """The cases of ``case_filter`` that lie in a town but in none of its grids yet."""
+    return within(case_filter, {"grid_id": None, "town_id": {"$ne": None}})
 
 
 def grids_on_map(area, grids, open_counts):
@@ -39,10 +45,13 @@ def feature(grid, open_count, overdue_count):
     }
 
 
-def feature_collection(edition, grids, open_counts, overdue_counts):
-    """``grids`` as a GeoJSON FeatureCollection with their counts (``{grid_id: n}``);
-    ``version`` names the registry edition the areas come from."""
+def feature_collection(edition, grids, open_counts, overdue_counts, unplaced_open, unplaced_overdue):
+    """``grids`` as a GeoJSON FeatureCollection with their counts (``{grid_id: n}``), and
+    the open and overdue cases in no grid by town (``{town_id: n}``); ``version`` names the
+    registry edition the areas come from."""
     return {
         "type": "FeatureCollection", "version": edition,
         "features": [feature(grid, open_counts.get(grid["id"], 0), overdue_counts.get(grid["id"], 0)) for grid in grids],
+        "unplaced_by_town": [{"town_id": town_id, "open": unplaced_open[town_id], "overdue": unplaced_overdue.get(town_id, 0)}
+                             for town_id in sorted(unplaced_open)],
     }

@@ -254,9 +254,22 @@ class GridFeatureSchema(Schema):
     properties = fields.Nested(MapGridPropertiesSchema, required=True)
 
 
+class UnplacedTownCountsSchema(Schema):
+    """A town's open cases in none of its grids yet (waiting for a dispatcher to place them)."""
+
+    class Meta:
+        ordered = True
+
+    town_id = fields.String(required=True)
+    open = fields.Integer(required=True, metadata={"description": "Open cases of the town in no grid that the caller sees."})
+    overdue = fields.Integer(required=True, metadata={"description": "Of open, those past a deadline."})
+
+
 class GridMapSchema(Schema):
     """Every grid of the caller's area, and those holding cases the caller sees, as a GeoJSON
-    FeatureCollection (RFC 7946) with open and overdue cases in each feature's properties."""
+    FeatureCollection (RFC 7946) with open and overdue cases in each feature's properties;
+    a town's cases in no grid yet are in ``unplaced_by_town`` (a foreign member), so a town's
+    total is its grids' counts and its own."""
 
     class Meta:
         ordered = True
@@ -264,6 +277,8 @@ class GridMapSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(("FeatureCollection",)))
     version = fields.Integer(allow_none=True, required=True, metadata={"description": "The registry edition of the areas; null before any is loaded."})
     features = fields.List(fields.Nested(GridFeatureSchema), required=True)
+    unplaced_by_town = fields.List(fields.Nested(UnplacedTownCountsSchema), required=True, metadata={
+        "description": "Per town, its open and overdue cases in no grid yet (towns with none left out)."})
 
 
 class CaseSummarySchema(Schema):

@@ -142,19 +142,23 @@ class RoutingService(HealthAndMetrics):
         })
 
     @http("GET", "/api/v1/map/grids", allow=CASES_READ,
-          summary="The grids of the caller's area as GeoJSON, each with its open and overdue cases (the county map)",
+          summary="The grids of the caller's area as GeoJSON, each with its open and overdue cases, and those of each town in no grid yet (the county map)",
           responses={200: schemas.GridMapSchema})
     def map_of_grids(self, request):
         """One answer for the whole map: the command centre gets every grid, a town lead their town's,
         a community lead their community's, workers and heads their grids', a department the grids of
-        its cases. Counts are of the open cases the caller may read, as ``GET /api/v1/cases`` lists them."""
+        its cases. Counts are of the open cases the caller may read, as ``GET /api/v1/cases`` lists them;
+        those in a town but no grid yet are counted for their town."""
         now = events.utcnow()
         snapshot = self._snapshot(now)
         area = access.area_of(request.caller, snapshot)
-        open_counts = self.store.count_cases_by_grid(grid_map.open_case_filter(area))
-        overdue_counts = self.store.count_cases_by_grid(grid_map.overdue_case_filter(area, now))
+        open_filter, overdue_filter = grid_map.open_case_filter(area), grid_map.overdue_case_filter(area, now)
+        open_counts, overdue_counts = self.store.count_cases_by_grid(open_filter), self.store.count_cases_by_grid(overdue_filter)
+        unplaced_open = self.store.count_cases_by_town(grid_map.unplaced(open_filter))
+        unplaced_overdue = self.store.count_cases_by_town(grid_map.unplaced(overdue_filter))
         grids = grid_map.grids_on_map(area, snapshot.index.grids.values(), open_counts)
-        return schemas.GridMapSchema().dump(grid_map.feature_collection(snapshot.edition, grids, open_counts, overdue_counts))
+        return schemas.GridMapSchema().dump(grid_map.feature_collection(
+            snapshot.edition, grids, open_counts, overdue_counts, unplaced_open, unplaced_overdue))
 
     # -- cases for workers, heads and departments ---------------------------------
 

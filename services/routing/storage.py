@@ -220,6 +220,11 @@ class RoutingStore:
         pipeline = [{"$match": query}, {"$group": {"_id": "$grid_id", "n": {"$sum": 1}}}]
         return {row["_id"]: row["n"] for row in self.cases.aggregate(pipeline) if row["_id"] is not None}
 
+    def count_cases_by_town(self, query):
+        """``{town_id: n}`` of the cases matching ``query``; cases in no town are left out."""
+        pipeline = [{"$match": query}, {"$group": {"_id": "$town_id", "n": {"$sum": 1}}}]
+        return {row["_id"]: row["n"] for row in self.cases.aggregate(pipeline) if row["_id"] is not None}
+
     def remember_follow_up_token(self, token_digest, case_id, expires_at):
         self.follow_up_tokens.insert_one({"_id": token_digest, "case_id": case_id, "expires_at": expires_at})
 

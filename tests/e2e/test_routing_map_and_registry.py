@@ -43,9 +43,9 @@ def counts_of(collection, grid_id):
     return next(feature["properties"] for feature in collection["features"] if feature["id"] == grid_id)
 
 
-def file_case(intake, text):
+def file_case(intake, text, address="樟城镇南门社区南湖花园二区"):
     filed = requests.post(intake.url("/api/v1/requests"), timeout=10, json={
-        "channel": "wechat_group", "text": text, "address": "樟城镇南门社区南湖花园二区"})
+        "channel": "wechat_group", "text": text, "address": address})
     assert filed.status_code == 201, filed.text
     view = eventually(lambda: (lambda v: v if v.get("case_id") else None)(
         authorized_session(CENTER).get(intake.url(filed.json()["url"]), timeout=10).json()), timeout=20)
@@ -86,6 +86,31 @@ def test_each_caller_sees_the_grids_of_their_area_on_the_map(platform):
     assert refused.status_code == 403 and refused.json()["error"] == "forbidden", refused.text
     anonymous = requests.get(routing.url("/api/v1/map/grids"), timeout=10)
     assert anonymous.status_code == 401 and anonymous.headers["Content-Type"].startswith("application/json")
+
+
+def unplaced_of(collection, town_id):
+    return next((town for town in collection["unplaced_by_town"] if town["town_id"] == town_id), {"open": 0, "overdue": 0})
+
+
+def test_a_towns_cases_in_no_grid_yet_count_for_the_town_on_the_map(platform):
+    intake, routing = platform
+    before = county_map(routing, TOWN_LEAD)
+    case_id = file_case(intake, "路边的下水道井盖不见了，很危险", address="樟城镇一个说不清的路口")
+    assert get(routing, CENTER, f"/api/v1/cases/{case_id}").json()["grid_id"] is None
+    after = county_map(routing, TOWN_LEAD)
+    assert unplaced_of(after, "zhangcheng")["open"] == unplaced_of(before, "zhangcheng")["open"] + 1
+    # on no grid: the grids' counts are unchanged
+    assert [f["properties"]["open"] for f in after["features"]] == [f["properties"]["open"] for f in before["features"]]
+    late = eventually(lambda: (lambda town: town if town["overdue"] > unplaced_of(before, "zhangcheng")["overdue"] else None)(
+        unplaced_of(county_map(routing, CENTER), "zhangcheng")), timeout=15)
+    assert late["overdue"] <= late["open"]
+    # another town's lead and the town's grid workers see none of it
+    assert unplaced_of(county_map(routing, OTHER_TOWN_LEAD), "zhangcheng") == {"open": 0, "overdue": 0}
+    assert county_map(routing, WORKER_02)["unplaced_by_town"] == []
+
+    placed = authorized_session(TOWN_LEAD).post(routing.url(f"/api/v1/cases/{case_id}/place"), json={"grid_id": GRID_02}, timeout=10)
+    assert placed.status_code == 200, placed.text
+    assert unplaced_of(county_map(routing, TOWN_LEAD), "zhangcheng")["open"] == unplaced_of(before, "zhangcheng")["open"]
 
 
 def test_a_worker_and_a_head_read_the_grids_they_work_in_and_head(platform):

@@ -61,7 +61,7 @@ describe('counting by area', () => {
     return { type: 'Feature', id, geometry: null, properties: { grid_id, name, town_id, town, community_id, community, centroid, open, overdue } };
   };
   const features = [feature('g1', 2, 1), feature('g2', 0, 0), feature('g3', 1, 0), feature('g4', 4, 3)];
-  const counts = countsOfMap(features);
+  const counts = countsOfMap(features, []);
 
   it('adds the map grids open and overdue cases up by community and town', () => {
     expect(counts.grids.get('g1')).toEqual({ open: 2, overdue: 1 });
@@ -69,6 +69,15 @@ describe('counting by area', () => {
     expect(counts.communities.get('c2')).toEqual({ open: 1, overdue: 0 });
     expect(counts.towns.get('t1')).toEqual({ open: 3, overdue: 1 });
     expect(counts.towns.get('t2')).toEqual({ open: 4, overdue: 3 });
+  });
+
+  it('counts a towns cases in no grid yet for the town, not for any community or grid', () => {
+    const withUnplaced = countsOfMap(features, [{ town_id: 't1', open: 2, overdue: 1 }, { town_id: 't3', open: 1, overdue: 0 }]);
+    expect(withUnplaced.towns.get('t1')).toEqual({ open: 5, overdue: 2 });
+    expect(withUnplaced.towns.get('t2')).toEqual({ open: 4, overdue: 3 });
+    expect(withUnplaced.towns.get('t3')).toEqual({ open: 1, overdue: 0 });
+    expect(withUnplaced.communities).toEqual(counts.communities);
+    expect(withUnplaced.grids).toEqual(counts.grids);
   });
 
   it('lists the map grids as the registry does, for the pickers', () => {

@@ -15,7 +15,7 @@ DAY = datetime(2026, 11, 28, 4, 0, tzinfo=timezone.utc)  # 12:00
 
 def settled(store, status=delivery.FAILED, member_id=None, **changes):
     notification = {**reminder("sms", member_id=member_id), "status": status, "next_attempt_at": None, **changes}
-    assert store.insert_new(notification)
+    assert store.insert_new([notification])
     return notification
 
 

@@ -3,12 +3,15 @@ import json
 import logging
 from datetime import timedelta
 
+import eventlet
 import pytest
 import requests
 
 from services.notify import delivery, outgoing
 from services.notify.channels import Outbox, SmsGateway, WeComRobot
+from services.notify.sender import Sender
 from tests.support.peers import http_peer
+from tests.support.polling import eventually
 from tests.support.ports import free_port
 from tests.unit.notify.factories import CONFIG, reminder
 from wangge import events
@@ -23,30 +26,30 @@ def peer(tmp_path_factory):
 
 
 def stored(store, notification):
-    assert store.insert_new(notification)
+    assert store.insert_new([notification]) == [notification]
     return notification
 
 
 def test_a_claim_that_ran_out_records_nothing_over_the_claim_that_replaced_it(store):
     notification = stored(store, reminder())
     now = notification["next_attempt_at"]
-    assert store.claim(notification["_id"], "first", now, timedelta(0)) is not None
-    assert store.claim(notification["_id"], "second", now, CLAIM) is not None
+    assert len(store.claim([notification["_id"]], "first", now, timedelta(0))) == 1
+    assert len(store.claim([notification["_id"]], "second", now, CLAIM)) == 1
 
-    assert not store.record_sent(notification["_id"], "first", now, None)
-    assert not store.record_failure(notification["_id"], "first", now, "late", None)
+    assert store.record_outcomes("first", now, [(notification["_id"], None, None, None)]) == set()
+    assert store.record_outcomes("first", now, [(notification["_id"], "late", None, None)]) == set()
     taken = store.get(notification["_id"])
     assert (taken["status"], taken["claim"], taken["attempts"]) == (delivery.SENDING, "second", 0)
 
-    assert store.record_sent(notification["_id"], "second", now, None)
+    assert store.record_outcomes("second", now, [(notification["_id"], None, None, None)]) == {notification["_id"]}
     assert store.get(notification["_id"])["status"] == delivery.SENT
 
 
 def test_of_two_claims_at_once_one_is_taken(store):
     notification = stored(store, reminder())
     now = notification["next_attempt_at"]
-    taken = [store.claim(notification["_id"], claim, now, CLAIM) for claim in ("a", "b")]
-    assert [found is not None for found in taken] == [True, False]
+    taken = [store.claim([notification["_id"]], claim, now, CLAIM) for claim in ("a", "b")]
+    assert [len(found) for found in taken] == [1, 0]
 
 
 def test_a_backlog_on_one_channel_does_not_hide_another_channels_due_notifications(store):
@@ -60,7 +63,7 @@ def test_a_backlog_on_one_channel_does_not_hide_another_channels_due_notificatio
 def test_any_error_of_a_send_is_a_failed_attempt(store, tmp_path):
     notification = stored(store, reminder("outbox"))
     broken = Outbox({"PATH": str(tmp_path)})  # a directory: writing to it raises IsADirectoryError
-    outcome = outgoing.deliver(store, broken, CONFIG["DELIVERY"], notification["_id"], owner="p1")
+    [outcome] = outgoing.deliver(store, broken, CONFIG["DELIVERY"], [notification["_id"]], owner="p1")
     assert outcome.status == "retry" and not outcome.gateway_failed
     found = store.get(notification["_id"])
     assert (found["status"], found["attempts"]) == (delivery.PENDING, 1)
@@ -74,7 +77,7 @@ def test_a_send_is_cut_off_before_its_claim_runs_out(store, peer):
         notification = stored(store, reminder("sms"))
         gateway = SmsGateway({"URL": f"{peer.url}/slow-sms"}, timeout=30)
         settings = {**CONFIG["DELIVERY"], "CLAIM_SECONDS": 1}
-        outcome = outgoing.deliver(store, gateway, settings, notification["_id"], owner="p1")
+        [outcome] = outgoing.deliver(store, gateway, settings, [notification["_id"]], owner="p1")
     finally:
         requests.post(f"{peer.url}/_control", json={"path": "/slow-sms", "hold": False}, timeout=5).raise_for_status()
     assert outcome.status == "retry" and outcome.gateway_failed and outcome.recorded
@@ -83,7 +86,7 @@ def test_a_send_is_cut_off_before_its_claim_runs_out(store, peer):
 
 def test_a_settled_notification_keeps_its_announcement_until_the_broker_took_it(store):
     notification = stored(store, reminder("outbox"))
-    outcome = outgoing.deliver(store, Outbox({"PATH": "/dev/null"}), CONFIG["DELIVERY"], notification["_id"], owner="p1")
+    [outcome] = outgoing.deliver(store, Outbox({"PATH": "/dev/null"}), CONFIG["DELIVERY"], [notification["_id"]], owner="p1")
     assert outcome.status == delivery.SENT
     now = events.utcnow()
     grace = timedelta(seconds=10)
@@ -94,14 +97,14 @@ def test_a_settled_notification_keeps_its_announcement_until_the_broker_took_it(
     assert outgoing.announcements_due(store, "p2", now, grace) == []
     assert len(outgoing.announcements_due(store, "p2", now + grace, grace)) == 1
 
-    store.clear_announcement(notification_id, event["event_id"])
+    store.clear_announcements([(notification_id, event["event_id"])])
     assert outgoing.announcements_due(store, "p1", now, grace) == []
 
 
 def test_the_last_failure_is_announced_as_failed(store, tmp_path):
     notification = stored(store, reminder("outbox"))
     settings = {**CONFIG["DELIVERY"], "MAX_ATTEMPTS": 1}
-    outgoing.deliver(store, Outbox({"PATH": str(tmp_path)}), settings, notification["_id"], owner="p1")
+    outgoing.deliver(store, Outbox({"PATH": str(tmp_path)}), settings, [notification["_id"]], owner="p1")
     assert store.get(notification["_id"])["status"] == delivery.FAILED
     [(_, event)] = outgoing.announcements_due(store, "p1", events.utcnow(), timedelta(seconds=10))
     assert event["event_type"] == events.NOTIFICATION_FAILED and event["data"]["error"].startswith("IsADirectoryError")
@@ -111,7 +114,7 @@ def test_a_robot_key_reaches_neither_the_stored_error_nor_the_log(store, caplog)
     notification = stored(store, reminder("wecom"))
     robot = WeComRobot({"URL": f"http://127.0.0.1:{free_port()}/cgi-bin/webhook/send", "DEFAULT_KEY": "SECRET-robot-key"}, timeout=5)
     with caplog.at_level(logging.DEBUG):
-        outcome = outgoing.deliver(store, robot, CONFIG["DELIVERY"], notification["_id"], owner="p1")
+        [outcome] = outgoing.deliver(store, robot, CONFIG["DELIVERY"], [notification["_id"]], owner="p1")
     assert outcome.status == "retry"
     found = store.get(notification["_id"])
     assert "ConnectionError" in found["last_error"]
@@ -125,3 +128,41 @@ def test_robot_keys_stored_by_earlier_versions_are_removed_at_start(store):
     store.ensure_indexes()
     assert "SECRET" not in json.dumps(list(store.preferences.find()) + list(store.notifications.find()), default=str)
     assert store.preferences.find_one({"_id": "w-1"})["channel"] == "wecom"
+
+
+class SlowChannel:
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def send(self, notification):
+        eventlet.sleep(self.seconds)
+
+
+def test_a_batch_goes_out_under_one_claim_and_is_recorded_in_order(store, tmp_path):
+    batch = [stored(store, reminder("outbox")) for _ in range(5)]
+    outcomes = outgoing.deliver(store, Outbox({"PATH": str(tmp_path / "outbox.jsonl")}), CONFIG["DELIVERY"], [n["_id"] for n in batch], owner="p1")
+    assert [(o.notification["_id"], o.status, o.recorded) for o in outcomes] == [(n["_id"], delivery.SENT, True) for n in batch]
+    lines = [json.loads(line)["id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
+    assert lines == [n["_id"] for n in batch]
+    assert {(found["status"], found["attempts"], "claim" in found) for found in map(store.get, lines)} == {(delivery.SENT, 1, False)}
+
+
+def test_what_a_batch_has_not_sent_by_half_its_claim_goes_back_unsent(store):
+    first, second = stored(store, reminder("sms")), stored(store, reminder("sms"))
+    settings = {**CONFIG["DELIVERY"], "CLAIM_SECONDS": 1}
+    [outcome] = outgoing.deliver(store, SlowChannel(0.8), settings, [first["_id"], second["_id"]], owner="p1")
+    assert (outcome.notification["_id"], outcome.status) == (first["_id"], "retry")
+    back = store.get(second["_id"])
+    assert (back["status"], back["attempts"], "claim" in back) == (delivery.PENDING, 0, False)
+    assert store.due_ids("sms", events.utcnow(), limit=5) == [second["_id"]]
+
+
+def test_a_channel_sends_one_batch_after_another_without_waiting_for_the_timer(store, tmp_path):
+    path = tmp_path / "outbox.jsonl"
+    config = {"DELIVERY": CONFIG["DELIVERY"], "CHANNELS": {"outbox": {"CONCURRENCY": 1, "BATCH": 2}, "BREAKER": {"FAILURES": 5, "RESET_SECONDS": 30}}}
+    sender = Sender(store, {"outbox": Outbox({"PATH": str(path)})}, config)
+    waiting = [stored(store, reminder("outbox")) for _ in range(7)]
+    sender.offer(waiting[:2])  # the other five only in the store, due
+    sent = eventually(lambda: (lambda found: found if len(found) == 7 else None)(
+        path.read_text().splitlines() if path.exists() else []), timeout=10)
+    assert sorted(json.loads(line)["id"] for line in sent) == sorted(n["_id"] for n in waiting)

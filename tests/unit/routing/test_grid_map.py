@@ -40,7 +40,7 @@ def test_a_department_sees_the_grids_where_its_cases_lie():
 
 
 def test_each_grid_is_a_feature_with_its_area_and_counts_and_one_without_an_area_has_no_geometry():
-    collection = grid_map.feature_collection(7, [G1, G3], {"G-1": 3, "G-3": 1}, {"G-1": 2})
+    collection = grid_map.feature_collection(7, [G1, G3], {"G-1": 3, "G-3": 1}, {"G-1": 2}, {}, {})
     dumped = schemas.GridMapSchema().dump(collection)
     assert (dumped["type"], dumped["version"]) == ("FeatureCollection", 7)
     first, second = dumped["features"]
@@ -49,6 +49,12 @@ def test_each_grid_is_a_feature_with_its_area_and_counts_and_one_without_an_area
         "grid_id": "G-1", "name": "G-1网格", "town_id": "zhangcheng", "town": "樟城镇", "community_id": "zc-nanmen",
         "community": "南门社区", "centroid": None, "open": 3, "overdue": 2}
     assert (second["geometry"], second["properties"]["open"], second["properties"]["overdue"]) == (None, 1, 0)
+
+
+def test_a_towns_cases_in_no_grid_are_counted_for_the_town():
+    collection = grid_map.feature_collection(7, [G1], {"G-1": 3}, {"G-1": 2}, {"zhangcheng": 2, "geling": 1}, {"zhangcheng": 1})
+    assert schemas.GridMapSchema().dump(collection)["unplaced_by_town"] == [
+        {"town_id": "geling", "open": 1, "overdue": 0}, {"town_id": "zhangcheng", "open": 2, "overdue": 1}]
 
 
 def test_a_grid_head_heads_their_grid_and_works_in_another():
@@ -104,6 +110,26 @@ def test_the_counts_are_the_callers_open_cases_and_of_those_the_overdue_ones_by_
     assert store.count_cases_by_grid(grid_map.open_case_filter(town)) == {"G-9": 1}
     nobody = area_of(caller("someone", "grid_worker"), REGISTRY)
     assert store.count_cases_by_grid(grid_map.open_case_filter(nobody)) == {}
+
+
+def test_cases_in_a_town_but_no_grid_are_counted_for_their_town_within_the_callers_area(store):
+    store.insert_case(case(_id="open-g1"))
+    store.insert_case(case(_id="unplaced-zc", grid_id=None))
+    store.insert_case(overdue_case("late-unplaced-zc", grid_id=None))
+    store.insert_case(case(_id="closed-unplaced-zc", grid_id=None, status="closed"))
+    store.insert_case(case(_id="unplaced-gl", grid_id=None, town_id="geling", community_id=None))
+    store.insert_case(case(_id="nowhere", grid_id=None, town_id=None, community_id=None))
+
+    def unplaced(who, overdue=False):
+        area = area_of(who, REGISTRY)
+        query = grid_map.overdue_case_filter(area, NOW) if overdue else grid_map.open_case_filter(area)
+        return store.count_cases_by_town(grid_map.unplaced(query))
+
+    everywhere = caller("county-center", "county_center")
+    assert unplaced(everywhere) == {"zhangcheng": 2, "geling": 1}
+    assert unplaced(everywhere, overdue=True) == {"zhangcheng": 1}
+    assert unplaced(caller("lead-geling", "town_lead")) == {"geling": 1}
+    assert unplaced(caller("G-1-w1", "grid_worker")) == {}
 
 
 def test_counts_follow_the_clock(store):

@@ -278,10 +278,19 @@ export interface GridFeature {
   properties: MapGridProperties;
 }
 
+/** A town's open cases in none of its grids yet. */
+export interface UnplacedTownCounts {
+  town_id: string;
+  open: number;
+  overdue: number;
+}
+
 export interface GridMap {
   type: 'FeatureCollection';
   version: number | null;
   features: GridFeature[];
+  /** per town, its cases in no grid yet (they count for the town, on no grid) */
+  unplaced_by_town: UnplacedTownCounts[];
 }
 
 /** Every grid of the caller's area with its area and its open and overdue cases, in one answer. */

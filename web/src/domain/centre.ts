@@ -1,6 +1,6 @@
 // The command centre's rules: who dispatches, why a case waits, what a dispatch
 // sends, and how open and overdue cases add up by town, community and grid.
-import type { Centroid, DispatchOrder, GridFeature, GridSummary, QueuedCase, WaitReason } from '@/api/routing';
+import type { Centroid, DispatchOrder, GridFeature, GridSummary, QueuedCase, UnplacedTownCounts, WaitReason } from '@/api/routing';
 
 // Routing's cases.dispatch permission: the command centre everywhere, a town lead in their town.
 const DISPATCHER_ROLES = ['county_center', 'county_admin', 'town_lead'];
@@ -87,8 +87,9 @@ export function gridsOfMap(features: GridFeature[]): GridSummary[] {
   }));
 }
 
-/** Each grid's open and overdue cases (from routing's map), added up by community and town. */
-export function countsOfMap(features: GridFeature[]): AreaCounts {
+/** Each grid's open and overdue cases (from routing's map), added up by community and town;
+ * a town's cases in no grid yet count for the town too. */
+export function countsOfMap(features: GridFeature[], unplacedByTown: UnplacedTownCounts[]): AreaCounts {
   const counts: AreaCounts = { towns: new Map(), communities: new Map(), grids: new Map() };
   const add = (table: Map<string, Counts>, key: string, grid: Counts) => {
     const entry = table.get(key) ?? { open: 0, overdue: 0 };
@@ -99,6 +100,7 @@ export function countsOfMap(features: GridFeature[]): AreaCounts {
     add(counts.communities, grid.community_id, grid);
     add(counts.towns, grid.town_id, grid);
   }
+  for (const town of unplacedByTown) add(counts.towns, town.town_id, town);
   return counts;
 }
 
