@@ -2,7 +2,6 @@
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Response
 
@@ -12,6 +11,7 @@ from wangge.http import http, idempotency_key, read_body, read_json_body
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
+from wangge.publishing import EventBatches
 from wangge.timers import configured_timer
 from wangge.permissions import MEMBERS_IMPORT, PARTICIPATION_READ, PARTICIPATION_RECORD, STUDY_EDIT, STUDY_READ
 
@@ -56,8 +56,8 @@ class StudyService(HealthAndMetrics):
     store = Storage(StudyStore)
     grids = Grids()
     policy = Policy()
-    # mandatory: a dispatch nobody is bound to receive raises and is published again later
-    dispatch = EventDispatcher(mandatory=True)
+    # each round's dispatches at once; one nobody is bound to receive is published again later
+    publish_events = EventBatches()
     config = Config()
     entrypoint_metrics = EntrypointMetrics()
 
@@ -197,9 +197,13 @@ class StudyService(HealthAndMetrics):
         now = events.utcnow()
         settings = self.config["SCHEDULER"]
         workflow.fan_out_due_rounds(self.store, self.policy, now)
-        outcomes = workflow.publish_due(self.store, self.dispatch, now, now + timedelta(seconds=float(settings["CLAIM_SECONDS"])), int(settings["BATCH"]))
-        for (kind, outcome), count in outcomes.items():
-            metrics.DISPATCHES.labels(kind, outcome).inc(count)
+        batch = int(settings["BATCH"])
+        while True:  # batch after batch while they come full: a round to every grid is more than one
+            outcomes = workflow.publish_due(self.store, self.publish_events, now, now + timedelta(seconds=float(settings["CLAIM_SECONDS"])), batch)
+            for (kind, outcome), count in outcomes.items():
+                metrics.DISPATCHES.labels(kind, outcome).inc(count)
+            if sum(outcomes.values()) < batch or any(outcome == "not_taken" for _, outcome in outcomes):
+                break
 
     @configured_timer("REPORTS", "INTERVAL_SECONDS", default=60)
     def refresh_gauges(self):

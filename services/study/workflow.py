@@ -141,32 +141,31 @@ def dispatch_event(dispatch, campaign, contents, missing_members):
 
 
 def publish_due(store, publish, now, claim_until, batch):
-    """Publish the dispatches due now; returns a Counter of (kind, outcome)."""
-    published, skipped, outcomes = [], [], Counter()
+    """Publish the dispatches due now, all in one batch (``publish(events)`` returns
+    the positions the broker took); returns a Counter of (kind, outcome)."""
+    outgoing, skipped, outcomes = [], [], Counter()
     campaigns, contents = {}, {}
-    try:
-        for dispatch in store.claim_due_dispatches(now, claim_until, batch):
-            if dispatch["campaign_id"] not in campaigns:
-                campaigns[dispatch["campaign_id"]] = store.get_campaign(dispatch["campaign_id"])
-            campaign = campaigns[dispatch["campaign_id"]]
-            missing_members = []
-            if dispatch["kind"] == plans.REMINDER:
-                missing_members = missing(store, campaign, dispatch["grid_id"])
-                if not missing_members:
-                    skipped.append(dispatch["_id"])  # everyone has taken part: nobody to remind
-                    outcomes[(dispatch["kind"], "skipped")] += 1
-                    continue
-            if campaign["_id"] not in contents:
-                found = store.contents_for_dispatch(campaign["content_ids"], SUMMARY_CHARS)
-                contents[campaign["_id"]] = [found[c] for c in campaign["content_ids"] if c in found]
-            event_type, event = dispatch_event(dispatch, campaign, contents[campaign["_id"]], missing_members)
-            publish(event_type, event)
-            published.append(dispatch["_id"])
-            outcomes[(dispatch["kind"], "published")] += 1
-    finally:
-        # what was not published stays claimed until claim_until, then is taken again
-        store.finish_dispatches(published, "published", now)
-        store.finish_dispatches(skipped, "skipped", now)
+    for dispatch in store.claim_due_dispatches(now, claim_until, batch):
+        if dispatch["campaign_id"] not in campaigns:
+            campaigns[dispatch["campaign_id"]] = store.get_campaign(dispatch["campaign_id"])
+        campaign = campaigns[dispatch["campaign_id"]]
+        missing_members = []
+        if dispatch["kind"] == plans.REMINDER:
+            missing_members = missing(store, campaign, dispatch["grid_id"])
+            if not missing_members:
+                skipped.append(dispatch["_id"])  # everyone has taken part: nobody to remind
+                outcomes[(dispatch["kind"], "skipped")] += 1
+                continue
+        if campaign["_id"] not in contents:
+            found = store.contents_for_dispatch(campaign["content_ids"], SUMMARY_CHARS)
+            contents[campaign["_id"]] = [found[c] for c in campaign["content_ids"] if c in found]
+        outgoing.append((dispatch, dispatch_event(dispatch, campaign, contents[campaign["_id"]], missing_members)))
+    store.finish_dispatches(skipped, "skipped", now)
+    taken = publish([event for _, event in outgoing])
+    # what the broker did not take stays claimed until claim_until, then is taken again
+    store.finish_dispatches([dispatch["_id"] for n, (dispatch, _) in enumerate(outgoing) if n in taken], "published", now)
+    for n, (dispatch, _) in enumerate(outgoing):
+        outcomes[(dispatch["kind"], "published" if n in taken else "not_taken")] += 1
     return outcomes
 
 
