@@ -7,6 +7,8 @@
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
+from wangge.mongo import GroupCommit, inserted
+
 PENDING = "pending"
 ANNOUNCED = "announced"
 
@@ -20,6 +22,8 @@ class RequestStore:
         self.requests = database["requests"]
         self.sentiment_log = database["sentiment_log"]
         self.open311_keys = database["open311_keys"]
+        self._log_sentiment = GroupCommit(self._log_entries)
+        self._mark_announced = GroupCommit(self._mark_batch)
 
     def ensure_indexes(self, config=None):
         self.requests.create_indexes([
@@ -87,52 +91,56 @@ class RequestStore:
         return claimed
 
     def mark_announced(self, request_id, at):
-        self.requests.update_one(
-            {"_id": request_id, "announce.state": PENDING},
-            {"$set": {"announce.state": ANNOUNCED, "announce.announced_at": at}},
+        """Concurrent handlers' marks share one update."""
+        self._mark_announced((request_id, at))
+
+    def _mark_batch(self, marks):
+        self.requests.update_many(
+            {"_id": {"$in": [request_id for request_id, _ in marks]}, "announce.state": PENDING},
+            {"$set": {"announce.state": ANNOUNCED, "announce.announced_at": max(at for _, at in marks)}},
         )
+        return [None] * len(marks)
 
     def count_pending_announcements(self):
         return self.requests.count_documents({"announce.state": PENDING})
 
     # -- status from routing's case events --------------------------------
 
-    def apply_case_status(self, tracking_no, entry, case_fields):
-        """Record one status change; ``False`` if no such request. Idempotent per
-        event id; the current status follows the latest change of the case (its
-        ``case_version``), whatever order the events arrive in."""
-        known = {key: value for key, value in case_fields.items() if value is not None}
-        version = entry["case_version"]
-        if version is None:
-            # From routing before events carried the case version: only its clock
-            # orders them, and only until a versioned change has been recorded.
-            newer_than_recorded = {"case_version": None, "status_at": {"$lte": entry["at"]}}
-        else:
-            # Not the clocks: the request's status_at comes from this host's, ``at``
-            # from routing's. $not also matches a request with no case change yet.
-            newer_than_recorded = {"case_version": {"$not": {"$gte": version}}}
-        status = {"status": entry["status"], "status_at": entry["at"], **known}
-        if version is not None:
-            status["case_version"] = version
-        # Status (with the case it belongs to) first: whoever sees the history entry
-        # also sees the status it brought, and whoever sees the status sees its case.
-        newer = self.requests.update_one({"tracking_no": tracking_no, **newer_than_recorded}, {"$set": status})
+    def request_status(self, tracking_no):
+        """What a case change is applied against: the request's status, case version,
+        grid and the event ids of its history; ``None`` if there is no such request."""
+        return self.requests.find_one({"tracking_no": tracking_no}, {"status_at": 1, "case_version": 1, "grid_id": 1, "history.event_id": 1})
+
+    def record_case_status(self, request, entry, case_fields):
+        """Record one status change of ``request`` (as read by :meth:`request_status`) in
+        one write; ``False`` if another change was recorded since that read (read again).
+        Idempotent per event id; the current status follows the latest change of the
+        case (its ``case_version``), whatever order the events arrive in."""
+        history = request.get("history", [])
+        if any(recorded.get("event_id") == entry["event_id"] for recorded in history):
+            return True
+        changes = {key: value for key, value in case_fields.items() if value is not None}
+        if newer_than_recorded(request, entry):
+            changes.update(status=entry["status"], status_at=entry["at"])
+            if entry["case_version"] is not None:
+                changes["case_version"] = entry["case_version"]
         # received (no case version) first, then the case's changes in their order
-        history = {"$push": {"history": {"$each": [entry], "$sort": {"case_version": ASCENDING, "at": ASCENDING}}}}
-        if newer.modified_count == 0 and known:
-            history["$set"] = known
-        recorded = self.requests.update_one({"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}}, history)
-        # nothing matched twice: unknown, or this event was recorded before (ask only then)
-        return bool(newer.matched_count or recorded.matched_count) or self.find_by_tracking_no(tracking_no) is not None
+        update = {"$push": {"history": {"$each": [entry], "$sort": {"case_version": ASCENDING, "at": ASCENDING}}}}
+        if changes:
+            update["$set"] = changes
+        # the history's length stands for "no change recorded since the read"
+        return self.requests.update_one({"_id": request["_id"], "history": {"$size": len(history)}}, update).modified_count == 1
 
     # -- sentiment log (民情日志) -----------------------------------------
 
     def log_sentiment(self, entry):
-        """Entries carry a deterministic ``_id``: a redelivered event logs once."""
-        try:
-            self.sentiment_log.insert_one(entry)
-        except DuplicateKeyError:
-            pass
+        """Entries carry a deterministic ``_id``: a redelivered event logs once. Concurrent
+        handlers' entries share one insert."""
+        self._log_sentiment(entry)
+
+    def _log_entries(self, entries):
+        inserted(self.sentiment_log, entries)
+        return [None] * len(entries)
 
     def place_sentiment_entries(self, request_id, grid_id):
         """Entries of a request logged before its grid was known now belong to it."""
@@ -179,3 +187,14 @@ class RequestStore:
 
     def open311_key_holders(self):
         return list(self.open311_keys.find({}, {"key_digest": 0}).sort("_id", ASCENDING))
+
+
+def newer_than_recorded(request, entry):
+    """Whether a case change is later than the one the request's status shows."""
+    recorded = request.get("case_version")
+    if entry["case_version"] is None:
+        # From routing before events carried the case version: only its clock
+        # orders them, and only until a versioned change has been recorded.
+        return recorded is None and request["status_at"] <= entry["at"]
+    # Not the clocks: the request's status_at comes from this host's, ``at`` from routing's.
+    return recorded is None or recorded < entry["case_version"]

@@ -24,6 +24,14 @@ CASE_FIELDS = ("case_id", "grid_id", "grid_name", "category", "category_name", "
 OPTIONAL_FIELDS = ("category", "grid_id", "wechat_group_id", "address", "location", "reporter", "external_ref")
 
 
+# Changes of one case recorded at once meet in the request: the one that lost reads again.
+STATUS_WRITE_ATTEMPTS = 5
+
+
+class StatusChangedMeanwhile(Exception):
+    """A request changed under every attempt to record a change (retried later)."""
+
+
 @dataclass(frozen=True)
 class Filing:
     request: dict
@@ -128,11 +136,17 @@ def apply_case_status(store, envelope):
     case_fields = {key: change.get(key) for key in CASE_FIELDS}
     # who answers for it at the department level (Open311's agency_responsible)
     case_fields["department_name"] = (change.get("department") or {}).get("name")
-    if not store.apply_case_status(change["tracking_no"], entry, case_fields):
-        return False
-    if change.get("grid_id"):
-        # the request's earlier entries belong to the grid routing found for it
-        store.place_sentiment_entries(change["request_id"], change["grid_id"])
+    for _ in range(STATUS_WRITE_ATTEMPTS):
+        request = store.request_status(change["tracking_no"])
+        if request is None:
+            return False
+        if change.get("grid_id") and change["grid_id"] != request.get("grid_id"):
+            # the request's earlier entries belong to the grid routing found for it
+            store.place_sentiment_entries(change["request_id"], change["grid_id"])
+        if store.record_case_status(request, entry, case_fields):
+            break
+    else:
+        raise StatusChangedMeanwhile(f"{change['tracking_no']} changed {STATUS_WRITE_ATTEMPTS} times while this change was recorded")
     store.log_sentiment({
         "_id": envelope["event_id"],
         "at": change["at"],

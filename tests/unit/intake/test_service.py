@@ -20,7 +20,7 @@ def test_inbound_message_that_fails_validation_stores_nothing():
 
 def test_case_event_for_an_unknown_request_raises_so_it_is_retried():
     service = worker_factory(IntakeService)
-    service.store.apply_case_status.return_value = False
+    service.store.request_status.return_value = None
     event = events.build_event(events.CASE_STATUS_CHANGED, {
         "case_id": "C-1", "request_id": "r", "tracking_no": "YT-20261128-000404",
         "status": "assigned", "at": events.utcnow(),

@@ -153,3 +153,17 @@ def test_earlier_entries_of_a_request_join_the_grid_routing_found_for_it(store):
     assert store.sentiment_entries("G-1") == []
     assert submissions.apply_case_status(store, change_event(request, "assigned", NOW, version=0))
     assert {entry["kind"] for entry in store.sentiment_entries("G-1")} == {"request_received", "case_status_changed"}
+
+
+def test_a_change_recorded_between_the_read_and_the_write_makes_the_write_read_again(store):
+    request = file(store).request
+    assigned = change_event(request, "assigned", NOW, version=0)
+    read = store.request_status(request["tracking_no"])
+    assert submissions.apply_case_status(store, change_event(request, "acknowledged", NOW + timedelta(minutes=1), version=1))
+    # planned from the read before "acknowledged": refused, nothing written
+    assert store.record_case_status(read, {**assigned["data"], "event_id": assigned["event_id"], "case_version": 0, "note": None,
+                                           "actor": None}, {}) is False
+    assert submissions.apply_case_status(store, assigned)
+    stored = store.find_by_tracking_no(request["tracking_no"])
+    assert stored["status"] == "acknowledged"
+    assert [h["status"] for h in stored["history"]] == ["received", "assigned", "acknowledged"]
