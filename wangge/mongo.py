@@ -66,10 +66,10 @@ def inserted(collection, documents):
 
 
 class GroupCommit:
-    """One store command for the writes of many green threads (group commit). A caller
-    hands its item and waits for its own result; a caller that finds no write under way
-    writes every item queued so far, and hands the next round to whoever queued
-    meanwhile. Alone, a write goes at once; under load, concurrent handlers share the
+    """One store command for the writes (or reads) of many green threads: group commit.
+    A caller hands its item and waits for its own result; a caller that finds no command
+    under way sends every item queued so far, and hands the next round to whoever queued
+    meanwhile. Alone, an item goes at once; under load, concurrent handlers share the
     round trip, and each still returns only once its item is stored.
 
     ``write(items)`` returns one result per item, in order."""

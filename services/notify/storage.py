@@ -26,6 +26,7 @@ class NotificationStore:
         self.preferences = database["preferences"]
         self.resends = database["resends"]
         self._insert = GroupCommit(self._insert_batches)
+        self._preferences = GroupCommit(self._preferences_batches)
 
     def ensure_indexes(self, config=None):
         # Earlier versions looked for due notifications of every channel at once;
@@ -162,7 +163,12 @@ class NotificationStore:
     # -- preferences --------------------------------------------------------
 
     def preferences_for(self, recipient_keys):
-        return {doc["_id"]: doc for doc in self.preferences.find({"_id": {"$in": list(recipient_keys)}})}
+        """Concurrent handlers' look-ups share one query."""
+        return self._preferences(list(recipient_keys))
+
+    def _preferences_batches(self, batches):
+        found = {doc["_id"]: doc for doc in self.preferences.find({"_id": {"$in": sorted({key for keys in batches for key in keys})}})}
+        return [{key: found[key] for key in keys if key in found} for keys in batches]
 
     def save_preferences(self, recipient_key, preferences, now):
         self.preferences.replace_one({"_id": recipient_key}, {**preferences, "updated_at": now}, upsert=True)

@@ -1,4 +1,5 @@
 """Study: contents, campaigns to grid groups, participation, sessions and reports."""
+import uuid
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
@@ -196,10 +197,11 @@ class StudyService(HealthAndMetrics):
     def run_schedule(self):
         now = events.utcnow()
         settings = self.config["SCHEDULER"]
-        workflow.fan_out_due_rounds(self.store, self.policy, now)
+        claim, claim_until = uuid.uuid4().hex, now + timedelta(seconds=float(settings["CLAIM_SECONDS"]))
+        workflow.fan_out_due_rounds(self.store, self.policy, now, claim, claim_until)
         batch = int(settings["BATCH"])
-        while True:  # batch after batch while they come full: a round to every grid is more than one
-            outcomes = workflow.publish_due(self.store, self.publish_events, now, now + timedelta(seconds=float(settings["CLAIM_SECONDS"])), batch)
+        while True:  # batch after batch while they come full
+            outcomes = workflow.publish_due(self.store, self.publish_events, now, claim, claim_until, batch)
             for (kind, outcome), count in outcomes.items():
                 metrics.DISPATCHES.labels(kind, outcome).inc(count)
             if sum(outcomes.values()) < batch or any(outcome == "not_taken" for _, outcome in outcomes):

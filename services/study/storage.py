@@ -9,8 +9,6 @@
 ``participation``  one document per (campaign, member, kind) of taking part
 ``sessions``       offline and online meetings with their attendance
 """
-import uuid
-
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 
 from wangge.mongo import insert_keyed, insert_new
@@ -124,12 +122,12 @@ class StudyStore:
         )
         return moved.modified_count == 1
 
-    def claim_due_dispatches(self, now, claim_until, limit):
-        """Take up to ``limit`` due dispatches for this process (stale claims of a
-        silent process included); no two processes get the same one."""
+    def claim_due_dispatches(self, now, claim, claim_until, limit):
+        """Take up to ``limit`` due dispatches under ``claim`` (stale claims of a silent
+        process included; no two processes get the same one); returns every dispatch
+        held under ``claim`` and not yet published."""
         # one indexed query per state: an $or is a collection scan on some stores
         due = [{"state": "pending", "due_at": {"$lte": now}}, {"state": "publishing", "claimed_until": {"$lte": now}}]
-        claim = uuid.uuid4().hex
         for condition in due:
             candidates = [doc["_id"] for doc in self.dispatches.find(condition, {"_id": 1}).sort("due_at", ASCENDING).limit(limit)]
             if candidates:
@@ -137,12 +135,16 @@ class StudyStore:
                     {"_id": {"$in": candidates}, **condition},
                     {"$set": {"state": "publishing", "claim": claim, "claimed_until": claim_until}},
                 )
-        return list(self.dispatches.find({"claim": claim}))
+        return list(self.dispatches.find({"claim": claim, "state": "publishing"}))
 
     def finish_dispatches(self, dispatch_ids, state, now):
         if dispatch_ids:
             self.dispatches.update_many({"_id": {"$in": list(dispatch_ids)}, "state": "publishing"},
                                         {"$set": {"state": state, "published_at": now}})
+
+    def finish_claimed(self, claim, state, now):
+        """Every dispatch still held under ``claim``, in one indexed write."""
+        self.dispatches.update_many({"claim": claim, "state": "publishing"}, {"$set": {"state": state, "published_at": now}})
 
     def dispatch_counts(self, campaign_id):
         pipeline = [{"$match": {"campaign_id": campaign_id}}, {"$group": {"_id": {"kind": "$kind", "state": "$state"}, "n": {"$sum": 1}}}]

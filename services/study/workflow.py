@@ -97,13 +97,18 @@ def create_campaign(store, directory, policy, body, now, idempotency_key=None):
     return store.get_campaign(campaign["_id"]), True
 
 
-def fan_out_due_rounds(store, policy, now):
-    """Create the dispatches of every round that has fallen due; returns how many rounds."""
+def fan_out_due_rounds(store, policy, now, claim, claim_until):
+    """Create the dispatches of every round that has fallen due, those due now already
+    held under ``claim`` (this process publishes them next, without a claim of each
+    afterwards); returns how many rounds."""
     rounds = 0
     for campaign in store.campaigns_with_round_due(now):
         due_at = campaign["next_round_at"]
         # dispatches first: if this process dies here, the round is simply fanned out again
-        store.add_dispatches(plans.round_dispatches(campaign, due_at))
+        # (and what it held is taken by another process once claim_until has passed)
+        store.add_dispatches([{**dispatch, "state": "publishing", "claim": claim, "claimed_until": claim_until}
+                              if dispatch["due_at"] <= now else dispatch
+                              for dispatch in plans.round_dispatches(campaign, due_at)])
         if store.advance_round(campaign["_id"], due_at, following_round(campaign, due_at, policy)):
             rounds += 1
     return rounds
@@ -140,12 +145,13 @@ def dispatch_event(dispatch, campaign, contents, missing_members):
     return event_type, events.build_event(event_type, data, event_id=dispatch["_id"])
 
 
-def publish_due(store, publish, now, claim_until, batch):
-    """Publish the dispatches due now, all in one batch (``publish(events)`` returns
-    the positions the broker took); returns a Counter of (kind, outcome)."""
+def publish_due(store, publish, now, claim, claim_until, batch):
+    """Publish the dispatches held under ``claim`` and up to ``batch`` more due now, all
+    at once (``publish(events)`` returns the positions the broker took); returns a
+    Counter of (kind, outcome)."""
     outgoing, skipped, outcomes = [], [], Counter()
     campaigns, contents = {}, {}
-    for dispatch in store.claim_due_dispatches(now, claim_until, batch):
+    for dispatch in store.claim_due_dispatches(now, claim, claim_until, batch):
         if dispatch["campaign_id"] not in campaigns:
             campaigns[dispatch["campaign_id"]] = store.get_campaign(dispatch["campaign_id"])
         campaign = campaigns[dispatch["campaign_id"]]
@@ -162,8 +168,10 @@ def publish_due(store, publish, now, claim_until, batch):
         outgoing.append((dispatch, dispatch_event(dispatch, campaign, contents[campaign["_id"]], missing_members)))
     store.finish_dispatches(skipped, "skipped", now)
     taken = publish([event for _, event in outgoing])
-    # what the broker did not take stays claimed until claim_until, then is taken again
-    store.finish_dispatches([dispatch["_id"] for n, (dispatch, _) in enumerate(outgoing) if n in taken], "published", now)
+    if len(taken) == len(outgoing):
+        store.finish_claimed(claim, "published", now)
+    else:  # what the broker did not take stays claimed until claim_until, then is taken again
+        store.finish_dispatches([dispatch["_id"] for n, (dispatch, _) in enumerate(outgoing) if n in taken], "published", now)
     for n, (dispatch, _) in enumerate(outgoing):
         outcomes[(dispatch["kind"], "published" if n in taken else "not_taken")] += 1
     return outcomes
