@@ -97,11 +97,15 @@ def outcome_event(notification, status, error, event_id, now):
     }, event_id=event_id, occurred_at=now)
 
 
+# every field an event's data may carry, from the contracts (read once)
+CONTRACT_FIELDS = (*events.CaseEventData().fields, *events.StudyDispatchData().fields, *events.VisitOverdueData().fields)
+
+
 def template_context(data, recipient=None):
     """Every field of the case event contract (absent optional ones as None, so an
     older producer's event still renders; a name outside the contract is still an
     error), plus display values with fallbacks for what a message must never leave blank."""
-    fields = {name: None for name in (*events.CaseEventData().fields, *events.StudyDispatchData().fields, *events.VisitOverdueData().fields)}
+    fields = dict.fromkeys(CONTRACT_FIELDS)
     fields.update(data)
     return {
         **fields,
