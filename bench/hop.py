@@ -1,32 +1,127 @@
-"""A bare kombu consumer for the baselines: take a message from one queue, do N
-store writes, publish it on to the next queue (if any), ack. No nameko.
+"""A bare kombu consumer for the baselines: take a message from one queue, do its
+store work, publish it on to the next queue (if any), ack. No nameko.
 
-    python -m bench.hop AMQP_URI MONGO_URI DATABASE IN_QUEUE OUT_QUEUE|- WRITES
+    python -m bench.hop AMQP_URI MONGO_URI DATABASE IN_QUEUE OUT_QUEUE|- WORK [PROGRESS_FILE]
+
+WORK is a number of inserts per message (baselines a and b), or a JSON file of the
+store operations one of the pipeline's hops made per request (baseline c): per
+collection and kind, commands and documents per request, done here in the same
+collections (same indexes, documents the size of the pipeline's) by plain pymongo.
+The last hop counts what it finished in PROGRESS_FILE, one byte each, so that
+finding out when a run ends puts no load on the store.
 """
+import json
+import os
 import sys
+import uuid
 
+from bson import json_util
 from kombu import Connection, Queue
 from pymongo import MongoClient
 
+QUORUM = {"x-queue-type": "quorum"}
+
+
+def hop_queue(name):
+    """The hops' queues are quorum queues, as every queue the pipeline's consumers read."""
+    return Queue(name, durable=True, queue_arguments=QUORUM)
+
+
+def inserts(database, in_queue, out_queue, count):
+    store = database["hop_" + in_queue.replace(".", "_")]
+    # the last hop's last write marks the message done, in a collection of its own
+    done = database["done"] if out_queue == "-" else store
+
+    def work(body):
+        for n in range(count):
+            (done if n == count - 1 else store).insert_one({"message": body["n"], "write": n})
+    return work
+
+
+class SameOperations:
+    """The store work of one of the pipeline's hops, per message: each operation's
+    commands come as often as in the pipeline (fractions add up from message to
+    message), each touching as many documents as the pipeline's did."""
+
+    def __init__(self, database, plan):
+        self.database = database
+        self.operations = plan["operations"]
+        self.shapes = {name: json_util.loads(json.dumps(shape)) for name, shape in plan["collections"].items()}
+        self.owed = [0.0] * len(self.operations)
+        self.targets = {name: [] for name in self.shapes}  # ids a later update or delete can take
+
+    def prepare(self, seeded):
+        """The collections with the pipeline's indexes, and documents to update or delete."""
+        for name, shape in self.shapes.items():
+            collection = self.database[name]
+            for index in shape["indexes"]:
+                collection.create_index(index["key"], **index["options"])
+            if seeded:
+                documents = [self.document(name) for _ in range(seeded)]
+                collection.insert_many(documents)
+                self.targets[name] = [document["_id"] for document in documents]
+
+    def document(self, name):
+        """A document like the pipeline's, with a new id and new values where an index is unique."""
+        shape = self.shapes[name]
+        document = {**shape["sample"], "_id": uuid.uuid4().hex}
+        for path in shape["unique"]:
+            *parents, field = path.split(".")
+            node = document
+            for parent in parents:
+                node[parent] = node = dict(node.get(parent) or {})
+            node[field] = uuid.uuid4().hex
+        return document
+
+    def __call__(self, body):
+        for n, operation in enumerate(self.operations):
+            self.owed[n] += operation["commands"]
+            while self.owed[n] >= 1:
+                self.owed[n] -= 1
+                self.run(operation)
+
+    def run(self, operation):
+        name, docs = operation["collection"], operation["docs_per_command"]
+        collection = self.database[name]
+        if operation["kind"] == "insert":
+            documents = [self.document(name) for _ in range(docs)]
+            collection.insert_many(documents, ordered=False)
+            self.targets[name] += [document["_id"] for document in documents]
+            return
+        taken, self.targets[name] = self.targets[name][:docs], self.targets[name][docs:] + self.targets[name][:docs]
+        where = {"_id": taken[0]} if docs == 1 else {"_id": {"$in": taken}}
+        if operation["kind"] == "update":
+            collection.update_many(where, {"$set": {"hop_touched": uuid.uuid4().hex}})
+        else:
+            collection.delete_many(where)
+            self.targets[name] = self.targets[name][:-docs]
+
 
 def main():
-    amqp_uri, mongo_uri, database, in_queue, out_queue, writes = sys.argv[1:7]
-    writes = int(writes)
+    amqp_uri, mongo_uri, database, in_queue, out_queue, work = sys.argv[1:7]
+    progress = sys.argv[7] if len(sys.argv) > 7 else None
     database = MongoClient(mongo_uri)[database]
-    store = database["hop_" + in_queue.replace(".", "_")]
-    # the last hop's last write marks the message done, in a collection counted from metadata
-    done = database["done"] if out_queue == "-" else store
+    if work.isdigit():
+        handle_store = inserts(database, in_queue, out_queue, int(work))
+    else:
+        with open(work, encoding="utf-8") as plan_file:
+            plan = json.load(plan_file)
+        handle_store = SameOperations(database, plan)
+        handle_store.prepare(plan["seeded"])
+    finished = open(progress, "ab", buffering=0) if progress else None
     with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
         producer = connection.Producer()
 
         def handle(body, message):
-            for n in range(writes):
-                (done if n == writes - 1 else store).insert_one({"message": body["n"], "write": n})
+            handle_store(body)
             if out_queue != "-":
                 producer.publish(body, routing_key=out_queue, serializer="json", delivery_mode=2)
             message.ack()
+            if finished:
+                os.write(finished.fileno(), b".")
 
-        with connection.Consumer(Queue(in_queue, durable=True), callbacks=[handle], prefetch_count=10):
+        print("ready", flush=True)
+        with connection.Consumer(hop_queue(in_queue), callbacks=[handle], prefetch_count=10):
             while True:
                 connection.drain_events()
 
