@@ -1,8 +1,8 @@
 """From an event to messages on the wire. Every notification is stored first;
 a sender claims a send's notifications (one, or a batch on a channel that takes
 many at once) right before sending, with a claim of its own, and records what
-each met against that claim in one write, together with the announcement of a
-settled notification, which a timer publishes once the broker takes it."""
+each met against that claim, after storing the announcement of the settled ones'
+outcomes, which a timer publishes once the broker takes it."""
 import logging
 import time
 import uuid
@@ -65,11 +65,13 @@ def deliver(store, channel, settings, notification_ids, owner):
         try:
             send_within(channel, notification, left)
         except Exception as exc:
-            results.append(failure(settings, notification, claim, owner, exc, events.utcnow()))
+            results.append(failure(settings, notification, claim, exc, events.utcnow()))
         else:
-            results.append(success(notification, claim, owner, events.utcnow()))
+            results.append(success(notification, claim, events.utcnow()))
     store.release(unsent, claim, events.utcnow())
-    recorded = store.record_outcomes(claim, events.utcnow(), [record for _, record in results])
+    now = events.utcnow()
+    announcement = {"events": [event for _, (_, _, _, event) in results if event], "queued_at": now, "queued_by": owner}
+    recorded = store.record_outcomes(claim, now, [record[:3] for _, record in results], announcement)
     outcomes = []
     for outcome, _ in results:
         if outcome.notification["_id"] not in recorded:
@@ -85,33 +87,28 @@ def send_within(channel, notification, seconds):
     raise DeliveryFailed(f"no answer within {seconds:.2g} s")
 
 
-def success(notification, claim, owner, now):
+def success(notification, claim, now):
     """(the outcome, what to record of it) of a send that went out."""
     settled = {**notification, "attempts": notification["attempts"] + 1}
-    announcement = queued(delivery.outcome_event(settled, delivery.SENT, None, f"{notification['_id']}:{claim}", now), owner, now)
-    return Outcome(settled, delivery.SENT), (notification["_id"], None, None, announcement)
+    event = delivery.outcome_event(settled, delivery.SENT, None, f"{notification['_id']}:{claim}", now)
+    return Outcome(settled, delivery.SENT), (notification["_id"], None, None, event)
 
 
-def failure(settings, notification, claim, owner, exc, now):
+def failure(settings, notification, claim, exc, now):
     """(the outcome, what to record of it) of a send that failed: tried again later, or failed for good."""
     expected = isinstance(exc, DeliveryFailed)
     error = str(exc) if expected else f"{type(exc).__name__}: {exc}"
     attempts = notification["attempts"] + 1
     retry_at = delivery.retry_at(attempts, not expected or exc.retriable, settings, now)
     settled = {**notification, "attempts": attempts}
-    announcement = None if retry_at else queued(
-        delivery.outcome_event(settled, delivery.FAILED, error, f"{notification['_id']}:{claim}", now), owner, now)
+    event = None if retry_at else delivery.outcome_event(settled, delivery.FAILED, error, f"{notification['_id']}:{claim}", now)
     # an error that is not DeliveryFailed is a fault of ours: its traceback goes to the log
     log.warning("notification not delivered", exc_info=None if expected else exc, extra={
         "notification_id": notification["_id"], "channel": notification["channel"], "attempt": attempts,
         "recipient": mask_name(notification["recipient"].get("name")), "error": error, "final": retry_at is None,
     })
     outcome = Outcome(settled, delivery.FAILED if retry_at is None else "retry", error, gateway_failed=expected and exc.retriable)
-    return outcome, (notification["_id"], error, retry_at, announcement)
-
-
-def queued(event, owner, now):
-    return {"event": event, "queued_at": now, "queued_by": owner}
+    return outcome, (notification["_id"], error, retry_at, event)
 
 
 def log_lost_claim(notification):
@@ -120,14 +117,10 @@ def log_lost_claim(notification):
 
 
 def announcements_due(store, owner, now, grace):
-    """(notification id, event) to publish now: this process's own at once, another
+    """(announcement id, its events) to publish now: this process's own at once, another
     process's only once ``grace`` has passed (that process may have died)."""
-    due = []
-    for found in store.pending_announcements(now):
-        announcement = found["announcement"]
-        if announcement["queued_by"] == owner or announcement["queued_at"] <= now - grace:
-            due.append((found["_id"], announcement["event"]))
-    return due
+    return [(found["_id"], found["events"]) for found in store.pending_announcements(now)
+            if found["queued_by"] == owner or found["queued_at"] <= now - grace]
 
 
 def delivery_latency(notification, now):

@@ -95,14 +95,16 @@ class NotifyService(HealthAndMetrics):
         grace = timedelta(seconds=float(self.config["ANNOUNCE"]["GRACE_SECONDS"]))
         published = []
         try:
-            for notification_id, event in outgoing.announcements_due(self.store, self.sender.owner, events.utcnow(), grace):
-                try:
-                    self.dispatch(event["event_type"], event)
-                except Exception as exc:
-                    log.warning("notification outcome not announced yet", extra={
-                        "notification_id": notification_id, "reason": f"{type(exc).__name__}: {exc}"})
-                    return
-                published.append((notification_id, event["event_id"]))
+            for announcement_id, outcomes in outgoing.announcements_due(self.store, self.sender.owner, events.utcnow(), grace):
+                for event in outcomes:
+                    try:
+                        self.dispatch(event["event_type"], event)
+                    except Exception as exc:
+                        # what went out of this batch goes out again with it: the same event ids
+                        log.warning("notification outcome not announced yet", extra={
+                            "notification_id": event["data"]["notification_id"], "reason": f"{type(exc).__name__}: {exc}"})
+                        return
+                published.append(announcement_id)
         finally:
             self.store.clear_announcements(published)
 

@@ -1,9 +1,10 @@
 """The only code that touches notify's collections.
 
 ``notifications``  every notification, stored before its first attempt, with its
-                   status, attempts, what each attempt met, the claim of the
-                   process sending it, and the announcement of its outcome until
-                   the broker has taken it
+                   status, attempts, what each attempt met, and the claim of the
+                   process sending it
+``announcements``  the outcomes (notification_sent/failed) of one recorded batch of
+                   sends, until the broker has taken them
 ``preferences``    a recipient's chosen channel, by recipient key
 ``resends``        every operator's re-send (who, which notification, for whom), kept
                    while it counts against the recipient's limit
@@ -25,17 +26,20 @@ class NotificationStore:
         self.notifications = database["notifications"]
         self.preferences = database["preferences"]
         self.resends = database["resends"]
+        self.announcements = database["announcements"]
         self._insert = GroupCommit(self._insert_batches)
         self._preferences = GroupCommit(self._preferences_batches)
 
     def ensure_indexes(self, config=None):
         # Earlier versions looked for due notifications of every channel at once;
         # a channel's backlog then hid the others'.
-        if "due" in self.notifications.index_information():
-            self.notifications.drop_index("due")
+        # and kept each outcome's announcement in its notification, one more write of
+        # every notification to clear it (and one more index to keep)
+        for earlier in ("due", "announcement_pending"):
+            if earlier in self.notifications.index_information():
+                self.notifications.drop_index(earlier)
         self.notifications.create_indexes([
             IndexModel([("status", ASCENDING), ("channel", ASCENDING), ("next_attempt_at", ASCENDING)], name="due_by_channel"),
-            IndexModel([("announcement.queued_at", ASCENDING)], name="announcement_pending", sparse=True),
             IndexModel([("tracking_no", ASCENDING), ("created_at", ASCENDING)], name="tracking_no"),
             IndexModel([("case_id", ASCENDING), ("created_at", ASCENDING)], name="case_id"),
             IndexModel([("campaign_id", ASCENDING), ("created_at", ASCENDING)], name="campaign_id"),
@@ -46,7 +50,9 @@ class NotificationStore:
             IndexModel([("recipient", ASCENDING), ("at", ASCENDING)], name="recipient"),
             IndexModel([("expires_at", ASCENDING)], name="expires", expireAfterSeconds=0),
         ])
+        self.announcements.create_indexes([IndexModel([("queued_at", ASCENDING)], name="queued_at")])
         self.forget_robot_keys()
+        self.move_announcements()
 
     def forget_robot_keys(self):
         """Earlier versions took a WeCom robot key from whoever set a preference and
@@ -87,18 +93,27 @@ class NotificationStore:
         taken = {found["_id"]: found for found in self.notifications.find({"_id": {"$in": list(notification_ids)}, "claim": claim})}
         return [taken[notification_id] for notification_id in notification_ids if notification_id in taken]
 
-    def record_outcomes(self, claim, now, outcomes):
-        """What each send under ``claim`` met, in one write: ``outcomes`` are
-        ``(notification_id, error, retry_at, announcement)``, ``error`` ``None`` for sent;
-        ``retry_at`` ``None`` after a failure fails it for good (announced). The ids
-        recorded: a notification whose claim ran out and another process took records
-        nothing here (that process records its own outcome)."""
+    def record_outcomes(self, claim, now, outcomes, announcement=None):
+        """What each send under ``claim`` met: ``outcomes`` are ``(notification_id, error,
+        retry_at)``, ``error`` ``None`` for sent; ``retry_at`` ``None`` after a failure
+        fails it for good. ``announcement`` (the settled ones' outcome events) is stored
+        first: a process dying before the outcomes are recorded may announce a send twice,
+        never not at all. The ids recorded: a notification whose claim ran out and another
+        process took records nothing here (that process records its own outcome)."""
         if not outcomes:
             return set()
-        writes = [UpdateOne({"_id": notification_id, "claim": claim}, outcome_update(claim, now, error, retry_at, announcement))
-                  for notification_id, error, retry_at, announcement in outcomes]
+        if announcement and announcement["events"]:
+            self.announcements.insert_one({"_id": uuid.uuid4().hex, **announcement})
+        failed = [UpdateOne({"_id": notification_id, "claim": claim}, outcome_update(claim, now, error, retry_at))
+                  for notification_id, error, retry_at in outcomes if error is not None]
+        modified = self.notifications.bulk_write(failed, ordered=False).modified_count if failed else 0
+        if len(failed) < len(outcomes):
+            # the sends that went out are all that is left under this claim (the rest was
+            # released or recorded just now): one indexed write for all of them
+            modified += self.notifications.update_many({"_id": {"$in": [o[0] for o in outcomes if o[1] is None]}, "claim": claim},
+                                                       outcome_update(claim, now, None, None)).modified_count
         ids = [outcome[0] for outcome in outcomes]
-        if self.notifications.bulk_write(writes, ordered=False).modified_count == len(writes):
+        if modified == len(outcomes):
             return set(ids)
         recorded = self.notifications.find({"_id": {"$in": ids}, "attempt_log": {"$elemMatch": {"claim": claim}}}, {"_id": 1})
         return {found["_id"] for found in recorded}
@@ -111,17 +126,21 @@ class NotificationStore:
                                            {"$set": {"status": PENDING, "next_attempt_at": now}, "$unset": {"claim": ""}})
 
     def pending_announcements(self, now, limit=200):
-        """Settled notifications whose outcome the broker has not taken yet, oldest first.
-        A later outcome (after an operator's re-send) replaces one not yet taken."""
-        query = {"announcement.queued_at": {"$lte": now}}
-        return list(self.notifications.find(query, {"announcement": 1}).sort("announcement.queued_at", ASCENDING).limit(limit))
+        """Outcomes the broker has not taken yet, a recorded batch each, oldest first."""
+        return list(self.announcements.find({"queued_at": {"$lte": now}}).sort("queued_at", ASCENDING).limit(limit))
 
-    def clear_announcements(self, published):
-        """Drop announcements the broker took, ``(notification_id, event_id)`` each, in one write."""
-        if published:
-            self.notifications.bulk_write([UpdateOne({"_id": notification_id, "announcement.event.event_id": event_id},
-                                                     {"$unset": {"announcement": ""}}) for notification_id, event_id in published],
-                                          ordered=False)
+    def clear_announcements(self, announcement_ids):
+        """Drop the batches of outcomes the broker took, in one write."""
+        if announcement_ids:
+            self.announcements.delete_many({"_id": {"$in": list(announcement_ids)}})
+
+    def move_announcements(self):
+        """Outcomes earlier versions kept in their notifications, not yet announced: into announcements."""
+        for found in self.notifications.find({"announcement": {"$exists": True}}, {"announcement": 1}):
+            announcement = found["announcement"]
+            self.announcements.insert_one({"_id": found["_id"], "queued_at": announcement["queued_at"],
+                                           "queued_by": announcement["queued_by"], "events": [announcement["event"]]})
+            self.notifications.update_one({"_id": found["_id"]}, {"$unset": {"announcement": ""}})
 
     def reset_for_resend(self, notification_id, now, hold, by):
         """An operator's re-send: a failed (or sent) notification goes out again, at
@@ -175,13 +194,12 @@ class NotificationStore:
         return self.preferences.find_one({"_id": recipient_key})
 
 
-def outcome_update(claim, now, error, retry_at, announcement):
+def outcome_update(claim, now, error, retry_at):
     if error is None:
-        outcome = {"status": SENT, "sent_at": now, "last_error": None, "next_attempt_at": None, "announcement": announcement}
+        outcome = {"status": SENT, "sent_at": now, "last_error": None, "next_attempt_at": None}
         attempt = {"at": now, "outcome": SENT, "claim": claim}
     else:
-        outcome = {"status": PENDING, "next_attempt_at": retry_at} if retry_at else \
-            {"status": FAILED, "next_attempt_at": None, "announcement": announcement}
+        outcome = {"status": PENDING, "next_attempt_at": retry_at} if retry_at else {"status": FAILED, "next_attempt_at": None}
         outcome["last_error"] = error
         attempt = {"at": now, "outcome": "error", "error": error, "claim": claim}
     return {"$set": outcome, "$unset": {"claim": ""}, "$inc": {"attempts": 1}, "$push": {"attempt_log": attempt}}

@@ -36,12 +36,12 @@ def test_a_claim_that_ran_out_records_nothing_over_the_claim_that_replaced_it(st
     assert len(store.claim([notification["_id"]], "first", now, timedelta(0))) == 1
     assert len(store.claim([notification["_id"]], "second", now, CLAIM)) == 1
 
-    assert store.record_outcomes("first", now, [(notification["_id"], None, None, None)]) == set()
-    assert store.record_outcomes("first", now, [(notification["_id"], "late", None, None)]) == set()
+    assert store.record_outcomes("first", now, [(notification["_id"], None, None)]) == set()
+    assert store.record_outcomes("first", now, [(notification["_id"], "late", None)]) == set()
     taken = store.get(notification["_id"])
     assert (taken["status"], taken["claim"], taken["attempts"]) == (delivery.SENDING, "second", 0)
 
-    assert store.record_outcomes("second", now, [(notification["_id"], None, None, None)]) == {notification["_id"]}
+    assert store.record_outcomes("second", now, [(notification["_id"], None, None)]) == {notification["_id"]}
     assert store.get(notification["_id"])["status"] == delivery.SENT
 
 
@@ -91,13 +91,14 @@ def test_a_settled_notification_keeps_its_announcement_until_the_broker_took_it(
     now = events.utcnow()
     grace = timedelta(seconds=10)
 
-    [(notification_id, event)] = outgoing.announcements_due(store, "p1", now, grace)
-    assert (notification_id, event["event_type"], event["data"]["attempts"]) == (notification["_id"], events.NOTIFICATION_SENT, 1)
+    [(announcement_id, [event])] = outgoing.announcements_due(store, "p1", now, grace)
+    assert (event["data"]["notification_id"], event["event_type"], event["data"]["attempts"]) == (notification["_id"], events.NOTIFICATION_SENT, 1)
+    assert "announcement" not in store.get(notification["_id"])
     # another process leaves it to this one until it may have died
     assert outgoing.announcements_due(store, "p2", now, grace) == []
     assert len(outgoing.announcements_due(store, "p2", now + grace, grace)) == 1
 
-    store.clear_announcements([(notification_id, event["event_id"])])
+    store.clear_announcements([announcement_id])
     assert outgoing.announcements_due(store, "p1", now, grace) == []
 
 
@@ -106,7 +107,7 @@ def test_the_last_failure_is_announced_as_failed(store, tmp_path):
     settings = {**CONFIG["DELIVERY"], "MAX_ATTEMPTS": 1}
     outgoing.deliver(store, Outbox({"PATH": str(tmp_path)}), settings, [notification["_id"]], owner="p1")
     assert store.get(notification["_id"])["status"] == delivery.FAILED
-    [(_, event)] = outgoing.announcements_due(store, "p1", events.utcnow(), timedelta(seconds=10))
+    [(_, [event])] = outgoing.announcements_due(store, "p1", events.utcnow(), timedelta(seconds=10))
     assert event["event_type"] == events.NOTIFICATION_FAILED and event["data"]["error"].startswith("IsADirectoryError")
 
 
@@ -138,10 +139,12 @@ class SlowChannel:
         eventlet.sleep(self.seconds)
 
 
-def test_a_batch_goes_out_under_one_claim_and_is_recorded_in_order(store, tmp_path):
+def test_a_batch_goes_out_under_one_claim_and_is_recorded_and_announced_together(store, tmp_path):
     batch = [stored(store, reminder("outbox")) for _ in range(5)]
     outcomes = outgoing.deliver(store, Outbox({"PATH": str(tmp_path / "outbox.jsonl")}), CONFIG["DELIVERY"], [n["_id"] for n in batch], owner="p1")
     assert [(o.notification["_id"], o.status, o.recorded) for o in outcomes] == [(n["_id"], delivery.SENT, True) for n in batch]
+    [(_, announced)] = outgoing.announcements_due(store, "p1", events.utcnow(), timedelta(seconds=10))
+    assert [event["data"]["notification_id"] for event in announced] == [n["_id"] for n in batch]
     lines = [json.loads(line)["id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
     assert lines == [n["_id"] for n in batch]
     assert {(found["status"], found["attempts"], "claim" in found) for found in map(store.get, lines)} == {(delivery.SENT, 1, False)}
@@ -166,3 +169,14 @@ def test_a_channel_sends_one_batch_after_another_without_waiting_for_the_timer(s
     sent = eventually(lambda: (lambda found: found if len(found) == 7 else None)(
         path.read_text().splitlines() if path.exists() else []), timeout=10)
     assert sorted(json.loads(line)["id"] for line in sent) == sorted(n["_id"] for n in waiting)
+
+
+def test_outcomes_an_earlier_version_kept_in_their_notification_are_still_announced(store):
+    notification = stored(store, reminder("outbox"))
+    event = {"event_id": "e-1", "event_type": events.NOTIFICATION_SENT, "data": {"notification_id": notification["_id"]}}
+    store.notifications.update_one({"_id": notification["_id"]}, {"$set": {"announcement": {
+        "event": event, "queued_at": events.utcnow(), "queued_by": "p0"}}})
+    store.ensure_indexes()
+    [(_, announced)] = outgoing.announcements_due(store, "p1", events.utcnow() + timedelta(seconds=10), timedelta(seconds=10))
+    assert announced == [event]
+    assert "announcement" not in store.get(notification["_id"])
