@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import eventlet
 
@@ -28,15 +29,20 @@ class Outcome:
     recorded: bool = True  # False: the claim had run out and another process took the notification
 
 
-def accept_event(store, templates, config, envelope, chosen, now):
+def accept_event(store, templates, config, envelope, chosen, now, holding=lambda channel: None):
     """Store one notification per (recipient, channel) of the event; returns those
     newly stored and due now (a redelivered event stores, and so sends, nothing;
-    messages held for quiet hours wait for their time)."""
+    messages held for quiet hours wait for their time). One due on a channel this
+    process sends on next is stored already claimed under ``holding(channel)``."""
     preferences = store.preferences_for([recipient.key for recipient, _ in chosen])
     planned = [delivery.plan_notification(envelope, recipient, kind, delivery.channel_for(recipient, preferences.get(recipient.key), config["ROUTES"]),
                                           templates, config, now)
                for recipient, kind in chosen]
-    return [notification for notification in store.insert_new(planned) if notification["status"] == delivery.PENDING]
+    for notification in planned:
+        claim = holding(notification["channel"]) if notification["status"] == delivery.PENDING else None
+        if claim:
+            notification.update(status=delivery.SENDING, claim=claim, next_attempt_at=now + delivery.claim_period(config["DELIVERY"]))
+    return [notification for notification in store.insert_new(planned) if notification["status"] != delivery.HELD]
 
 
 def recipients_of(envelope):
@@ -47,14 +53,26 @@ def recipients_of(envelope):
     return recipients.for_case_event(envelope["event_type"], envelope["data"])
 
 
-def deliver(store, channel, settings, notification_ids, owner):
+def deliver(store, channel, settings, notification_ids, owner, held=None):
     """Claim the due ones of these notifications, send them one after another, and
-    record what each send met against the claim; [] if another process has them all.
-    Every send of the batch ends by half the claim: what has not started by then goes
-    back unsent, so no claim runs out before its outcome is recorded. Any error of a
-    send is a failed attempt."""
+    record what each send met against its claim; [] if another process has them all.
+    ``held``: notifications stored already claimed by this process (by id), sent under
+    that claim while it has the time of a send left, else claimed again. Every send of
+    the batch ends by half the claim: what has not started by then goes back unsent,
+    so no claim runs out before its outcome is recorded. Any error of a send is a
+    failed attempt."""
+    now, deadline = events.utcnow(), timedelta(seconds=delivery.send_deadline(settings))
+    held = {notification_id: notification for notification_id, notification in (held or {}).items()
+            if notification_id in notification_ids}
+    taken = {notification_id: notification for notification_id, notification in held.items()
+             if notification["next_attempt_at"] - now >= deadline}
+    running_short = [notification for notification_id, notification in held.items() if notification_id not in taken]
     claim = uuid.uuid4().hex
-    notifications = store.claim(notification_ids, claim, events.utcnow(), delivery.claim_period(settings))
+    taken.update(store.renew(running_short, claim, now, delivery.claim_period(settings)))
+    if len(taken) < len(notification_ids):
+        taken.update((found["_id"], found) for found in store.claim(
+            [notification_id for notification_id in notification_ids if notification_id not in taken], claim, now, delivery.claim_period(settings)))
+    notifications = [taken[notification_id] for notification_id in notification_ids if notification_id in taken]
     ends_at = time.monotonic() + delivery.send_deadline(settings)
     results, unsent = [], []
     for notification in notifications:
@@ -65,13 +83,18 @@ def deliver(store, channel, settings, notification_ids, owner):
         try:
             send_within(channel, notification, left)
         except Exception as exc:
-            results.append(failure(settings, notification, claim, exc, events.utcnow()))
+            results.append(failure(settings, notification, notification["claim"], exc, events.utcnow()))
         else:
-            results.append(success(notification, claim, events.utcnow()))
-    store.release(unsent, claim, events.utcnow())
+            results.append(success(notification, notification["claim"], events.utcnow()))
+    for under in {notification["claim"] for notification in notifications}:
+        store.release([n["_id"] for n in notifications if n["_id"] in unsent and n["claim"] == under], under, events.utcnow())
     now = events.utcnow()
     announcement = {"events": [event for _, (_, _, _, event) in results if event], "queued_at": now, "queued_by": owner}
-    recorded = store.record_outcomes(claim, now, [record[:3] for _, record in results], announcement)
+    recorded = set()
+    for under in {outcome.notification["claim"] for outcome, _ in results}:
+        recorded |= store.record_outcomes(under, now, [record[:3] for outcome, record in results if outcome.notification["claim"] == under],
+                                          announcement)
+        announcement = None
     outcomes = []
     for outcome, _ in results:
         if outcome.notification["_id"] not in recorded:

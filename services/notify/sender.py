@@ -31,6 +31,9 @@ class Lane:
         self.breaker = breaker
         self.waiting = []  # offered or found due, not started yet
         self.in_flight = set()
+        # this process stores the lane's new notifications already claimed under this, to send next
+        self.claim = uuid.uuid4().hex
+        self.held = {}  # those of them not sent yet, by id
 
     def room(self):
         """How many more sends may start now."""
@@ -58,11 +61,20 @@ class Sender:
         self.owner = uuid.uuid4().hex
         self.stopping = False
 
+    def holding(self, channel):
+        """The claim under which new notifications of ``channel`` are stored, for this
+        process to send them next; ``None`` while the channel's gateway is failing (they
+        are stored waiting, for whichever process has a working one)."""
+        lane = self.lanes[channel]
+        return None if self.stopping or lane.breaker.state == OPEN else lane.claim
+
     def offer(self, notifications):
         """Start sending these where their channel has room; the rest wait their turn."""
         offered = {}
         for notification in notifications:
             lane = offered.setdefault(notification["channel"], self.lanes[notification["channel"]])
+            if notification.get("claim") == lane.claim:
+                lane.held[notification["_id"]] = notification
             lane.add([notification["_id"]])
         for lane in offered.values():
             self._start(lane)
@@ -99,12 +111,14 @@ class Sender:
     def _deliver(self, lane, notification_ids):
         outcomes = []
         try:
-            outcomes = outgoing.deliver(self.store, lane.channel, self.settings, notification_ids, self.owner)
+            outcomes = outgoing.deliver(self.store, lane.channel, self.settings, notification_ids, self.owner, lane.held)
         except Exception:
             # the store failed us: the claims run out and the notifications are tried again
             log.exception("delivery interrupted", extra={"notifications": len(notification_ids), "channel": lane.name})
         finally:
             lane.in_flight.difference_update(notification_ids)
+            for notification_id in notification_ids:
+                lane.held.pop(notification_id, None)
             settle_breaker(lane.breaker, outcomes)
         for outcome in outcomes:
             count(outcome)

@@ -164,7 +164,8 @@ class NotifyService(HealthAndMetrics):
     def _notify(self, event_type, message):
         envelope = events.read_event(event_type, message)
         chosen = outgoing.recipients_of(envelope)
-        self.sender.offer(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow()))
+        self.sender.offer(outgoing.accept_event(self.store, self.templates, self.config, envelope, chosen, events.utcnow(),
+                                                self.sender.holding))
 
     def _existing(self, notification_id):
         notification = self.store.get(notification_id)

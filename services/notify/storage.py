@@ -90,8 +90,22 @@ class NotificationStore:
             {"_id": {"$in": list(notification_ids)}, "status": {"$in": list(DUE)}, "next_attempt_at": {"$lte": now}},
             {"$set": {"status": SENDING, "claim": claim, "next_attempt_at": now + claim_for}},
         )
-        taken = {found["_id"]: found for found in self.notifications.find({"_id": {"$in": list(notification_ids)}, "claim": claim})}
+        taken = self.claimed(claim, notification_ids)
         return [taken[notification_id] for notification_id in notification_ids if notification_id in taken]
+
+    def renew(self, notifications, claim, now, claim_for):
+        """Claim again, under ``claim``, notifications this process holds whose claim is
+        running short (each still under the claim it was taken with)."""
+        if not notifications:
+            return {}
+        for held in {notification["claim"] for notification in notifications}:
+            self.notifications.update_many(
+                {"_id": {"$in": [n["_id"] for n in notifications if n["claim"] == held]}, "claim": held},
+                {"$set": {"claim": claim, "next_attempt_at": now + claim_for}})
+        return self.claimed(claim, [notification["_id"] for notification in notifications])
+
+    def claimed(self, claim, notification_ids):
+        return {found["_id"]: found for found in self.notifications.find({"_id": {"$in": list(notification_ids)}, "claim": claim})}
 
     def record_outcomes(self, claim, now, outcomes, announcement=None):
         """What each send under ``claim`` met: ``outcomes`` are ``(notification_id, error,

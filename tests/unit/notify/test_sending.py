@@ -9,11 +9,12 @@ import requests
 
 from services.notify import delivery, outgoing
 from services.notify.channels import Outbox, SmsGateway, WeComRobot
+from services.notify.recipients import Recipient
 from services.notify.sender import Sender
 from tests.support.peers import http_peer
 from tests.support.polling import eventually
 from tests.support.ports import free_port
-from tests.unit.notify.factories import CONFIG, reminder
+from tests.unit.notify.factories import CONFIG, TEMPLATES, reminder
 from wangge import events
 
 CLAIM = timedelta(seconds=60)
@@ -180,3 +181,48 @@ def test_outcomes_an_earlier_version_kept_in_their_notification_are_still_announ
     [(_, announced)] = outgoing.announcements_due(store, "p1", events.utcnow() + timedelta(seconds=10), timedelta(seconds=10))
     assert announced == [event]
     assert "announcement" not in store.get(notification["_id"])
+
+
+def held(store, channel="outbox", claim="lane-1", left=timedelta(seconds=60)):
+    """A notification stored already claimed by the process that sends it next."""
+    notification = reminder(channel)
+    notification.update(status=delivery.SENDING, claim=claim, next_attempt_at=events.utcnow() + left)
+    return stored(store, notification)
+
+
+def test_a_notification_stored_claimed_by_its_sender_goes_out_under_that_claim_without_another(store, tmp_path, monkeypatch):
+    notification = held(store)
+    monkeypatch.setattr(store, "claim", lambda *args: pytest.fail("claimed again"))
+    [outcome] = outgoing.deliver(store, Outbox({"PATH": str(tmp_path / "outbox.jsonl")}), CONFIG["DELIVERY"], [notification["_id"]], "p1",
+                                 held={notification["_id"]: notification})
+    assert (outcome.status, outcome.recorded) == (delivery.SENT, True)
+    assert store.get(notification["_id"])["attempt_log"][-1]["claim"] == "lane-1"
+
+
+def test_a_held_notification_whose_claim_runs_short_is_claimed_again_before_its_send(store, tmp_path):
+    notification = held(store, left=timedelta(seconds=5))  # less than a send may take (30 s)
+    [outcome] = outgoing.deliver(store, Outbox({"PATH": str(tmp_path / "outbox.jsonl")}), CONFIG["DELIVERY"], [notification["_id"]], "p1",
+                                 held={notification["_id"]: notification})
+    assert outcome.status == delivery.SENT
+    assert store.get(notification["_id"])["attempt_log"][-1]["claim"] not in (None, "lane-1")
+
+
+def test_a_held_notification_another_process_took_meanwhile_is_not_sent_again(store, tmp_path):
+    notification = held(store, left=timedelta(seconds=5))
+    store.notifications.update_one({"_id": notification["_id"]}, {"$set": {"claim": "other-process"}})
+    path = tmp_path / "outbox.jsonl"
+    assert outgoing.deliver(store, Outbox({"PATH": str(path)}), CONFIG["DELIVERY"], [notification["_id"]], "p1",
+                            held={notification["_id"]: notification}) == []
+    assert not path.exists()
+
+
+def test_an_events_notifications_are_stored_claimed_for_a_sender_whose_channel_works(store):
+    config = {**CONFIG, "ROUTES": {"member": "outbox"}}
+    envelope = {"event_id": "e-held", "event_type": events.STUDY_REMINDER_DUE, "occurred_at": events.utcnow(),
+                "data": {"campaign_id": "CP-1", "round": "r", "title": "学习", "grid_id": "G-1", "grid_name": "悦山网格",
+                         "due_at": events.utcnow(), "members": []}}
+    chosen = [(Recipient("member", "m-held", "周婷艳", "13800000011"), "study_reminder_due.member")]
+    [kept] = outgoing.accept_event(store, TEMPLATES, config, envelope, chosen, events.utcnow(), holding=lambda channel: "lane-1")
+    found = store.get(kept["_id"])
+    assert (found["status"], found["claim"]) == (delivery.SENDING, "lane-1")
+    assert store.due_ids("outbox", events.utcnow(), 10) == []
