@@ -198,7 +198,7 @@ class StudyService(HealthAndMetrics):
         now = events.utcnow()
         settings = self.config["SCHEDULER"]
         claim, claim_until = uuid.uuid4().hex, now + timedelta(seconds=float(settings["CLAIM_SECONDS"]))
-        workflow.fan_out_due_rounds(self.store, self.policy, now, claim, claim_until)
+        workflow.fan_out_due_rounds(self.store, self.policy, self.publish_events, now, claim, claim_until)
         batch = int(settings["BATCH"])
         while True:  # batch after batch while they come full
             outcomes = workflow.publish_due(self.store, self.publish_events, now, claim, claim_until, batch)

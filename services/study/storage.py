@@ -114,11 +114,19 @@ class StudyStore:
         """Insert what is missing; dispatches another process created already stay as they are."""
         insert_new(self.dispatches, documents)
 
+    def take_round(self, campaign_id, round_due_at, claim, claim_until, now):
+        """Take the round due at ``round_due_at`` to fan it out, unless another process holds it."""
+        taken = self.campaigns.update_one(
+            {"_id": campaign_id, "next_round_at": round_due_at, "round_claimed_until": {"$not": {"$gt": now}}},
+            {"$set": {"round_claim": claim, "round_claimed_until": claim_until}},
+        )
+        return taken.modified_count == 1
+
     def advance_round(self, campaign_id, round_due_at, next_round_at):
         """Move the campaign past a round it has fanned out; ``False`` if another process did."""
         moved = self.campaigns.update_one(
             {"_id": campaign_id, "next_round_at": round_due_at},
-            {"$set": {"next_round_at": next_round_at, "last_round_at": round_due_at}},
+            {"$set": {"next_round_at": next_round_at, "last_round_at": round_due_at}, "$unset": {"round_claim": "", "round_claimed_until": ""}},
         )
         return moved.modified_count == 1
 

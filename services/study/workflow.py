@@ -97,21 +97,34 @@ def create_campaign(store, directory, policy, body, now, idempotency_key=None):
     return store.get_campaign(campaign["_id"]), True
 
 
-def fan_out_due_rounds(store, policy, now, claim, claim_until):
-    """Create the dispatches of every round that has fallen due, those due now already
-    held under ``claim`` (this process publishes them next, without a claim of each
-    afterwards); returns how many rounds."""
+def fan_out_due_rounds(store, policy, publish, now, claim, claim_until):
+    """Publish the material of every round that has fallen due and store the round's
+    dispatches, the material's as published; returns how many rounds. A round is taken
+    under ``claim`` first, so two processes do not both publish it; one that dies before
+    the round moves on leaves it to be taken again once ``claim_until`` has passed (its
+    events go out again under the same ids, which notify recognises). Reminders, and
+    material the broker did not take, wait in their dispatches for ``publish_due``."""
     rounds = 0
     for campaign in store.campaigns_with_round_due(now):
         due_at = campaign["next_round_at"]
-        # dispatches first: if this process dies here, the round is simply fanned out again
-        # (and what it held is taken by another process once claim_until has passed)
-        store.add_dispatches([{**dispatch, "state": "publishing", "claim": claim, "claimed_until": claim_until}
-                              if dispatch["due_at"] <= now else dispatch
-                              for dispatch in plans.round_dispatches(campaign, due_at)])
+        if not store.take_round(campaign["_id"], due_at, claim, claim_until, now):
+            continue  # another process is fanning it out
+        dispatches = plans.round_dispatches(campaign, due_at)
+        material = [n for n, dispatch in enumerate(dispatches) if dispatch["kind"] == plans.CAMPAIGN_DUE and dispatch["due_at"] <= now]
+        contents = material_of(store, campaign)
+        taken = publish([dispatch_event(dispatches[n], campaign, contents, []) for n in material])
+        published = {n for position, n in enumerate(material) if position in taken}
+        store.add_dispatches([{**dispatch, "state": "published", "published_at": now} if n in published else dispatch
+                              for n, dispatch in enumerate(dispatches)])
         if store.advance_round(campaign["_id"], due_at, following_round(campaign, due_at, policy)):
             rounds += 1
     return rounds
+
+
+def material_of(store, campaign):
+    """What a dispatch names of each of the campaign's contents, in the campaign's order."""
+    found = store.contents_for_dispatch(campaign["content_ids"], SUMMARY_CHARS)
+    return [found[c] for c in campaign["content_ids"] if c in found]
 
 
 def following_round(campaign, due_at, policy):
@@ -146,8 +159,8 @@ def dispatch_event(dispatch, campaign, contents, missing_members):
 
 
 def publish_due(store, publish, now, claim, claim_until, batch):
-    """Publish the dispatches held under ``claim`` and up to ``batch`` more due now, all
-    at once (``publish(events)`` returns the positions the broker took); returns a
+    """Publish up to ``batch`` dispatches due now (reminders; material a round could not
+    publish, or a process that died held), taken under ``claim``, all at once (``publish(events)`` returns the positions the broker took); returns a
     Counter of (kind, outcome)."""
     outgoing, skipped, outcomes = [], [], Counter()
     campaigns, contents = {}, {}
@@ -163,8 +176,7 @@ def publish_due(store, publish, now, claim, claim_until, batch):
                 outcomes[(dispatch["kind"], "skipped")] += 1
                 continue
         if campaign["_id"] not in contents:
-            found = store.contents_for_dispatch(campaign["content_ids"], SUMMARY_CHARS)
-            contents[campaign["_id"]] = [found[c] for c in campaign["content_ids"] if c in found]
+            contents[campaign["_id"]] = material_of(store, campaign)
         outgoing.append((dispatch, dispatch_event(dispatch, campaign, contents[campaign["_id"]], missing_members)))
     store.finish_dispatches(skipped, "skipped", now)
     taken = publish([event for _, event in outgoing])

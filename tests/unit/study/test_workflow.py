@@ -2,6 +2,7 @@
 import csv
 import io
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -86,6 +87,10 @@ def members(store, count, grid_id="G-1"):
 CLAIM = timedelta(minutes=1)
 
 
+def broker_takes_all(events_out):
+    return set(range(len(events_out)))
+
+
 def test_weekly_rounds_stay_at_nine_county_time_round_after_round_through_the_store(store):
     start = datetime(2026, 11, 28, 10, 0, tzinfo=COUNTY)
     campaign, created = create_campaign(store, {"rrule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0", "start": start})
@@ -93,7 +98,7 @@ def test_weekly_rounds_stay_at_nine_county_time_round_after_round_through_the_st
     mondays_at_nine = [datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc) + timedelta(days=7 * n) for n in range(4)]
     assert store.get_campaign(campaign["_id"])["next_round_at"] == mondays_at_nine[0]
     for due_at, following in zip(mondays_at_nine, mondays_at_nine[1:]):
-        assert workflow.fan_out_due_rounds(store, POLICY, due_at, "c-1", due_at + CLAIM) == 1
+        assert workflow.fan_out_due_rounds(store, POLICY, broker_takes_all, due_at, "c-1", due_at + CLAIM) == 1
         assert store.get_campaign(campaign["_id"])["next_round_at"] == following
     rounds = {d["round_due_at"] for d in store.dispatches.find({"campaign_id": campaign["_id"]})}
     assert sorted(rounds) == mondays_at_nine[:3]
@@ -103,7 +108,7 @@ def test_a_stored_rule_no_longer_accepted_ends_its_campaign_instead_of_stopping_
     campaign, _ = create_campaign(store, {"rrule": "FREQ=DAILY;BYHOUR=9;BYMINUTE=0"})
     store.campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"schedule.rrule": "FREQ=SECONDLY"}})  # as an earlier release let in
     due_at = campaign["next_round_at"]
-    assert workflow.fan_out_due_rounds(store, POLICY, due_at, "c-1", due_at + CLAIM) == 1
+    assert workflow.fan_out_due_rounds(store, POLICY, broker_takes_all, due_at, "c-1", due_at + CLAIM) == 1
     assert store.get_campaign(campaign["_id"])["next_round_at"] is None
 
 
@@ -310,17 +315,32 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_kept_as_text():
     assert [row["rate"] for row in csv.DictReader(io.StringIO(workflow.report_csv(rows)))] == ["0.5"] * 8
 
 
-def test_a_rounds_dispatches_due_now_are_published_under_the_claim_they_were_created_with_and_their_reminders_wait(store):
+def test_a_round_is_published_by_the_process_that_took_it_once_and_its_reminders_wait(store):
     campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)}, reminder={"after_hours": 24, "max": 1})
     due_at = store.get_campaign(campaign["_id"])["next_round_at"]
-    workflow.fan_out_due_rounds(store, POLICY, due_at, "c-1", due_at + CLAIM)
-    held = {d["_id"]: d["kind"] for d in store.dispatches.find({"claim": "c-1"})}
-    assert set(held.values()) == {"campaign_due"}
     published = []
-    outcomes = workflow.publish_due(store, lambda batch: published.extend(batch) or set(range(len(batch))), due_at, "c-2", due_at + CLAIM, 10)
-    assert published == []  # another process's claim: not this one's to publish
-    outcomes = workflow.publish_due(store, lambda batch: published.extend(batch) or set(range(len(batch))), due_at, "c-1", due_at + CLAIM, 10)
-    assert sorted(event["event_id"] for _, event in published) == sorted(held)
-    assert outcomes[("campaign_due", "published")] == len(held)
-    assert {d["state"] for d in store.dispatches.find({"claim": "c-1"})} == {"published"}
+
+    def publish(batch):
+        published.extend(batch)
+        return set(range(len(batch)))
+
+    assert store.take_round(campaign["_id"], due_at, "other-process", due_at + CLAIM, due_at)
+    assert workflow.fan_out_due_rounds(store, POLICY, publish, due_at, "c-1", due_at + CLAIM) == 0
+    assert published == [] and store.dispatches.count_documents({}) == 0  # the other process has the round
+
+    later = due_at + CLAIM  # the other process went silent: its hold has run out
+    assert workflow.fan_out_due_rounds(store, POLICY, publish, later, "c-1", later + CLAIM) == 1
+    material = {d["_id"]: d["state"] for d in store.dispatches.find({"kind": "campaign_due"})}
+    assert sorted(event["event_id"] for _, event in published) == sorted(material)
+    assert set(material.values()) == {"published"}
     assert {(d["state"], d["claim"]) for d in store.dispatches.find({"kind": "reminder"})} == {("pending", None)}
+    assert workflow.publish_due(store, publish, later, "c-2", later + CLAIM, 10) == Counter()
+
+
+def test_material_the_broker_did_not_take_is_published_later_by_the_schedule(store):
+    campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
+    due_at = store.get_campaign(campaign["_id"])["next_round_at"]
+    assert workflow.fan_out_due_rounds(store, POLICY, lambda batch: set(), due_at, "c-1", due_at + CLAIM) == 1
+    assert {d["state"] for d in store.dispatches.find({"kind": "campaign_due"})} == {"pending"}
+    outcomes = workflow.publish_due(store, broker_takes_all, due_at, "c-2", due_at + CLAIM, 10)
+    assert outcomes[("campaign_due", "published")] == store.dispatches.count_documents({"kind": "campaign_due"}) > 0
