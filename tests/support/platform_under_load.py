@@ -213,5 +213,7 @@ def left_queued(figures):
 def everything_through(platform, broker, message_ids):
     figures = tally(platform, broker, message_ids)
     came_through = figures["published"] == figures["stored"] == figures["cased"] == figures["notified"]
-    done = came_through and figures["delivered"] == 2 * figures["published"] and not left_queued(figures)
+    # a notice the peer has taken is marked sent a moment later: wait for that too
+    delivered = figures["delivered"] == figures["sent"] == 2 * figures["published"]
+    done = came_through and delivered and not left_queued(figures)
     return figures if done else None

@@ -35,6 +35,7 @@ from tests.support.ports import free_port
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
 RABBITMQ_USER = "rabbitmq"
 START_TIMEOUT = 60
+CLUSTER_START_TIMEOUT = 240
 STOP_TIMEOUT = 60
 
 
@@ -66,7 +67,7 @@ def run_as():
 
 
 class PrivateBroker:
-    def __init__(self, directory, cookie=None):
+    def __init__(self, directory, cookie=None, start_timeout=START_TIMEOUT):
         if not (RABBITMQ_BIN / "rabbitmq-server").exists():
             raise BrokerUnavailable(f"RabbitMQ is not installed ({RABBITMQ_BIN})")
         run_as()
@@ -76,6 +77,7 @@ class PrivateBroker:
         self.dist_port = free_port()
         self.amqp_uri = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         self.process = None
+        self.start_timeout = start_timeout
         self._prepare(cookie or secrets.token_hex(20))
 
     def _prepare(self, cookie_value):
@@ -137,14 +139,14 @@ class PrivateBroker:
                 self._command("rabbitmq-server"), stdout=log, stderr=subprocess.STDOUT,
                 cwd=self.directory, start_new_session=True,  # a test's Ctrl-C is not the node's
             )
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while not self.accepts_connections():
             if not self.running:
                 raise RuntimeError(f"RabbitMQ node {self.node} exited while starting:\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 self._kill()
                 raise RuntimeError(
-                    f"RabbitMQ node {self.node} did not accept connections within {START_TIMEOUT}s:\n{self.log_tail()}"
+                    f"RabbitMQ node {self.node} did not accept connections within {self.start_timeout}s:\n{self.log_tail()}"
                 )
             time.sleep(0.2)
         return self
@@ -225,19 +227,28 @@ class PrivateCluster:
     def any_running(self):
         return next(node for node in self.nodes if node.running)
 
+    def _queue_info(self, queue_name, column, vhost):
+        """A column of ``list_queues`` for one queue, or None while the cluster cannot say
+        (an election under way, a node still joining)."""
+        try:
+            rows = self.any_running().ctl("list_queues", "-q", "--no-table-headers", "-p", vhost, "name", column)
+        except (RuntimeError, subprocess.TimeoutExpired, StopIteration):
+            return None
+        return dict(line.split("\t")[:2] for line in rows.splitlines() if "\t" in line).get(queue_name) or None
+
     def leader_of(self, queue_name, vhost="/"):
-        """The node that leads a quorum queue now."""
-        rows = self.any_running().ctl("list_queues", "-q", "--no-table-headers", "-p", vhost, "name", "leader")
-        leaders = dict(line.split("\t")[:2] for line in rows.splitlines() if "\t" in line)
-        return self.node_named(leaders[queue_name])
+        """The name of the node that leads a quorum queue now (None while there is none)."""
+        return self._queue_info(queue_name, "leader", vhost)
 
     def members_of(self, queue_name, vhost="/"):
-        rows = self.any_running().ctl("list_queues", "-q", "--no-table-headers", "-p", vhost, "name", "online")
-        online = dict(line.split("\t")[:2] for line in rows.splitlines() if "\t" in line)
-        return online[queue_name]
+        """The queue's members online, as rabbitmqctl lists them."""
+        return self._queue_info(queue_name, "online", vhost) or ""
 
     def running_nodes(self):
-        return self.any_running().ctl("eval", "length(rabbit_nodes:all_running()).").strip()
+        try:
+            return int(self.any_running().ctl("eval", "length(rabbit_nodes:all_running()).").strip())
+        except (RuntimeError, ValueError, subprocess.TimeoutExpired, StopIteration):
+            return None
 
 
 @contextmanager
@@ -247,7 +258,8 @@ def private_cluster(size=3):
     directories = [tempfile.mkdtemp(prefix="wangge-cluster-") for _ in range(size)]
     nodes = []
     try:
-        nodes = [PrivateBroker(directory, cookie=cookie) for directory in directories]
+        # booting together on a busy machine, and later rejoining, a node takes longer than alone
+        nodes = [PrivateBroker(directory, cookie=cookie, start_timeout=CLUSTER_START_TIMEOUT) for directory in directories]
         with ThreadPoolExecutor(size) as starting:  # a node takes seconds to boot: boot them together
             list(starting.map(PrivateBroker.start, nodes))
         for node in nodes[1:]:
