@@ -7,6 +7,8 @@ import time
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from wangge.errors import ApiError
 
@@ -20,6 +22,19 @@ class RegistryUnavailable(ApiError):
     error_code = "registry_unavailable"
 
 
+def routing_session():
+    """A session that asks routing again, twice at most, when a read stalls past its
+    timeout, the connection fails or routing answers 502/503/504: one slow moment of
+    routing's (a store pause, a registry being loaded) should not fail the caller's
+    request. Reads only; they change nothing, so asking again is safe."""
+    retry = Retry(total=2, backoff_factor=0.5, status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET"}),
+                  raise_on_status=False)
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
+
+
 class GridRecords:
     def __init__(self, routing_url, cache_seconds, timeout, authorization):
         self.routing_url = routing_url
@@ -27,6 +42,7 @@ class GridRecords:
         self.cache_seconds = cache_seconds
         self.timeout = timeout
         self.records = {}  # grid_id -> (record or None, read at)
+        self.session = routing_session()
 
     def grid(self, grid_id):
         """The grid's record with its ``head``, ``workers``, ``community_head`` and ``town_head``;
@@ -40,7 +56,7 @@ class GridRecords:
     def _read(self, grid_id):
         url = f"{self.routing_url}/api/v1/grids/{quote(grid_id, safe='')}"
         try:
-            response = requests.get(url, headers=self.authorization(), timeout=self.timeout)
+            response = self.session.get(url, headers=self.authorization(), timeout=self.timeout)
             if response.status_code == 404:
                 return None
             response.raise_for_status()

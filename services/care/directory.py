@@ -34,7 +34,7 @@ class GridDirectory:
 
     def _first_grid(self, level, area_id):
         try:
-            response = requests.get(f"{self.routing_url}/api/v1/grids", params={AREA_QUERY[level]: area_id, "per_page": 1},
+            response = self.records.session.get(f"{self.routing_url}/api/v1/grids", params={AREA_QUERY[level]: area_id, "per_page": 1},
                                     headers=self.authorization(), timeout=self.timeout)
             response.raise_for_status()
             items = response.json()["items"]

@@ -47,7 +47,7 @@ class GridDirectory:
         grids, page, edition = {}, 1, None
         try:
             while True:
-                response = requests.get(f"{self.routing_url}/api/v1/grids", params={"page": page, "per_page": PAGE_SIZE},
+                response = self.records.session.get(f"{self.routing_url}/api/v1/grids", params={"page": page, "per_page": PAGE_SIZE},
                                         headers=self.authorization(), timeout=self.timeout)
                 response.raise_for_status()
                 body = response.json()

@@ -198,12 +198,12 @@ class StudyService(HealthAndMetrics):
         now = events.utcnow()
         settings = self.config["SCHEDULER"]
         claim, claim_until = uuid.uuid4().hex, now + timedelta(seconds=float(settings["CLAIM_SECONDS"]))
-        workflow.fan_out_due_rounds(self.store, self.policy, self.publish_events, now, claim, claim_until)
+        _, outcomes = workflow.fan_out_due_rounds(self.store, self.policy, self.publish_events, now, claim, claim_until)
+        metrics.count_dispatches(outcomes)
         batch = int(settings["BATCH"])
         while True:  # batch after batch while they come full
             outcomes = workflow.publish_due(self.store, self.publish_events, now, claim, claim_until, batch)
-            for (kind, outcome), count in outcomes.items():
-                metrics.DISPATCHES.labels(kind, outcome).inc(count)
+            metrics.count_dispatches(outcomes)
             if sum(outcomes.values()) < batch or any(outcome == "not_taken" for _, outcome in outcomes):
                 break
 

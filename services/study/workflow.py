@@ -99,12 +99,13 @@ def create_campaign(store, directory, policy, body, now, idempotency_key=None):
 
 def fan_out_due_rounds(store, policy, publish, now, claim, claim_until):
     """Publish the material of every round that has fallen due and store the round's
-    dispatches, the material's as published; returns how many rounds. A round is taken
+    dispatches, the material's as published; returns how many rounds moved on and a
+    Counter of (kind, outcome) of the material, as ``publish_due`` counts. A round is taken
     under ``claim`` first, so two processes do not both publish it; one that dies before
     the round moves on leaves it to be taken again once ``claim_until`` has passed (its
     events go out again under the same ids, which notify recognises). Reminders, and
     material the broker did not take, wait in their dispatches for ``publish_due``."""
-    rounds = 0
+    rounds, outcomes = 0, Counter()
     for campaign in store.campaigns_with_round_due(now):
         due_at = campaign["next_round_at"]
         if not store.take_round(campaign["_id"], due_at, claim, claim_until, now):
@@ -114,11 +115,13 @@ def fan_out_due_rounds(store, policy, publish, now, claim, claim_until):
         contents = material_of(store, campaign)
         taken = publish([dispatch_event(dispatches[n], campaign, contents, []) for n in material])
         published = {n for position, n in enumerate(material) if position in taken}
+        outcomes[(plans.CAMPAIGN_DUE, "published")] += len(published)
+        outcomes[(plans.CAMPAIGN_DUE, "not_taken")] += len(material) - len(published)
         store.add_dispatches([{**dispatch, "state": "published", "published_at": now} if n in published else dispatch
                               for n, dispatch in enumerate(dispatches)])
         if store.advance_round(campaign["_id"], due_at, following_round(campaign, due_at, policy)):
             rounds += 1
-    return rounds
+    return rounds, +outcomes  # + drops the zero counts
 
 
 def material_of(store, campaign):

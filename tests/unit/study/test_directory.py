@@ -1,4 +1,5 @@
 """Study reads routing's grid directory page by page over HTTP (a real server here)."""
+import time
 from contextlib import ExitStack
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -12,9 +13,15 @@ from wangge.grid_directory import RegistryUnavailable
 class Routing:
     """Serves editions of 2.5 pages of grids; ``switch_after`` pages into a read, a new edition is loaded."""
 
-    def __init__(self, switch_after=None, keep_switching=False):
+    def __init__(self, switch_after=None, keep_switching=False, stalls=0):
         self.edition, self.pages_served, self.records_served = 1, 0, 0
         self.switch_after, self.keep_switching = switch_after, keep_switching
+        self.stalls = stalls  # how many requests, the first ones, stall past the reader's timeout
+
+    def stall(self):
+        if self.stalls:
+            self.stalls -= 1
+            time.sleep(STALL_SECONDS)
 
     def grid(self, grid_id):
         """One grid's own record (its head and workers), as routing serves it."""
@@ -34,12 +41,16 @@ class Routing:
                 "items": [{"grid_id": f"E{self.edition}-G{n}"} for n in ids]}
 
 
+STALL_SECONDS, READ_TIMEOUT = 1.5, 0.5
+
+
 @pytest.fixture
 def routing_at():
     with ExitStack() as stack:
         def start(routing):
             class Handler(JsonHandler):
                 def do_GET(self):
+                    routing.stall()
                     url = urlsplit(self.path)
                     if url.path != "/api/v1/grids":
                         self.answer_json(*routing.grid(unquote(url.path.rsplit("/", 1)[1])))
@@ -71,3 +82,17 @@ def test_a_grids_own_record_names_its_people_and_is_read_once_while_cached(routi
     assert directory.grid("unknown") is None
     assert directory.grid("unknown") is None
     assert routing.records_served == 2
+
+
+def test_routing_stalling_past_the_timeout_for_a_moment_is_asked_again(routing_at):
+    routing = Routing(stalls=2)
+    directory = GridDirectory(routing_at(routing), cache_seconds=60, timeout=READ_TIMEOUT, authorization=dict)
+    assert len(directory.grids()) == PAGE_SIZE * 2 + PAGE_SIZE // 2
+    routing.stalls = 2
+    assert directory.grid("G1")["head"] == {"id": "G1-h"}
+
+
+def test_routing_that_keeps_stalling_is_reported_unavailable(routing_at):
+    directory = GridDirectory(routing_at(Routing(stalls=10)), cache_seconds=60, timeout=READ_TIMEOUT, authorization=dict)
+    with pytest.raises(RegistryUnavailable):
+        directory.grids()

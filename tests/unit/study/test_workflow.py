@@ -98,7 +98,9 @@ def test_weekly_rounds_stay_at_nine_county_time_round_after_round_through_the_st
     mondays_at_nine = [datetime(2026, 11, 30, 1, 0, tzinfo=timezone.utc) + timedelta(days=7 * n) for n in range(4)]
     assert store.get_campaign(campaign["_id"])["next_round_at"] == mondays_at_nine[0]
     for due_at, following in zip(mondays_at_nine, mondays_at_nine[1:]):
-        assert workflow.fan_out_due_rounds(store, POLICY, broker_takes_all, due_at, "c-1", due_at + CLAIM) == 1
+        rounds, outcomes = workflow.fan_out_due_rounds(store, POLICY, broker_takes_all, due_at, "c-1", due_at + CLAIM)
+        material = store.dispatches.count_documents({"kind": "campaign_due", "round_due_at": due_at, "state": "published"})
+        assert rounds == 1 and outcomes == Counter({("campaign_due", "published"): material}) and material > 0
         assert store.get_campaign(campaign["_id"])["next_round_at"] == following
     rounds = {d["round_due_at"] for d in store.dispatches.find({"campaign_id": campaign["_id"]})}
     assert sorted(rounds) == mondays_at_nine[:3]
@@ -108,7 +110,7 @@ def test_a_stored_rule_no_longer_accepted_ends_its_campaign_instead_of_stopping_
     campaign, _ = create_campaign(store, {"rrule": "FREQ=DAILY;BYHOUR=9;BYMINUTE=0"})
     store.campaigns.update_one({"_id": campaign["_id"]}, {"$set": {"schedule.rrule": "FREQ=SECONDLY"}})  # as an earlier release let in
     due_at = campaign["next_round_at"]
-    assert workflow.fan_out_due_rounds(store, POLICY, broker_takes_all, due_at, "c-1", due_at + CLAIM) == 1
+    assert workflow.fan_out_due_rounds(store, POLICY, broker_takes_all, due_at, "c-1", due_at + CLAIM)[0] == 1
     assert store.get_campaign(campaign["_id"])["next_round_at"] is None
 
 
@@ -325,12 +327,13 @@ def test_a_round_is_published_by_the_process_that_took_it_once_and_its_reminders
         return set(range(len(batch)))
 
     assert store.take_round(campaign["_id"], due_at, "other-process", due_at + CLAIM, due_at)
-    assert workflow.fan_out_due_rounds(store, POLICY, publish, due_at, "c-1", due_at + CLAIM) == 0
+    assert workflow.fan_out_due_rounds(store, POLICY, publish, due_at, "c-1", due_at + CLAIM) == (0, Counter())
     assert published == [] and store.dispatches.count_documents({}) == 0  # the other process has the round
 
     later = due_at + CLAIM  # the other process went silent: its hold has run out
-    assert workflow.fan_out_due_rounds(store, POLICY, publish, later, "c-1", later + CLAIM) == 1
+    rounds, outcomes = workflow.fan_out_due_rounds(store, POLICY, publish, later, "c-1", later + CLAIM)
     material = {d["_id"]: d["state"] for d in store.dispatches.find({"kind": "campaign_due"})}
+    assert rounds == 1 and outcomes == Counter({("campaign_due", "published"): len(material)})
     assert sorted(event["event_id"] for _, event in published) == sorted(material)
     assert set(material.values()) == {"published"}
     assert {(d["state"], d["claim"]) for d in store.dispatches.find({"kind": "reminder"})} == {("pending", None)}
@@ -340,7 +343,8 @@ def test_a_round_is_published_by_the_process_that_took_it_once_and_its_reminders
 def test_material_the_broker_did_not_take_is_published_later_by_the_schedule(store):
     campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
     due_at = store.get_campaign(campaign["_id"])["next_round_at"]
-    assert workflow.fan_out_due_rounds(store, POLICY, lambda batch: set(), due_at, "c-1", due_at + CLAIM) == 1
+    rounds, outcomes = workflow.fan_out_due_rounds(store, POLICY, lambda batch: set(), due_at, "c-1", due_at + CLAIM)
+    assert rounds == 1 and outcomes == Counter({("campaign_due", "not_taken"): store.dispatches.count_documents({"kind": "campaign_due"})})
     assert {d["state"] for d in store.dispatches.find({"kind": "campaign_due"})} == {"pending"}
     outcomes = workflow.publish_due(store, broker_takes_all, due_at, "c-2", due_at + CLAIM, 10)
     assert outcomes[("campaign_due", "published")] == store.dispatches.count_documents({"kind": "campaign_due"}) > 0
