@@ -18,6 +18,7 @@ from kombu import Connection  # noqa: E402
 from nameko.cli.run import run  # noqa: E402
 
 from wangge import topology  # noqa: E402
+from wangge.diagnostics import dump_stacks_on  # noqa: E402
 from wangge.config import SERVICE_NAMES, load_config, service_config_path  # noqa: E402
 from wangge.logs import logging_config  # noqa: E402
 from wangge.preflight import broker_problem, store_problem  # noqa: E402
@@ -50,6 +51,7 @@ def main(argv=None):
         return 2
     declare_platform_topology(config["AMQP_URI"], args.service)
 
+    dump_stacks_on()  # kill -USR1: what every green thread is doing, in the log
     run([service_class(args.service)], config)
     return 0
 

@@ -67,7 +67,7 @@ def test_no_request_is_lost_or_doubled_when_the_inbound_queues_leader_node_stops
         except AssertionError:
             figures = tally(platform, cluster, message_ids)
             pytest.fail(f"not every request came through: {figures}\nexited: {platform.exited()}, "
-                        f"during the outage: {during_outage}\n{platform.log_tails()}")
+                        f"during the outage: {during_outage}\n{platform.log_tails()}\n{platform.green_thread_stacks()}")
         figures["published_while_the_node_was_away"] = len(published_while_away)
         figures["drained_in_seconds"] = round(time.monotonic() - back_at, 1)
         print(f"\ncluster losing the inbound queue's leader {leader.node} (now {new_leader_name}): {figures}")

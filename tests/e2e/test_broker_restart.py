@@ -75,7 +75,7 @@ def test_platform_rides_out_a_full_stop_and_start_of_its_broker_node(broker, mon
             figures = tally(platform, broker, message_ids)
             pytest.fail(
                 f"not every request came through: {figures}\nexited: {platform.exited()}, "
-                f"during the outage: {during_outage}\n{platform.log_tails()}"
+                f"during the outage: {during_outage}\n{platform.log_tails()}\n{platform.green_thread_stacks()}"
             )
         figures["drained_in_seconds"] = round(time.monotonic() - back_at, 1)
         figures["away_seconds"] = round(back_at - stopped_at, 1)

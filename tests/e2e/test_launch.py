@@ -1,8 +1,15 @@
-"""A service that cannot reach the broker or the store says so in one line and exits non-zero."""
+"""A service that cannot reach the broker or the store says so in one line and exits
+non-zero; a running one tells an operator what each of its green threads is doing."""
+import json
+import os
+import signal
 import subprocess
 import sys
 
+from devstack.processes import http_ok
+from tests.support.polling import eventually
 from tests.support.ports import free_port
+from tests.support.services import running_service
 
 
 def launch_intake(amqp_uri, mongo_uri):
@@ -28,3 +35,18 @@ def test_unreachable_store_is_one_line_naming_the_uri(amqp_uri):
     assert len(lines) == 1, result.stderr
     assert f"127.0.0.1:{port}" in lines[0] and "store" in lines[0]
     assert "secret" not in lines[0]
+
+
+def test_sigusr1_logs_every_green_thread_and_the_service_goes_on(amqp_uri, mongo_uri, tmp_path):
+    with running_service("notify", amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=tmp_path) as notify:
+        os.kill(notify.process.process.pid, signal.SIGUSR1)
+
+        def stacks():
+            records = [json.loads(line) for line in notify.process.log_tail(5000).splitlines() if '"green thread stack"' in line]
+            return records if any("kombu" in record["stack"] for record in records) else None
+
+        records = eventually(stacks, timeout=20)
+        assert all(record["level"] == "WARNING" and record["green_thread"] for record in records)
+        # the consumer's connection, waiting for deliveries, is among them
+        assert any("drain_events" in record["stack"] for record in records), [record["stack"] for record in records]
+        assert not notify.process.exited() and http_ok(notify.url("/health"))

@@ -154,6 +154,17 @@ class Platform:
     def log_tails(self):
         return "\n\n".join(f"--- {name}\n{service.process.log_tail(25)}" for name, service in self.services.items())
 
+    def green_thread_stacks(self):
+        """Every running service's green threads, as it logs them on SIGUSR1: what a
+        service that stopped taking its queue is waiting on."""
+        running = {name: service for name, service in self.services.items() if not service.process.exited()}
+        for service in running.values():
+            os.kill(service.process.process.pid, signal.SIGUSR1)
+        time.sleep(2)
+        return "\n\n".join(f"--- {name}\n" + "\n".join(line for line in service.process.log_tail(2000).splitlines()
+                                                       if '"green thread stack"' in line)
+                           for name, service in running.items())
+
 
 def tally(platform, broker, message_ids):
     """What became of each published request, and what is left on the broker."""
