@@ -1,5 +1,6 @@
 from collections import Counter
 
+import numpy as np
 import pytest
 
 import services.routing.learned_classifier as learned
@@ -202,3 +203,11 @@ def test_a_classifier_loaded_from_the_cache_answers_as_the_one_trained(tmp_path,
     assert loaded.temperature == classifier.temperature != 1.0
     for text, _ in FIELD_EXAMPLES:
         assert loaded.classify(text) == classifier.classify(text)
+
+
+def test_the_linear_scorer_gives_the_fitted_pipelines_own_logits(classifier, corpus):
+    documents = [classifier.prepare(example.text) for example in corpus[::7]]
+    documents.append(classifier.prepare("§§§"))  # nothing the model knows: its intercepts alone
+    scorer = learned.LinearScorer(classifier.model)
+    assert np.allclose([scorer.logits(document) for document in documents], classifier.model.decision_function(documents),
+                       rtol=0, atol=1e-9)
