@@ -65,11 +65,9 @@ def new_request_document(fields, *, tracking_no, channel, source, idempotency_ke
 
 
 def file_request(store, fields, *, channel, source, idempotency_key, now, tracking, claim_for):
-    """Store a request once per idempotency key and return it."""
-    if idempotency_key is not None:
-        existing = store.find_by_idempotency_key(idempotency_key)
-        if existing is not None:
-            return Filing(existing, created=False)
+    """Store a request once per idempotency key and return it. The insert itself finds
+    a key used before (its unique index): a redelivery costs a refused insert and a
+    read, a new request, the common case, no read at all."""
     for _ in range(TRACKING_NUMBER_DRAWS):
         document = new_request_document(
             fields,
@@ -84,7 +82,7 @@ def file_request(store, fields, *, channel, source, idempotency_key, now, tracki
             stored = store.insert_request(document)
         except TrackingNumberTaken:
             continue
-        if stored is None:  # a concurrent delivery of the same key won
+        if stored is None:  # the key was used before, or by a concurrent delivery
             return Filing(store.find_by_idempotency_key(idempotency_key), created=False)
         return Filing(stored, created=True)
     raise TrackingNumberTaken(f"{TRACKING_NUMBER_DRAWS} tracking numbers drawn in a row were all taken")

@@ -6,6 +6,7 @@ from nameko.testing.services import worker_factory
 from services.intake.open311 import Open311Error
 from services.intake.service import IntakeService, UnknownRequest, new_source
 from wangge import events
+from wangge.config import load_service_config
 from wangge.errors import ApiError
 
 
@@ -41,9 +42,12 @@ def test_inbound_message_whose_body_names_another_source_than_its_routing_key_is
 
 
 def test_inbound_message_ids_are_idempotency_keys_of_their_source_only():
-    service = worker_factory(IntakeService)
+    service = worker_factory(IntakeService, config=load_service_config("intake"))
+    service.store.insert_request.return_value = None  # as for a message delivered before
     service.receive_inbound({"message_id": "m-1", "routing_key": "request.wechat", "payload": INBOUND})
+    assert service.store.insert_request.call_args.args[0]["idempotency_key"] == "inbound:wechat:m-1"
     service.store.find_by_idempotency_key.assert_called_once_with("inbound:wechat:m-1")
+    service.dispatch.assert_not_called()  # nothing announced a second time
 
 
 @pytest.mark.parametrize("channel", ["web", "hotline", "visit", "wechat_group", "external"])
