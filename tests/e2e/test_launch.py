@@ -5,6 +5,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+
+import requests
 
 from devstack.processes import http_ok
 from tests.support.polling import eventually
@@ -35,6 +38,20 @@ def test_unreachable_store_is_one_line_naming_the_uri(amqp_uri):
     assert len(lines) == 1, result.stderr
     assert f"127.0.0.1:{port}" in lines[0] and "store" in lines[0]
     assert "secret" not in lines[0]
+
+
+def test_a_running_consumer_is_seen_looking_for_deliveries(amqp_uri, mongo_uri, tmp_path):
+    with running_service("notify", amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=tmp_path) as notify:
+        def idle_seconds():
+            answer = requests.get(notify.url("/health/live"), timeout=5)
+            assert answer.status_code == 200 and answer.json()["status"] == "alive", answer.text
+            return answer.json()["consumer_idle_seconds"]
+        readings = []
+        for _ in range(3):
+            time.sleep(1.5)
+            readings.append(idle_seconds())
+        # the consumer's loop passes at least once a second while it waits for deliveries
+        assert all(0 <= reading < 3 for reading in readings), readings
 
 
 def test_sigusr1_logs_every_green_thread_and_the_service_goes_on(amqp_uri, mongo_uri, tmp_path):
