@@ -1,7 +1,8 @@
 """What a running service is doing, for an operator looking at one that has gone
 quiet: ``kill -USR1 <pid>`` logs the stack of every green thread (each consumer,
 timer, worker and connection) at WARNING, one record per thread, and the service
-goes on. The records carry code locations only, never variables' values."""
+goes on (after a pause of a few milliseconds while every object is looked at). The
+records carry code locations only, never variables' values."""
 import gc
 import logging
 import signal
@@ -20,10 +21,10 @@ def green_thread_stacks():
         try:
             if not isinstance(thread, greenlet.greenlet) or thread is current or thread.gr_frame is None:
                 continue
-        except ReferenceError:  # a weak proxy whose object is gone
+            name = getattr(thread, "__name__", None) or type(thread).__name__
+            stacks.append((name, "".join(traceback.format_stack(thread.gr_frame))))
+        except Exception:  # noqa: BLE001 - e.g. a weak proxy whose object is gone: not a green thread to show
             continue
-        name = getattr(thread, "__name__", None) or type(thread).__name__
-        stacks.append((name, "".join(traceback.format_stack(thread.gr_frame))))
     return stacks
 
 

@@ -23,12 +23,13 @@ class RegistryUnavailable(ApiError):
 
 
 def routing_session():
-    """A session that asks routing again, twice at most, when a read stalls past its
-    timeout, the connection fails or routing answers 502/503/504: one slow moment of
-    routing's (a store pause, a registry being loaded) should not fail the caller's
-    request. Reads only; they change nothing, so asking again is safe."""
-    retry = Retry(total=2, backoff_factor=0.5, status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET"}),
-                  raise_on_status=False)
+    """A session that asks routing again, twice at most, when the connection fails or
+    routing answers 502/503/504, and once when its answer does not begin within the
+    timeout: one slow moment of routing's (a store pause, a registry being loaded)
+    should not fail the caller's request, and an overloaded routing is not asked
+    three times. Reads only; they change nothing, so asking again is safe."""
+    retry = Retry(total=2, read=1, backoff_factor=0.5, status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET"}),
+                  raise_on_status=False, respect_retry_after_header=False)
     session = requests.Session()
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))

@@ -41,6 +41,7 @@ def main(argv=None):
     parser.add_argument("service", choices=SERVICE_NAMES)
     parser.add_argument("--config", help="YAML config (default: services/NAME/config.yml)")
     args = parser.parse_args(argv)
+    dump_stacks_on()  # kill -USR1: what every green thread is doing, in the log (never the end of the process)
 
     config = load_config(args.config or service_config_path(args.service))
     logging.config.dictConfig(logging_config(config.get("LOG_LEVEL", "INFO")))
@@ -51,7 +52,6 @@ def main(argv=None):
         return 2
     declare_platform_topology(config["AMQP_URI"], args.service)
 
-    dump_stacks_on()  # kill -USR1: what every green thread is doing, in the log
     run([service_class(args.service)], config)
     return 0
 

@@ -215,6 +215,17 @@ class LinearScorer:
     sparse matrices for a single short text, most of a classification's time; this
     reads the same numbers (the tests hold both to the same logits)."""
 
+    # the vectorisers' settings its arithmetic is for (build_model's)
+    SETTINGS = {"norm": "l2", "use_idf": True, "sublinear_tf": True, "binary": False, "dtype": np.float64}
+
+    @classmethod
+    def fits(cls, pipeline):
+        """Whether the scorer computes this pipeline's scores: a model built otherwise
+        is scored by scikit-learn itself."""
+        union = pipeline.named_steps["features"]
+        return all(vectoriser.get_params()[name] == value
+                   for _, vectoriser in union.transformer_list for name, value in cls.SETTINGS.items())
+
     def __init__(self, pipeline):
         self.pipeline = pipeline
         union, model = pipeline.named_steps["features"], pipeline.named_steps["model"]
@@ -351,9 +362,11 @@ class LearnedClassifier:
     def probabilities(self, texts, calibrated=True):
         """Each text's probability per subclass, in the order of ``self.model.classes_``;
         ``calibrated=False`` gives the model's own (temperature 1)."""
-        if self._scorer is None or self._scorer.pipeline is not self.model:
-            self._scorer = LinearScorer(self.model)
-        logits = np.array([self._scorer.logits(self.prepare(text)) for text in texts])
+        documents = [self.prepare(text) for text in texts]
+        if self._scorer is None or self._scorer[0] is not self.model:  # (model, its scorer or None)
+            self._scorer = (self.model, LinearScorer(self.model) if LinearScorer.fits(self.model) else None)
+        scorer = self._scorer[1]
+        logits = np.array([scorer.logits(document) for document in documents]) if scorer else self.model.decision_function(documents)
         return softmax(logits / (self.temperature if calibrated else 1.0), axis=1)
 
     def classify(self, text):

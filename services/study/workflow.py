@@ -115,10 +115,10 @@ def fan_out_due_rounds(store, policy, publish, now, claim, claim_until):
         contents = material_of(store, campaign)
         taken = publish([dispatch_event(dispatches[n], campaign, contents, []) for n in material])
         published = {n for position, n in enumerate(material) if position in taken}
-        outcomes[(plans.CAMPAIGN_DUE, "published")] += len(published)
-        outcomes[(plans.CAMPAIGN_DUE, "not_taken")] += len(material) - len(published)
         store.add_dispatches([{**dispatch, "state": "published", "published_at": now} if n in published else dispatch
                               for n, dispatch in enumerate(dispatches)])
+        outcomes[(plans.CAMPAIGN_DUE, "published")] += len(published)
+        outcomes[(plans.CAMPAIGN_DUE, "not_taken")] += len(material) - len(published)
         if store.advance_round(campaign["_id"], due_at, following_round(campaign, due_at, policy)):
             rounds += 1
     return rounds, +outcomes  # + drops the zero counts

@@ -211,3 +211,10 @@ def test_the_linear_scorer_gives_the_fitted_pipelines_own_logits(classifier, cor
     scorer = learned.LinearScorer(classifier.model)
     assert np.allclose([scorer.logits(document) for document in documents], classifier.model.decision_function(documents),
                        rtol=0, atol=1e-9)
+
+
+def test_a_model_whose_vectorisers_are_set_otherwise_is_scored_by_scikit_learn(classifier):
+    assert learned.LinearScorer.fits(classifier.model)
+    changed = learned.build_model()
+    changed.named_steps["features"].transformer_list[0][1].set_params(norm="l1")
+    assert not learned.LinearScorer.fits(changed)

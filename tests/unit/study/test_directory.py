@@ -17,8 +17,10 @@ class Routing:
         self.edition, self.pages_served, self.records_served = 1, 0, 0
         self.switch_after, self.keep_switching = switch_after, keep_switching
         self.stalls = stalls  # how many requests, the first ones, stall past the reader's timeout
+        self.asks = 0
 
     def stall(self):
+        self.asks += 1
         if self.stalls:
             self.stalls -= 1
             time.sleep(STALL_SECONDS)
@@ -85,11 +87,19 @@ def test_a_grids_own_record_names_its_people_and_is_read_once_while_cached(routi
 
 
 def test_routing_stalling_past_the_timeout_for_a_moment_is_asked_again(routing_at):
-    routing = Routing(stalls=2)
+    routing = Routing(stalls=1)
     directory = GridDirectory(routing_at(routing), cache_seconds=60, timeout=READ_TIMEOUT, authorization=dict)
     assert len(directory.grids()) == PAGE_SIZE * 2 + PAGE_SIZE // 2
-    routing.stalls = 2
+    routing.stalls = 1
     assert directory.grid("G1")["head"] == {"id": "G1-h"}
+
+
+def test_routing_that_stalls_twice_running_is_not_asked_a_third_time(routing_at):
+    routing = Routing(stalls=2)
+    directory = GridDirectory(routing_at(routing), cache_seconds=60, timeout=READ_TIMEOUT, authorization=dict)
+    with pytest.raises(RegistryUnavailable):
+        directory.grids()
+    assert routing.asks == 2
 
 
 def test_routing_that_keeps_stalling_is_reported_unavailable(routing_at):
