@@ -146,6 +146,11 @@ class CaseEventData(Schema):
     summary = fields.String(allow_none=True, metadata={"description": "The start of the resident's words."})
     actor = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
+    resolution_due_at = fields.AwareDateTime(
+        allow_none=True, load_default=None,
+        metadata={"description": "When the case is due to be resolved (its resolution deadline at its current level) "
+                                 "while it is open; null once resolved or closed. Absent from events of routing before it carried it."},
+    )
     # sla_warning / sla_breached: which clock and when it runs out
     sla_clock = fields.String(allow_none=True, validate=validate.OneOf(("first_response", "resolution")))
     due_at = fields.AwareDateTime(allow_none=True)

@@ -301,8 +301,12 @@ def agency_responsible(request):
 
 
 def expected_datetime(request, subclass):
-    """When the request should be resolved by its service's SLA (``resolution_hours``
-    from its receipt), if routing's taxonomy gives one."""
+    """When the request should be resolved: the deadline routing holds its case to (as
+    its latest case event said, escalation included), else, before routing has said
+    or once the case is done, its service's SLA (``resolution_hours`` from its
+    receipt) if routing's taxonomy gives one."""
+    if request.get("resolution_due_at"):
+        return request["resolution_due_at"]
     hours = ((subclass or {}).get("sla") or {}).get("resolution_hours")
     return request["received_at"] + timedelta(hours=hours) if hours else None
 

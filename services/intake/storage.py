@@ -111,17 +111,18 @@ class RequestStore:
         grid and the event ids of its history; ``None`` if there is no such request."""
         return self.requests.find_one({"tracking_no": tracking_no}, {"status_at": 1, "case_version": 1, "grid_id": 1, "history.event_id": 1})
 
-    def record_case_status(self, request, entry, case_fields):
+    def record_case_status(self, request, entry, case_fields, latest=None):
         """Record one status change of ``request`` (as read by :meth:`request_status`) in
         one write; ``False`` if another change was recorded since that read (read again).
-        Idempotent per event id; the current status follows the latest change of the
-        case (its ``case_version``), whatever order the events arrive in."""
+        Idempotent per event id; the current status, and the ``latest`` fields (null
+        included), follow the latest change of the case (its ``case_version``), whatever
+        order the events arrive in."""
         history = request.get("history", [])
         if any(recorded.get("event_id") == entry["event_id"] for recorded in history):
             return True
         changes = {key: value for key, value in case_fields.items() if value is not None}
         if newer_than_recorded(request, entry):
-            changes.update(status=entry["status"], status_at=entry["at"])
+            changes.update(status=entry["status"], status_at=entry["at"], **(latest or {}))
             if entry["case_version"] is not None:
                 changes["case_version"] = entry["case_version"]
         # received (no case version) first, then the case's changes in their order

@@ -141,7 +141,8 @@ def apply_case_status(store, envelope):
         if change.get("grid_id") and change["grid_id"] != request.get("grid_id"):
             # the request's earlier entries belong to the grid routing found for it
             store.place_sentiment_entries(change["request_id"], change["grid_id"])
-        if store.record_case_status(request, entry, case_fields):
+        # the deadline routing holds the case to now (Open311's expected_datetime)
+        if store.record_case_status(request, entry, case_fields, {"resolution_due_at": change.get("resolution_due_at")}):
             break
     else:
         raise StatusChangedMeanwhile(f"{change['tracking_no']} changed {STATUS_WRITE_ATTEMPTS} times while this change was recorded")

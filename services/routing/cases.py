@@ -134,6 +134,7 @@ def case_event(case, event_type, now, version, overrides):
         "status": case["status"], "previous_status": None, "at": now, "version": version,
         **{key: case.get(key) for key in EVENT_FIELDS},
         "reporter": reporter, "summary": case.get("text", "")[:SUMMARY_CHARS] or None, "actor": SYSTEM.subject, "note": None,
+        "resolution_due_at": resolution_due_at(case),
         **overrides,
     }
     if data["assignee"]:
@@ -141,6 +142,13 @@ def case_event(case, event_type, now, version, overrides):
     # two events of one type in one change differ by request (merges) or by clock (SLA)
     event_id = ":".join(filter(None, (case["_id"], str(version), event_type, data["request_id"], data.get("sla_clock"))))
     return events.build_event(event_type, data, event_id=event_id, occurred_at=now)
+
+
+def resolution_due_at(case):
+    """The resolution deadline of an open case (its clock at the current level), else ``None``."""
+    if sla.RESOLUTION not in sla.running_clocks(case):
+        return None
+    return ((case.get("sla") or {}).get(sla.RESOLUTION) or {}).get("due_at")
 
 
 def outbox_entries(case, planned, now, version):

@@ -82,7 +82,7 @@ def test_the_client_lists_routings_taxonomy_as_services(platform):
 
 
 def test_a_request_filed_with_the_client_is_routed_and_reads_back_without_personal_data(platform, api_key):
-    intake, _, grid = platform
+    intake, routing, grid = platform
     tracking_no = file_with_the_client(intake, api_key, grid)
 
     # filed like a message of wangge.inbound: under the key's system, with what the form said
@@ -97,6 +97,9 @@ def test_a_request_filed_with_the_client_is_routed_and_reads_back_without_person
     assert (read["service_code"], read["service_name"]) == (view["subclass"], view["subclass_name"])
     assert read["agency_responsible"] == view["grid_name"]
     assert datetime.fromisoformat(read["requested_datetime"]) == datetime.fromisoformat(view["received_at"])
+    # expected: the deadline routing holds the case to
+    case = authorized_session(CENTRE).get(routing.url(f"/api/v1/cases/{view['case_id']}"), timeout=10).json()
+    assert datetime.fromisoformat(read["expected_datetime"]) == datetime.fromisoformat(case["resolution_due"])
     assert client(intake).get_token(tracking_no) == [{"service_request_id": tracking_no, "token": tracking_no}]
     # anyone holding the number reads it as the tracking page shows it: no address or place
     assert not {"address", "lat", "long"} & set(read)

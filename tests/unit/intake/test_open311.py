@@ -187,6 +187,12 @@ def test_a_request_reads_as_open311_without_personal_data(services_by_code):
     assert "139****5678" in entry["description"]
 
 
+def test_the_deadline_routing_holds_the_case_to_is_the_expected_time(services_by_code):
+    escalated_deadline = AT + timedelta(days=5)  # a town's, after escalation: not the grid's SLA
+    entry = open311.request_entry(request(resolution_due_at=escalated_deadline), services_by_code, in_full=False, timezone_name=ZONE)
+    assert datetime.fromisoformat(entry["expected_datetime"]) == escalated_deadline
+
+
 def test_the_system_that_filed_it_also_reads_the_address_and_place(services_by_code):
     entry = open311.request_entry(request(), services_by_code, in_full=True, timezone_name=ZONE)
     assert (entry["address"], entry["lat"], entry["long"]) == ("汤洋村3号", 25.87, 118.94)

@@ -147,6 +147,22 @@ def test_the_received_entry_masks_phone_numbers_and_the_reporters_name(store):
     assert entry["summary"] == "我是鲍**，电话139****5678"
 
 
+def test_the_resolution_deadline_follows_the_latest_change_of_the_case_and_ends_with_it(store):
+    request = file(store).request
+    in_grid, at_town = NOW + timedelta(days=3), NOW + timedelta(days=7)
+    escalated = change_event(request, "escalated", NOW + timedelta(hours=2), version=1)
+    escalated["data"]["resolution_due_at"] = at_town
+    assigned = change_event(request, "assigned", NOW + timedelta(minutes=1), version=0)
+    assigned["data"]["resolution_due_at"] = in_grid
+    assert submissions.apply_case_status(store, escalated)
+    assert submissions.apply_case_status(store, assigned)  # arrives late: the town's deadline stands
+    assert store.find_by_tracking_no(request["tracking_no"])["resolution_due_at"] == at_town
+    resolved = change_event(request, "resolved", NOW + timedelta(days=1), version=2)
+    resolved["data"]["resolution_due_at"] = None
+    assert submissions.apply_case_status(store, resolved)
+    assert store.find_by_tracking_no(request["tracking_no"])["resolution_due_at"] is None
+
+
 def test_earlier_entries_of_a_request_join_the_grid_routing_found_for_it(store):
     request = file(store).request
     submissions.announce(store, lambda kind, event: None, request, NOW)

@@ -174,3 +174,18 @@ def test_a_residents_own_request_owes_no_system_a_result():
     plan = cases.plan_case_move(residents, Move("acknowledged", Actor("G-1-w1", "grid_worker")), NOW, POLICY)
     entries = cases.outbox_entries(cases.after(residents, plan), plan.events, NOW, 4)
     assert [entry["event_type"] for entry in entries] == [events.CASE_STATUS_CHANGED]
+
+
+def test_case_events_carry_the_resolution_deadline_of_the_case_as_it_now_stands():
+    open_case = case()
+    [entry] = cases.outbox_entries(open_case, [(events.CASE_ASSIGNED, {})], NOW, 4)
+    data = events.read_event(events.CASE_ASSIGNED, entry["event"])["data"]
+    assert data["resolution_due_at"] == NOW + POLICY.resolution_in_grid
+    escalated_at = NOW + timedelta(hours=3)
+    plan = cases.plan_sla_tick(open_case, escalated_at, POLICY, REGISTRY)
+    escalated = cases.after(open_case, plan)
+    [_, status_changed, _] = cases.outbox_entries(escalated, plan.events, escalated_at, 5)
+    assert events.read_event(events.CASE_STATUS_CHANGED, status_changed["event"])["data"]["resolution_due_at"] == \
+        escalated["sla"]["resolution"]["due_at"] != data["resolution_due_at"]
+    [done] = cases.outbox_entries(case(status="resolved"), [(events.CASE_STATUS_CHANGED, {})], NOW, 6)
+    assert events.read_event(events.CASE_STATUS_CHANGED, done["event"])["data"]["resolution_due_at"] is None
