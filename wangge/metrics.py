@@ -68,12 +68,24 @@ class EntrypointMetrics(DependencyProvider):
         if started is not None:
             ENTRYPOINT_DURATION.labels(*labels).observe(time.perf_counter() - started)
         if exc_info is None:
-            outcome = "ok"
+            outcome = answered_outcome(result)
         elif isinstance(exc_info[1], entrypoint.expected_exceptions):
             outcome = "rejected"  # the caller's input was wrong, not the service
         else:
             outcome = "error"
         ENTRYPOINT_CALLS.labels(*labels, outcome).inc()
+
+
+def answered_outcome(result):
+    """An HTTP answer returned, not raised (Open311's errors in the standard's form, a
+    readiness or liveness 503), counts by its status: 4xx the caller's, 5xx ours."""
+    if isinstance(result, Response):
+        status = result.status_code
+    elif isinstance(result, tuple) and result and isinstance(result[0], int):
+        status = result[0]
+    else:
+        return "ok"
+    return "error" if status >= 500 else "rejected" if status >= 400 else "ok"
 
 
 def metrics_response():

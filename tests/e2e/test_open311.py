@@ -3,6 +3,7 @@ a third-party client (civicbot's Open311Client, from PyPI) lists the services, f
 a request with a system's api_key and reads it back; the XML form of the same answers;
 no personal data in what is read back; keys that are wrong or revoked are refused."""
 import json
+import re
 import uuid
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timedelta, timezone
@@ -195,6 +196,10 @@ def test_a_wrong_or_revoked_key_is_refused_in_the_standards_form(platform, api_k
     assert ElementTree.fromstring(as_xml.content).find("error").findtext("code") == "403"
     listing = requests.get(intake.url("/open311/v2/requests.json"), timeout=10)
     assert listing.status_code == 403 and listing.json()[0]["description"].startswith("api_key:")
+    # counted as refused callers, not as answered
+    metrics = requests.get(intake.url("/metrics"), timeout=10).text
+    assert re.search(r'wangge_entrypoint_calls_total\{[^}]*entrypoint="open311_file_request"[^}]*outcome="rejected"[^}]*\} [1-9]', metrics), \
+        [line for line in metrics.splitlines() if "open311_file_request" in line]
 
     revoked = intake.as_admin.post(intake.url("/api/v1/integrators/shortlived/open311-key"), timeout=10).json()["api_key"]
     assert file_with_the_client(intake, revoked, grid)
