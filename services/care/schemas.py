@@ -42,6 +42,49 @@ class ResidentSchema(StrictSchema):
         "description": "The grid's worker who looks after them (default: the on-duty worker with the fewest priority residents)."})
 
 
+class ResidentChangeSchema(StrictSchema):
+    """What changed about a priority resident; only the fields given change. A new
+    ``grid_id`` moves them, their open due time with them, to that grid (its worker:
+    ``worker_id``, or the one with the fewest priority residents). New ``kinds`` set
+    the interval from the next visit on: the due time already set stands."""
+
+    name = fields.String(validate=[validate.Length(min=1, max=50), not_blank])
+    phone = fields.String(validate=phone_number, allow_none=True)
+    address = fields.String(validate=[validate.Length(min=1, max=200), not_blank])
+    kinds = fields.List(fields.String(validate=validate.OneOf(KINDS)), validate=[validate.Length(min=1, max=len(KINDS)), distinct],
+                        metadata={"description": KINDS_DESCRIPTION})
+    notes = fields.String(validate=validate.Length(max=2000), allow_none=True)
+    grid_id = fields.String(validate=_id)
+    worker_id = fields.String(validate=_id)
+
+    @validates_schema
+    def something(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Give at least one field to change.", "body")
+
+
+END_REASONS = ("moved_away", "deceased", "declined", "no_longer_eligible")
+
+
+class CareEndingSchema(StrictSchema):
+    """Why a resident's care ends. Their name, phone, address and notes, and the notes
+    of their visits, are erased; what the visit indicators count (dates, grid, the
+    tracking numbers of the needs filed) stays."""
+
+    reason = fields.String(required=True, validate=validate.OneOf(END_REASONS), metadata={"description": ", ".join(END_REASONS)})
+
+
+class CareEndedSchema(Schema):
+    class Meta:
+        ordered = True
+
+    resident_id = fields.String(required=True, attribute="_id")
+    grid_id = fields.String(required=True)
+    reason = fields.String(required=True)
+    ended_at = fields.AwareDateTime(required=True)
+    visits_erased = fields.Integer(required=True, metadata={"description": "Visits whose notes and needs' words were erased."})
+
+
 class ResidentQuerySchema(StrictSchema):
     grid_id = fields.String(validate=_id, metadata={"description": "Required except for the command centre and departments."})
     page = page_number()

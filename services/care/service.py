@@ -95,6 +95,24 @@ class CareService(HealthAndMetrics):
         return schemas.ResidentDetailSchema().dump({**workflow.resident_view(resident, now, reason),
                                                     "visits": [views.visit_view(visit, reason is not None) for visit in visits]})
 
+    @http("PATCH", "/api/v1/care/residents/<string:resident_id>", allow=CARE_RECORD, summary="Change a priority resident's details, grid or worker",
+          body=schemas.ResidentChangeSchema, responses={200: schemas.ResidentViewSchema}, errors=(404, 409, 503))
+    def change_resident(self, request, resident_id):
+        changes = schemas.ResidentChangeSchema().load(read_json_body(request))
+        now = events.utcnow()
+        resident = workflow.change_resident(self.store, self.peers.directory, self.policy, request.caller, resident_id, changes, now)
+        return schemas.ResidentViewSchema().dump(workflow.resident_view(resident, now, "recorder"))
+
+    @http("POST", "/api/v1/care/residents/<string:resident_id>/end", allow=CARE_RECORD,
+          summary="End a priority resident's care (moved away, deceased, declined, no longer eligible): their personal data is erased",
+          body=schemas.CareEndingSchema, responses={200: schemas.CareEndedSchema}, errors=(404, 503))
+    def end_care(self, request, resident_id):
+        body = schemas.CareEndingSchema().load(read_json_body(request))
+        ending, erased = workflow.end_care(self.store, self.peers.directory, request.caller, resident_id, body["reason"], events.utcnow())
+        log.info("care ended", extra={"resident_id": resident_id, "grid_id": ending["grid_id"], "reason": ending["reason"],
+                                      "subject": request.caller.subject})
+        return schemas.CareEndedSchema().dump({**ending, "visits_erased": erased})
+
     @http("POST", "/api/v1/care/visits", allow=CARE_RECORD, summary="Record a home visit (入户走访); each need found becomes a request",
           body=schemas.VisitSchema, headers=("Idempotency-Key",), responses={201: schemas.VisitRecordedSchema, 200: schemas.VisitRecordedSchema},
           errors=(404, 503))

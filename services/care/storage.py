@@ -7,6 +7,7 @@
                 when (whether) a visit met it; the visit indicators count these
 ``notices``     one document per (resident, due time, stage) of ``visit_overdue``,
                 each published exactly once
+``endings``     residents whose care ended: why and when, no personal data
 ``activities``  volunteer activities with their participants
 ``todo``        the public to-do list (为民办事清单), with each item's progress
 """
@@ -26,6 +27,7 @@ class CareStore:
         self.visits = database["visits"]
         self.dues = database["dues"]
         self.notices = database["notices"]
+        self.endings = database["endings"]
         self.activities = database["activities"]
         self.todo = database["todo"]
 
@@ -75,6 +77,37 @@ class CareStore:
     def residents_per_worker(self, grid_id):
         pipeline = [{"$match": {"grid_id": grid_id}}, {"$group": {"_id": "$worker_id", "n": {"$sum": 1}}}]
         return {row["_id"]: row["n"] for row in self.residents.aggregate(pipeline)}
+
+    def change_resident(self, resident, changes):
+        """Apply ``changes`` to the resident as read; ``False`` if it changed meanwhile
+        (a visit moved its schedule, another change): read again. A move to another
+        grid takes the open due time along."""
+        unchanged = {"_id": resident["_id"], "next_visit_due": resident["next_visit_due"], "grid_id": resident["grid_id"]}
+        if self.residents.update_one(unchanged, {"$set": changes}).modified_count != 1:
+            return False
+        if changes.get("grid_id", resident["grid_id"]) != resident["grid_id"]:
+            self.dues.update_many({"resident_id": resident["_id"], "done_at": None},
+                                  {"$set": {key: changes.get(key) for key in ("grid_id", "community_id", "town_id")}})
+        return True
+
+    def end_care(self, resident, ending, now):
+        """Record the ending, call off the resident's notices, drop a due time not yet
+        reached (one already missed stays on record), erase the words of their visits
+        and remove the resident; returns how many visits were erased. Each step may be
+        repeated: an ending interrupted half-way is finished by asking again."""
+        self.endings.replace_one({"_id": resident["_id"]}, ending, upsert=True)
+        self.notices.update_many({"resident_id": resident["_id"], "state": {"$in": ["pending", "publishing"]}},
+                                 {"$set": {"state": "called_off"}})
+        self.dues.delete_many({"resident_id": resident["_id"], "done_at": None, "due_at": {"$gt": now}})
+        erased = 0
+        for visit in self.visits.find({"resident_id": resident["_id"], "erased": {"$ne": True}}, {"needs": 1}):
+            needs = [{**need, "text": None} for need in visit.get("needs") or []]
+            erased += self.visits.update_one({"_id": visit["_id"]}, {"$set": {"notes": None, "needs": needs, "erased": True}}).modified_count
+        self.residents.delete_one({"_id": resident["_id"]})
+        return erased
+
+    def get_ending(self, resident_id):
+        return self.endings.find_one({"_id": resident_id})
 
     def advance_schedule(self, resident_id, visited_at, next_due):
         """Move a resident to the next due time after a visit, unless a later visit is recorded already."""

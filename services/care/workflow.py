@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 # A visit may be recorded a little ahead of the server's clock (a phone's clock is off), no more.
 CLOCK_SKEW = timedelta(minutes=5)
 RECENT_VISITS = 20
+# a change that meets a visit's (or another change's) write reads the resident again, this often
+CHANGE_ATTEMPTS = 5
 
 
 class Conflict(ApiError):
@@ -75,6 +77,47 @@ def read_resident(store, directory, caller, resident_id):
     resident = existing(store.get_resident(resident_id), f"No priority resident {resident_id}.")
     reason = access.resident_reader(caller, directory.grid(resident["grid_id"]), resident["grid_id"])
     return resident, store.visits_of(resident_id, RECENT_VISITS), reason
+
+
+def change_resident(store, directory, policy, caller, resident_id, changes, now):
+    """The resident with ``changes`` applied (see ``ResidentChangeSchema``); the caller
+    records for their grid, and for the grid they move to."""
+    for _ in range(CHANGE_ATTEMPTS):
+        resident = existing(store.get_resident(resident_id), f"No priority resident {resident_id}.")
+        grid = directory.grid(resident["grid_id"])
+        access.require_recorder(caller, grid, resident["grid_id"])
+        update = {key: value for key, value in changes.items() if key not in ("grid_id", "worker_id")}
+        grid_id = changes.get("grid_id", resident["grid_id"])
+        if grid_id != resident["grid_id"]:
+            grid = known_grid(directory, grid_id)
+            access.require_recorder(caller, grid, grid_id)
+            update.update(grid_id=grid_id, grid_name=grid.get("name"), community_id=grid.get("community_id"), town_id=grid.get("town_id"))
+        if "worker_id" in changes:
+            if changes["worker_id"] not in {worker["id"] for worker in grid.get("workers") or []}:
+                raise ValidationError({"worker_id": [f"Not a worker of grid {grid_id}."]})
+            update["worker_id"] = changes["worker_id"]
+        elif grid_id != resident["grid_id"]:
+            update["worker_id"] = schedule.responsible_worker(grid, store.residents_per_worker(grid_id))
+        if "kinds" in changes:
+            update["interval_days"] = policy.interval(changes["kinds"]).total_seconds() / 86400
+        update.update(changed_at=now, changed_by=caller.subject)
+        if store.change_resident(resident, update):
+            return {**resident, **update}
+    raise Conflict(f"Priority resident {resident_id} kept changing while this change was made; try again.")
+
+
+def end_care(store, directory, caller, resident_id, reason, now):
+    """End a resident's care (see ``CareEndingSchema``); asking again returns the same ending."""
+    resident = store.get_resident(resident_id)
+    if resident is None:
+        ending = existing(store.get_ending(resident_id), f"No priority resident {resident_id}.")
+        access.require_recorder(caller, directory.grid(ending["grid_id"]), ending["grid_id"])
+        return ending, 0
+    access.require_recorder(caller, directory.grid(resident["grid_id"]), resident["grid_id"])
+    ending = {"_id": resident_id, "grid_id": resident["grid_id"], "community_id": resident.get("community_id"),
+              "town_id": resident.get("town_id"), "kinds": resident["kinds"], "registered_at": resident["registered_at"],
+              "reason": reason, "ended_at": now, "ended_by": caller.subject}
+    return ending, store.end_care(resident, ending, now)
 
 
 def list_residents(store, directory, caller, query, now, overdue=False):

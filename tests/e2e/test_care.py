@@ -235,3 +235,28 @@ def test_names_and_phones_stay_out_of_logs_and_metrics_and_each_full_read_is_aud
     logs = "".join(path.read_text(errors="replace") for path in platform["logs"].glob("care-*.log"))
     assert "care resident data read" in logs and resident_id in logs
     assert name not in logs and "13800009999" not in logs and "南湖花园二区3号楼" not in logs
+
+
+def test_a_residents_details_change_over_http_and_ending_their_care_erases_them(platform):
+    resident_id, name = register(platform, days_since_visit=10)  # overdue
+    path = f"/api/v1/care/residents/{resident_id}"
+    changed = care(platform).patch(url(platform, path), json={"phone": "13900001111", "notes": None}, timeout=30)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["phone"], changed.json()["notes"]) == ("13900001111", None)
+    assert care(platform).get(url(platform, path, 1), timeout=30).json()["phone"] == "13900001111"
+    nothing = care(platform).patch(url(platform, path), json={}, timeout=30)
+    assert nothing.status_code == 400 and "body" in nothing.json()["fields"]
+    wrong = care(platform).patch(url(platform, path), json={"phone": "12345", "kinds": ["astronaut"]}, timeout=30)
+    assert wrong.status_code == 400 and {"phone", "kinds"} <= set(wrong.json()["fields"])
+    assert care(platform, NEIGHBOUR).patch(url(platform, path), json={"address": "别处"}, timeout=30).status_code == 403
+    visit(platform, resident_id, needs=["屋顶漏雨，想请人修一修"])
+
+    ended = care(platform).post(url(platform, f"{path}/end"), json={"reason": "moved_away"}, timeout=30)
+    assert ended.status_code == 200, ended.text
+    assert (ended.json()["reason"], ended.json()["visits_erased"]) == ("moved_away", 1)
+    assert care(platform).get(url(platform, path, 1), timeout=30).status_code == 404
+    assert resident_id not in overdue_ids(platform)
+    again = care(platform).post(url(platform, f"{path}/end"), json={"reason": "deceased"}, timeout=30)
+    assert again.status_code == 200 and again.json()["reason"] == "moved_away"
+    unknown = care(platform).post(url(platform, f"{path}/end"), json={"reason": "bored"}, timeout=30)
+    assert unknown.status_code == 400 and "reason" in unknown.json()["fields"]

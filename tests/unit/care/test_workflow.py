@@ -192,3 +192,69 @@ def test_volunteer_report_sums_activities_participants_and_hours_per_area(store)
     with pytest.raises(Forbidden):
         workflow.record_activity(store, Directory(), Caller("G-3-w1", frozenset({"grid_worker"})), {
             "title": "x", "grid_id": None, "community_id": "c-2", "starts_at": NOW, "hours": 1, "participants": [{"name": "甲"}]}, NOW)
+
+
+# -- changing a resident, ending their care ---------------------------------------------
+
+def change(store, resident, caller=WORKER, **changes):
+    return workflow.change_resident(store, Directory(), POLICY, caller, resident["_id"], changes, NOW)
+
+
+def test_a_residents_details_change_and_a_move_takes_the_open_due_time_to_the_new_grid(store):
+    resident = register(store, last_visited_at=NOW - timedelta(days=10))  # overdue in G-1
+    changed = change(store, resident, phone="13900005678", address="汤洋村14号", notes=None)
+    assert (changed["phone"], changed["address"]) == ("13900005678", "汤洋村14号")
+    assert store.get_resident(resident["_id"])["phone"] == "13900005678"
+    moved = change(store, resident, caller=CENTRE, grid_id="G-3")
+    assert (moved["grid_id"], moved["community_id"], moved["worker_id"]) == ("G-3", "c-2", "G-3-w1")
+    assert moved["next_visit_due"] == resident["next_visit_due"]  # the due time stands
+    assert store.open_due(resident["_id"])["grid_id"] == "G-3"  # the new grid answers for it
+    assert overdue(store, NOW, "G-3") == [resident["_id"]] and overdue(store, NOW, "G-1") == []
+
+
+def test_a_change_is_for_the_grids_people_on_both_sides_of_a_move(store):
+    resident = register(store)
+    with pytest.raises(Forbidden):
+        change(store, resident, caller=Caller("G-2-w1", frozenset({"grid_worker"})), phone="13900005678")
+    with pytest.raises(Forbidden):
+        change(store, resident, grid_id="G-3")  # G-1's worker records nothing for G-3
+    with pytest.raises(ValidationError) as refused:
+        change(store, resident, worker_id="G-3-w1")
+    assert "worker_id" in refused.value.messages
+    assert store.get_resident(resident["_id"])["grid_id"] == "G-1"
+
+
+def test_new_kinds_set_the_interval_from_the_next_visit_on(store):
+    resident = register(store, kinds=["living_alone"])
+    changed = change(store, resident, kinds=["disabled", "living_alone"])
+    assert changed["interval_days"] == POLICY.interval(["disabled", "living_alone"]).total_seconds() / 86400
+    assert changed["next_visit_due"] == resident["next_visit_due"]
+    visit(store, store.get_resident(resident["_id"]), NOW + timedelta(hours=1))
+    assert store.get_resident(resident["_id"])["next_visit_due"] == \
+        NOW + timedelta(hours=1) + POLICY.interval(["disabled", "living_alone"])
+
+
+def test_ending_care_erases_the_residents_personal_data_and_calls_off_their_notices(store):
+    resident = register(store, last_visited_at=NOW - timedelta(days=20))
+    visit(store, resident, NOW - timedelta(days=14), needs=["屋顶漏雨"], filing=Filing())
+    later = store.get_resident(resident["_id"])  # due NOW-7d: missed, with notices due
+    ending, erased = workflow.end_care(store, Directory(), WORKER, resident["_id"], "moved_away", NOW)
+    assert (ending["reason"], ending["grid_id"], erased) == ("moved_away", "G-1", 1)
+    assert store.get_resident(resident["_id"]) is None and overdue(store, NOW) == []
+    stored = repr(list(store.visits.find())) + repr(list(store.endings.find()))
+    assert "鲍金水" not in stored and "13800001234" not in stored and "汤洋村" not in stored and "身体尚可" not in stored and "漏雨" not in stored
+    assert [need["tracking_no"] for need in store.visits.find_one()["needs"]] == ["YT-1"]  # what the indicators count stays
+    published = []
+    workflow.publish_overdue(store, Directory(), lambda kind, event: published.append(event), NOW, NOW + timedelta(minutes=1), 500)
+    assert published == []
+    assert store.dues.count_documents({"resident_id": resident["_id"], "due_at": later["next_visit_due"]}) == 1  # missed, on record
+    again, erased_again = workflow.end_care(store, Directory(), WORKER, resident["_id"], "deceased", NOW + timedelta(minutes=1))
+    assert (again["reason"], again["ended_at"], erased_again) == ("moved_away", NOW, 0)
+    with pytest.raises(Forbidden):
+        workflow.end_care(store, Directory(), Caller("G-2-w1", frozenset({"grid_worker"})), resident["_id"], "moved_away", NOW)
+
+
+def test_a_due_time_not_yet_reached_goes_with_the_ending(store):
+    resident = register(store)  # due one interval from now
+    workflow.end_care(store, Directory(), WORKER, resident["_id"], "declined", NOW)
+    assert store.dues.count_documents({"resident_id": resident["_id"]}) == 0
