@@ -101,6 +101,7 @@ class CareService(HealthAndMetrics):
         changes = schemas.ResidentChangeSchema().load(read_json_body(request))
         now = events.utcnow()
         resident = workflow.change_resident(self.store, self.peers.directory, self.policy, request.caller, resident_id, changes, now)
+        self._audit(request, "recorder", resident["grid_id"], [resident_id])  # the answer shows them in full
         return schemas.ResidentViewSchema().dump(workflow.resident_view(resident, now, "recorder"))
 
     @http("POST", "/api/v1/care/residents/<string:resident_id>/end", allow=CARE_RECORD,
