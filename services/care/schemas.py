@@ -58,7 +58,7 @@ class ResidentChangeSchema(StrictSchema):
     worker_id = fields.String(validate=_id)
 
     @validates_schema
-    def something(self, data, **kwargs):
+    def at_least_one_field(self, data, **kwargs):
         if not data:
             raise ValidationError("Give at least one field to change.", "body")
 
@@ -162,7 +162,7 @@ class TodoChangeSchema(StrictSchema):
     progress_notes = fields.String(validate=validate.Length(max=2000))
 
     @validates_schema
-    def something(self, data, **kwargs):
+    def at_least_one_field(self, data, **kwargs):
         if not data:
             raise ValidationError("Say what changes.", "status")
 
