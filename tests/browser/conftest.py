@@ -23,8 +23,7 @@ import requests
 
 from devstack.demo_county import build_county
 from devstack.identity import (
-    client_secrets, endpoints, machine_client_ids, node_problem, platform_clients, start_identity, user_tokens,
-    wait_for_identity,
+    client_secrets, endpoints, machine_client_ids, node_problem, platform_clients, start_identity_answering, user_tokens,
 )
 from devstack.processes import ROOT
 from devstack.web import ensure_built, start_web
@@ -99,9 +98,8 @@ def web_platform(platform_amqp_uri, mongo_uri, tmp_path_factory):
     secrets = client_secrets(directory / "client-secrets.json", machine_client_ids())
     clients = platform_clients(secrets, web_redirect_uris=[f"{base_url}/*"])
     with ExitStack() as stack:
-        provider = start_identity(issuer, directory, USERS, clients, PASSWORD, directory / "identity.log")
+        provider = start_identity_answering(issuer, directory, USERS, clients, PASSWORD, directory / "identity.log")
         stack.callback(provider.stop)
-        wait_for_identity(issuer, provider)
         trust = {
             "AUTH_ISSUER": issuer, "AUTH_JWKS_URI": endpoints(issuer)["jwks_uri"], "AUTH_TOKEN_URL": f"{issuer}/token",
             "AUTH_CLIENT_ID": "wangge-services", "AUTH_CLIENT_SECRET": secrets["wangge-services"],

@@ -109,3 +109,28 @@ def test_wangge_admin_token_for_a_client_and_a_refusal(identity):
     refused = run_admin_token(identity, "--user", "nobody")
     assert refused.returncode == 1 and refused.stdout == ""
     assert "wrong password" in refused.stderr
+
+
+def test_a_provider_that_stays_silent_is_started_again(tmp_path, monkeypatch):
+    from devstack import identity as provider_module
+    from devstack.processes import ManagedProcess
+    from tests.support.ports import free_port
+
+    real_start, started = provider_module.start_identity, []
+
+    def silent_first(issuer, *args, **kwargs):
+        # alive and never answering, as one was once on a busy machine; then the real one
+        process = ManagedProcess("identity", ["sleep", "120"], tmp_path / "silent.log").start() if not started \
+            else real_start(issuer, *args, **kwargs)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(provider_module, "start_identity", silent_first)
+    issuer = f"http://127.0.0.1:{free_port()}"
+    users = [{"id": "w-1", "name": "李梅", "roles": ["grid_worker"]}]
+    process = provider_module.start_identity_answering(issuer, tmp_path, users, [], "pw", tmp_path / "identity.log", timeout=3)
+    try:
+        assert len(started) == 2 and started[0].exited() and process is started[1]
+        assert provider_module.discovery_answers(issuer)
+    finally:
+        process.stop()

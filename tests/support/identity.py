@@ -5,8 +5,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from devstack.identity import (
-    client_secrets, client_tokens, endpoints, machine_client_ids, platform_clients, start_identity, user,
-    user_tokens, wait_for_identity,
+    client_secrets, client_tokens, endpoints, machine_client_ids, platform_clients, start_identity_answering, user,
+    user_tokens,
 )
 from tests.support.ports import free_port
 
@@ -76,10 +76,8 @@ def running_identity(directory, users=USERS):
     issuer = f"http://127.0.0.1:{free_port()}"
     secrets_file = directory / "client-secrets.json"
     secrets = client_secrets(secrets_file, machine_client_ids())
-    process = start_identity(issuer, directory, users, platform_clients(secrets),
-                             PASSWORD, directory / "identity.log")
+    process = start_identity_answering(issuer, directory, users, platform_clients(secrets), PASSWORD, directory / "identity.log")
     try:
-        wait_for_identity(issuer, process)
         yield LocalIdentity(issuer, endpoints(issuer)["jwks_uri"], PASSWORD, str(secrets_file), secrets,
                             started_in=time.monotonic() - started)
     finally:
