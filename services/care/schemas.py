@@ -27,40 +27,50 @@ def distinct(values):
         raise ValidationError("Each kind once.")
 
 
+class ChangeSchema(StrictSchema):
+    """A change: only the fields given change, and it names at least one."""
+
+    nothing_given = ("Give at least one field to change.", "body")  # (message, the field it is reported under)
+
+    @validates_schema
+    def at_least_one_field(self, data, **kwargs):
+        if not data:
+            raise ValidationError(*self.nothing_given)
+
+
+NAME_RULES = [validate.Length(min=1, max=50), not_blank]
+ADDRESS_RULES = [validate.Length(min=1, max=200), not_blank]
+KINDS_RULES = [validate.Length(min=1, max=len(KINDS)), distinct]
+NOTES_RULES = validate.Length(max=2000)
+
+
 class ResidentSchema(StrictSchema):
     """A priority resident (重点关爱对象) of a grid."""
 
-    name = fields.String(required=True, validate=[validate.Length(min=1, max=50), not_blank])
+    name = fields.String(required=True, validate=NAME_RULES)
     phone = fields.String(validate=phone_number, load_default=None)
     grid_id = fields.String(required=True, validate=_id)
-    address = fields.String(required=True, validate=[validate.Length(min=1, max=200), not_blank])
-    kinds = fields.List(fields.String(validate=validate.OneOf(KINDS)), required=True, validate=[validate.Length(min=1, max=len(KINDS)), distinct],
-                        metadata={"description": KINDS_DESCRIPTION})
-    notes = fields.String(validate=validate.Length(max=2000), load_default=None)
+    address = fields.String(required=True, validate=ADDRESS_RULES)
+    kinds = fields.List(fields.String(validate=validate.OneOf(KINDS)), required=True, validate=KINDS_RULES, metadata={"description": KINDS_DESCRIPTION})
+    notes = fields.String(validate=NOTES_RULES, load_default=None)
     last_visited_at = Moment(load_default=None, metadata={"description": "The last home visit before registration; the next is due one interval after it (or after registration)."})
     worker_id = fields.String(validate=_id, load_default=None, metadata={
         "description": "The grid's worker who looks after them (default: the on-duty worker with the fewest priority residents)."})
 
 
-class ResidentChangeSchema(StrictSchema):
+class ResidentChangeSchema(ChangeSchema):
     """What changed about a priority resident; only the fields given change. A new
     ``grid_id`` moves them, their open due time with them, to that grid (its worker:
     ``worker_id``, or the one with the fewest priority residents). New ``kinds`` set
     the interval from the next visit on: the due time already set stands."""
 
-    name = fields.String(validate=[validate.Length(min=1, max=50), not_blank])
+    name = fields.String(validate=NAME_RULES)
     phone = fields.String(validate=phone_number, allow_none=True)
-    address = fields.String(validate=[validate.Length(min=1, max=200), not_blank])
-    kinds = fields.List(fields.String(validate=validate.OneOf(KINDS)), validate=[validate.Length(min=1, max=len(KINDS)), distinct],
-                        metadata={"description": KINDS_DESCRIPTION})
-    notes = fields.String(validate=validate.Length(max=2000), allow_none=True)
+    address = fields.String(validate=ADDRESS_RULES)
+    kinds = fields.List(fields.String(validate=validate.OneOf(KINDS)), validate=KINDS_RULES, metadata={"description": KINDS_DESCRIPTION})
+    notes = fields.String(validate=NOTES_RULES, allow_none=True)
     grid_id = fields.String(validate=_id)
     worker_id = fields.String(validate=_id)
-
-    @validates_schema
-    def at_least_one_field(self, data, **kwargs):
-        if not data:
-            raise ValidationError("Give at least one field to change.", "body")
 
 
 END_REASONS = ("moved_away", "deceased", "declined", "no_longer_eligible")
@@ -151,8 +161,10 @@ class TodoSchema(StrictSchema):
     progress_notes = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
-class TodoChangeSchema(StrictSchema):
+class TodoChangeSchema(ChangeSchema):
     """What changes of an item (progress, most often); each change is kept in its history."""
+
+    nothing_given = ("Say what changes.", "status")
 
     title = fields.String(validate=validate.Length(min=1, max=200))
     area = fields.String(validate=validate.Length(min=1, max=200))
@@ -160,11 +172,6 @@ class TodoChangeSchema(StrictSchema):
     promised_by = fields.Date()
     status = fields.String(validate=validate.OneOf(TODO_STATUSES))
     progress_notes = fields.String(validate=validate.Length(max=2000))
-
-    @validates_schema
-    def at_least_one_field(self, data, **kwargs):
-        if not data:
-            raise ValidationError("Say what changes.", "status")
 
 
 class PublicTodoQuerySchema(StrictSchema):
