@@ -125,8 +125,8 @@ def _full(field_cls, *args, description=FULL_VIEW_ONLY, **kwargs):
 class RequestViewSchema(Schema):
     """A request read back. Anyone holding the tracking number gets the public view:
     `tracking_no`, `status`, `status_words`, `received_at`, `category`, `category_name`,
-    `subclass`, `subclass_name`, `major`, `major_name`, `grid_name`, `text` (phone numbers and the reporter's name masked) and `history`
-    (status, time, plain words). The command centre, and an integrator for its own
+    `subclass`, `subclass_name`, `major`, `major_name`, `grid_name`, `text` (phone numbers and the reporter's name masked),
+    `result` (once resolved) and `history` (status, time, plain words). The command centre, and an integrator for its own
     source, get the full view: every field, the reporter and the text as filed."""
 
     class Meta:
@@ -144,6 +144,9 @@ class RequestViewSchema(Schema):
     major_name = fields.String(allow_none=True)
     grid_name = fields.String(allow_none=True, metadata={"description": "The grid handling it; null until routing has located it."})
     text = fields.String(metadata={"description": "The resident's words; in the public view with phone numbers and the reporter's name masked."})
+    result = fields.String(allow_none=True, metadata={
+        "description": "What was done, as the worker who resolved it wrote it, phone numbers and the reporter's name masked; "
+                       "null until resolved and after a reopening."})
     history = fields.List(fields.Nested(HistoryEntrySchema))
     request_id = _full(fields.String, attribute="_id")
     channel = _full(fields.String)

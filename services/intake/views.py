@@ -3,8 +3,10 @@
 * **Public** (anyone holding the tracking number): where the request stands —
   status, category, the grid's name once routing knows it, the history in plain
   words — and the resident's text with phone numbers and the reporter's name
-  masked. Never the reporter, the address, the location, the media or the notes
-  of the people handling it.
+  masked; once the request is resolved, the result the resolving worker wrote for
+  the resident (phone numbers and the reporter's name masked there too). Never the
+  reporter, the address, the location, the media or the other notes of the people
+  handling it.
 * **Full** (the county command centre and administrators; an integrator for the
   requests of its own source): everything intake holds about the request,
   the reporter in full, for calling the resident back.
@@ -27,6 +29,8 @@ STATUS_WORDS = {
     "rejected": "未予受理",
     "returned": "正在重新派遣办理单位",
 }
+# The statuses whose request has a result the resident may read.
+RESULT_STATUSES = ("resolved", "closed")
 # A one-character name would mask that character everywhere in the text.
 MIN_MASKED_NAME_CHARS = 2
 
@@ -55,9 +59,20 @@ def public_view(request):
         **request,
         "status_words": status_words(request["status"]),
         "text": redacted_text(request["text"], request.get("reporter")),
+        "result": public_result(request),
         "history": [{"status": entry["status"], "at": entry["at"], "words": status_words(entry["status"])}
                     for entry in request.get("history", [])],
     })
+
+
+def public_result(request):
+    """The note of the request's latest resolution while it stands (resolved or closed),
+    as the resident reads it; ``None`` before, after a reopening, or without a note."""
+    if request["status"] not in RESULT_STATUSES:
+        return None
+    resolved = [entry for entry in request.get("history", []) if entry["status"] == "resolved"]
+    note = resolved[-1].get("note") if resolved else None
+    return redacted_text(note, request.get("reporter")) if note else None
 
 
 def full_view(request):
@@ -70,4 +85,4 @@ def full_view(request):
 
 PUBLIC_FIELDS = ("tracking_no", "status", "status_words", "received_at", "category", "category_name", "subclass", "subclass_name",
                  "major", "major_name", "grid_name",
-                 "text", "history.status", "history.at", "history.words")
+                 "text", "result", "history.status", "history.at", "history.words")

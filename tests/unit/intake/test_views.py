@@ -25,7 +25,8 @@ def request(**overrides):
 def test_public_view_says_where_the_request_stands_in_plain_words():
     view = public_view(request())
     assert set(view) == {"tracking_no", "status", "status_words", "received_at", "category", "category_name", "grid_name",
-                         "text", "history"}
+                         "text", "result", "history"}
+    assert view["result"] is None
     assert (view["status"], view["status_words"], view["grid_name"]) == ("assigned", "已分派到网格办理", "南门社区02网格")
     assert view["history"] == [{"status": "received", "at": AT.isoformat(), "words": "已受理"},
                                {"status": "assigned", "at": AT.isoformat(), "words": "已分派到网格办理"}]
@@ -41,6 +42,24 @@ def test_public_view_never_shows_the_reporter_the_address_the_location_or_the_no
     view = str(public_view(request()))
     for private in ("鲍老伯", "13912345678", "汤洋村3号", "118.94", "lamp.jpg", "余雪华", "HL-1", "hotline12345"):
         assert private not in view
+
+
+RESOLVED = {"status": "resolved", "at": AT, "note": "已更换灯泡，鲍老伯可拨13912345678再联系", "actor": "w-1", "event_id": "e-2"}
+
+
+def test_public_view_gives_the_result_once_resolved_masked_like_the_text():
+    view = public_view(request(status="resolved", history=request()["history"] + [RESOLVED]))
+    assert view["result"] == "已更换灯泡，鲍**可拨139****5678再联系"
+    closed = {"status": "closed", "at": AT, "note": "居民评价：满意", "event_id": "e-3"}
+    assert public_view(request(status="closed", history=request()["history"] + [RESOLVED, closed]))["result"].startswith("已更换灯泡")
+
+
+def test_public_view_has_no_result_after_a_reopening_and_no_other_note():
+    reopened = {"status": "reopened", "at": AT, "note": "居民说灯还是不亮", "event_id": "e-3"}
+    view = public_view(request(status="reopened", history=request()["history"] + [RESOLVED, reopened]))
+    assert view["result"] is None and "已更换灯泡" not in str(view) and "还是不亮" not in str(view)
+    second = {**RESOLVED, "note": "已重新接线", "event_id": "e-4"}
+    assert public_view(request(status="resolved", history=request()["history"] + [RESOLVED, reopened, second]))["result"] == "已重新接线"
 
 
 def test_a_one_character_name_is_not_masked_all_over_the_text():

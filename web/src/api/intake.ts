@@ -35,6 +35,8 @@ export interface RequestView {
   category_name: string | null;
   grid_name: string | null;
   text: string;
+  /** What was done, as the worker who resolved it wrote it; null until resolved. */
+  result: string | null;
   history: HistoryEntry[];
 }
 
