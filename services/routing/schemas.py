@@ -150,6 +150,13 @@ class CentroidSchema(Schema):
     lat = fields.Float()
 
 
+class ReportedPlaceSchema(Schema):
+    """Where the resident said the problem is (WGS-84), as filed."""
+
+    lon = fields.Float()
+    lat = fields.Float()
+
+
 class GridSummarySchema(Schema):
     """A grid as listed: where it lies and its WeChat groups."""
 
@@ -335,6 +342,8 @@ class CaseDetailSchema(CaseSummarySchema):
     request_ids = fields.List(fields.String())
     reporters = fields.List(fields.Nested(ReporterViewSchema))
     address = fields.String(allow_none=True)
+    location = fields.Nested(ReportedPlaceSchema, allow_none=True, metadata={
+        "description": "The place the resident gave (the browser's location, with consent), if any; the case page's map."})
     located_by = fields.String()
     keywords = fields.List(fields.String())
     department = fields.Dict(allow_none=True)

@@ -72,6 +72,10 @@ def test_a_request_from_a_grid_link_is_worked_by_that_grid_and_closed_by_the_res
     page.wait_for_url("**/staff/cases/*")
     case_id = page.url.rsplit("/", 1)[1]
     assert page.get_by_test_id("reporter-count").inner_text().endswith("1 人")
+    # the small map: the grid's area and the place the resident attached
+    place_map = page.get_by_test_id("place-map")
+    assert "居民标注的位置" in place_map.get_attribute("aria-label")
+    assert poll(lambda: place_map.locator("path.leaflet-interactive").count() == 2), place_map.inner_html()[:300]
     assert_accessible(worker, "case-assigned")
 
     page.get_by_label("办理说明").fill("收到，马上安排电工")
@@ -98,6 +102,8 @@ def test_a_request_from_a_grid_link_is_worked_by_that_grid_and_closed_by_the_res
 
     assert poll(lambda: shows("已办结，等待回访")), track.get_by_test_id("status-words").inner_text()
     assert "网格员已响应" in track.get_by_test_id("timeline").inner_text()
+    assert "已更换灯泡，恢复照明" in track.get_by_test_id("result").inner_text()
+    assert "收到，马上安排电工" not in track.content()  # the worker's other notes are not the resident's
     assert_accessible(resident, "track-resolved")
 
     track.goto(f"/follow-up/{token}")
@@ -111,6 +117,7 @@ def test_a_request_from_a_grid_link_is_worked_by_that_grid_and_closed_by_the_res
 
     track.goto(f"/track/{tracking_no}")
     assert poll(lambda: shows("已结案")), track.get_by_test_id("status-words").inner_text()
+    assert "已更换灯泡，恢复照明" in track.get_by_test_id("result").inner_text()
     assert_accessible(resident, "track-closed")
 
     # the same link a second time is refused in words

@@ -100,6 +100,8 @@ export interface CaseDetail extends CaseSummary {
   returns?: ReturnRecord[];
   department?: { id: string; name: string } | null;
   reporters: { tracking_no: string | null; name: string | null; phone: string | null; at: string | null }[];
+  /** where the resident said it is, if they gave it */
+  location?: Centroid | null;
   five_steps: StepEntry[];
   timeline: TimelineEntry[];
   follow_up: { solved: boolean; satisfaction: number; note: string | null; at: string } | null;
