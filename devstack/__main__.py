@@ -157,14 +157,16 @@ def start_platform(detached):
 def print_urls(identity_settings=None, web_app=False):
     print()
     if web_app:
-        print(f"  web app  http://127.0.0.1:{web.WEB_PORT}/   residents: /report/<grid_id>, /track; staff: /staff/cases")
+        print(f"  web app  http://127.0.0.1:{web.WEB_PORT}/   residents: /report/<grid_id>, /track; grid workers: /staff/cases;"
+              " command centre: /staff/centre")
     for name in available_services():
         base = f"http://127.0.0.1:{SERVICE_PORTS[name]}"
         print(f"  {name:<8} {base}   health {base}/health   metrics {base}/metrics")
     if identity_settings:
         print(f"  identity {identity_settings['issuer']}   OpenID Connect, {identity_settings['issuer']}/.well-known/openid-configuration")
-        print(f"           demo logins, password {identity_settings['password']}: county-admin, w-zc-nanmen-02-1 (a worker of 南门社区's grid 02),")
-        print("           lead-zhangcheng (樟城镇's lead), dept-power, editor; every grid worker and head by their registry id")
+        print(f"           demo logins, password {identity_settings['password']}: w-zc-nanmen-02-1 (a worker of 南门社区's grid 02),")
+        print("           w-zc-nanmen-02-h (its head), county-center (the command centre), lead-zhangcheng (樟城镇's lead),")
+        print("           county-admin, dept-power, editor; every grid worker and head by their registry id")
         print("           a token: .venv/bin/wangge-admin token --user county-admin   (a service's: --client wangge-services)")
     print(f"  logs     {LOG_DIR.relative_to(ROOT)}/")
     if "notify" in available_services():

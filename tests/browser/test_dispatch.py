@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from tests.browser.conftest import DESKTOP, poll, sign_in
+from tests.browser.conftest import DESKTOP, PHONE, poll, sign_in
 from tests.browser.test_web_app import assert_accessible, assert_no_console_errors
 
 pytestmark = pytest.mark.e2e
@@ -181,4 +181,17 @@ def test_the_command_centre_sees_breaches_escalations_the_map_and_the_scorecard(
     town_row.wait_for()
     assert int(town_row.locator("td").nth(1).inner_text()) >= 1  # received this month
     assert_accessible(centre, "centre-indicators")
+    page.get_by_role("button", name="网格").click()
+    grid_row = page.get_by_test_id("indicator-rows").locator(".el-table__row", has_text="南门社区 · 南门社区第二网格")
+    grid_row.wait_for()
+    assert int(grid_row.locator("td").nth(1).inner_text()) >= 1
+    assert page.get_by_role("heading", name="考核指标（按网格）").count() == 1
+    assert_accessible(centre, "centre-indicators-by-grid")
+
+    # a lead on a phone: nothing wider than the screen, the map above its list
+    page.set_viewport_size(PHONE)
+    page.get_by_role("link", name="全县地图").click()
+    page.get_by_test_id("map-areas").get_by_role("button", name="樟城镇").wait_for()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert_accessible(centre, "centre-map-phone")
     assert_no_console_errors(centre)

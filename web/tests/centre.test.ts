@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import type { GridFeature, GridSummary, QueuedCase } from '@/api/routing';
+import type { GridFeature, GridSummary, QueuedCase, ScorecardRow } from '@/api/routing';
 import {
-  byTrouble, colourFor, communitiesOf, countsOfMap, dispatchFormFor, dispatchOrder, gridsOfMap, isDispatcher, townsOf, waitReasonWords,
+  byTrouble, colourFor, communitiesOf, countsOfMap, dispatchFormFor, dispatchOrder, gridsOfMap, isDispatcher, namedRows, townsOf, waitReasonWords,
 } from '@/domain/centre';
 
 function grid(id: string, town: string, community: string, lon: number, lat: number): GridSummary {
@@ -103,5 +103,23 @@ describe('towns and communities', () => {
     expect(c1.name).toBe('c1社区');
     expect(c1.centroid!.lon).toBeCloseTo(118.1);
     expect(c1.centroid!.lat).toBeCloseTo(25.1);
+  });
+});
+
+describe('the scorecard by level', () => {
+  const row = (ids: Partial<ScorecardRow>, received: number): ScorecardRow => ({
+    ...ids, received, closed: 0, closed_on_time_rate: null, satisfaction_rate: null, accurate_dispatch_rate: null,
+  });
+
+  it('names towns, communities with their town and grids with their community, busiest first', () => {
+    expect(namedRows([row({ town_id: 't2' }, 1), row({ town_id: 't1' }, 5)], GRIDS, 'town').map((r) => r.name)).toEqual(['t1镇', 't2镇']);
+    expect(namedRows([row({ community_id: 'c2' }, 2), row({ community_id: 'c3' }, 3)], GRIDS, 'community').map((r) => r.name))
+      .toEqual(['t2镇 · c3社区', 't1镇 · c2社区']);
+    const grids = namedRows([row({ grid_id: 'g1' }, 0), row({ grid_id: 'g4' }, 0)], GRIDS, 'grid');
+    expect(grids.map((r) => [r.id, r.name])).toEqual([['g1', 'c1社区 · g1'], ['g4', 'c3社区 · g4']]);
+  });
+
+  it('keeps the id of a row the registry does not name', () => {
+    expect(namedRows([row({ grid_id: 'gone' }, 1)], GRIDS, 'grid')[0].name).toBe('gone');
   });
 });

@@ -1,6 +1,8 @@
 // The command centre's rules: who dispatches, why a case waits, what a dispatch
 // sends, and how open and overdue cases add up by town, community and grid.
-import type { Centroid, DispatchOrder, GridFeature, GridSummary, QueuedCase, UnplacedTownCounts, WaitReason } from '@/api/routing';
+import type {
+  Centroid, DispatchOrder, GridFeature, GridSummary, QueuedCase, ScorecardRow, UnplacedTownCounts, WaitReason,
+} from '@/api/routing';
 
 // Routing's cases.dispatch permission: the command centre everywhere, a town lead in their town.
 const DISPATCHER_ROLES = ['county_center', 'county_admin', 'town_lead'];
@@ -151,4 +153,21 @@ export function communitiesOf(grids: GridSummary[], townId: string): Area[] {
 /** Worst first: most overdue, then most open. */
 export function byTrouble<T extends { counts: Counts }>(areas: T[]): T[] {
   return [...areas].sort((a, b) => b.counts.overdue - a.counts.overdue || b.counts.open - a.counts.open);
+}
+
+export type ScorecardLevel = 'town' | 'community' | 'grid';
+
+/** Each scorecard row named as people say it (a community with its town, a grid with its community),
+ * busiest first; a row the registry does not name keeps its id. */
+export function namedRows<T extends ScorecardRow>(rows: T[], grids: GridSummary[], level: ScorecardLevel): (T & { id: string; name: string })[] {
+  const names = new Map<string, string>();
+  for (const grid of grids) {
+    if (level === 'town') names.set(grid.town_id, grid.town);
+    else if (level === 'community') names.set(grid.community_id, `${grid.town} · ${grid.community}`);
+    else names.set(grid.grid_id, `${grid.community} · ${grid.name}`);
+  }
+  const idOf = (row: ScorecardRow) => (level === 'town' ? row.town_id : level === 'community' ? row.community_id : row.grid_id) ?? '';
+  return rows
+    .map((row) => ({ ...row, id: idOf(row), name: names.get(idOf(row)) ?? idOf(row) }))
+    .sort((a, b) => b.received - a.received || a.name.localeCompare(b.name, 'zh-CN'));
 }
