@@ -214,7 +214,7 @@ def test_the_gateway_image_builds_the_app_from_the_lockfile_then_serves_it_with_
     steps = [f"{instruction} {value}" for instruction, value in build]
     # the packages the lockfile names, installed before the sources arrive; then the build
     assert steps.index("COPY web/package.json web/package-lock.json ./") < steps.index(
-        "RUN npm ci --no-audit --no-fund --loglevel=error") < steps.index("COPY web/ ./") < steps.index("RUN npx vite build")
+        "RUN npm ci --no-audit --no-fund --loglevel=error") < steps.index("COPY web/ ./") < steps.index("RUN npm run build")
     copies = dict(value.rsplit(" ", 1)[::-1] for instruction, value in serve if instruction == "COPY")
     conf = (DEPLOY / "gateway" / "nginx.conf").read_text()
     # the app lands where nginx.conf serves from

@@ -123,7 +123,7 @@ def recorder():
 
 @pytest.fixture(scope="module")
 def web_dist(tmp_path_factory):
-    """web/ built as the image's first stage builds it (`npx vite build`), into a folder
+    """web/ built as the image's first stage builds it (`npm run build`: vue-tsc, then vite), into a folder
     of the test's own (web/dist may be in use by the browser tests)."""
     problem = node_problem()
     assert problem is None, problem
