@@ -5,6 +5,7 @@ up      the same, detached; returns once every service answers GET /health
 down    stop what ``up`` started
 status  what is running
 test-broker  RabbitMQ up with its management API, as the tests need it
+wecom "…"    a resident's message to the demo grid group's WeCom robot, sent as WeCom sends it
 """
 import argparse
 import os
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from devstack import demo, identity, web
+from devstack import demo, identity, web, wecom
 from devstack.processes import (
     ROOT, SERVICE_PORTS, available_services, http_ok, service_env, start_service, start_store,
     store_answers, wait_until,
@@ -130,7 +131,9 @@ def start_platform(detached):
         if running_pid(name):
             say(f"{name} is already running")
             continue
-        extra = {**LOCAL_NOTIFY, **(LOCAL_STORE_TUNING if local_store else {}), **trust}
+        extra = {**LOCAL_NOTIFY, **(LOCAL_STORE_TUNING if local_store else {}), **trust,
+                 # the grid groups' WeCom robot: this machine's demo one unless the environment names one
+                 **(wecom.robot_settings() if name == "intake" else {})}
         env = service_env(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, port=SERVICE_PORTS[name], host="0.0.0.0", extra=extra)
         started.append(start_service(name, env, LOG_DIR / f"{name}.log", detached=detached))
     for process in started:
@@ -175,6 +178,8 @@ def print_urls(identity_settings=None, web_app=False):
     print("  try:  curl -s -X POST http://127.0.0.1:8001/api/v1/requests -H 'Content-Type: application/json' \\")
     print("          -d '{\"channel\": \"web\", \"text\": \"南湖花园二区的路灯坏了\"}'")
     print("        curl -s http://127.0.0.1:8001/api/v1/requests/<tracking_no>")
+    if "intake" in available_services():
+        print("        .venv/bin/python -m devstack wecom '南湖花园二区的路灯坏了'   (a resident in 南门社区第二网格's WeChat group, through the robot)")
     print(flush=True)
 
 
@@ -248,8 +253,11 @@ def status():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["wecom"]:
+        return wecom.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "up", "down", "status", "test-broker"])
+    parser.add_argument("command", choices=["run", "up", "down", "status", "test-broker", "wecom"])
     command = parser.parse_args(argv).command
     if command == "run":
         return run()

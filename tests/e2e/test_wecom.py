@@ -8,6 +8,7 @@ from xml.etree import ElementTree
 import pytest
 import requests
 
+from devstack import wecom as devstack_wecom
 from devstack.demo_county import build_county
 from services.intake import wecom
 from tests.support.polling import eventually
@@ -125,6 +126,29 @@ def test_an_encrypted_group_message_becomes_a_request_located_in_the_groups_grid
         centre.get(intake.url(f"/api/v1/requests/{tracking_no}"), timeout=10).json()), timeout=20)
     assert view["grid_id"] == GRID_B["id"]
     assert view["grid_name"] == GRID_B["name"]
+
+
+def test_the_demo_robot_of_make_run_files_a_group_message_in_the_groups_grid(robot, tmp_path, monkeypatch):
+    """``python -m devstack wecom``: this machine's robot secrets are made once, kept readable by their owner
+    only, and a message sent with them (wechatpy sealing it) is filed in the group's grid."""
+    intake, peer = robot
+    monkeypatch.delenv("WECOM_CALLBACK_TOKEN", raising=False)
+    monkeypatch.delenv("WECOM_ENCODING_AES_KEY", raising=False)
+    monkeypatch.setattr(devstack_wecom, "SETTINGS_PATH", tmp_path / "wecom.json")
+    made = devstack_wecom.robot_settings()
+    assert devstack_wecom.robot_settings() == made and (tmp_path / "wecom.json").stat().st_mode & 0o077 == 0
+    assert len(made["WECOM_ENCODING_AES_KEY"]) == 43 and wecom.WeComCallback(made["WECOM_CALLBACK_TOKEN"], made["WECOM_ENCODING_AES_KEY"], "", PUBLIC_URL, 300)
+    monkeypatch.setenv("WECOM_CALLBACK_TOKEN", "a-real-robots")
+    assert devstack_wecom.robot_settings() == {}  # an operator's own robot is left to intake's settings
+
+    msg_id = str(uuid.uuid4().int % 10**19)
+    answer = devstack_wecom.send("东门的垃圾桶满了好几天", intake.url("/wecom/callback"), peer.token, peer.encoding_aes_key,
+                                 group=GROUP_A, message_id=msg_id)
+    [filed] = filed_under(intake, msg_id)
+    assert filed["tracking_no"] in answer and filed["reporter"] == {"name": "林先生"} and filed["text"] == "东门的垃圾桶满了好几天"
+    view = eventually(lambda: (lambda v: v if v.get("grid_id") else None)(
+        authorized_session(CENTER).get(intake.url(f"/api/v1/requests/{filed['tracking_no']}"), timeout=10).json()), timeout=20)
+    assert view["grid_id"] == GRID_A["id"]
 
 
 def test_wecoms_resends_of_a_message_file_it_once_and_get_the_same_tracking_number(robot):

@@ -30,7 +30,7 @@ def new_encoding_aes_key():
 
 class WeComPeer:
     def __init__(self, token, encoding_aes_key, receive_id=""):
-        self.token = token
+        self.token, self.encoding_aes_key = token, encoding_aes_key
         self.key = base64.b64decode(encoding_aes_key + "=")
         assert len(self.key) == 32
         self.receive_id = receive_id
