@@ -1,7 +1,7 @@
 """Publish a resident's request to Wangge's inbound exchange.
 
-    python integration/publish_example.py --amqp-uri amqp://external:secret@broker:5672/ \\
-        --source hotline12345 --text "南湖花园二区的路灯坏了" --external-ref HL-2026-0001
+    export AMQP_URI=amqp://integrator-hotline12345:…@broker:5672/   # your account; off the command line
+    python integration/publish_example.py --source hotline12345 --text "南湖花园二区的路灯坏了" --external-ref HL-2026-0001
 
 Needs only kombu (``pip install kombu==5.7.0``). The contract, in short:
 durable topic exchange ``wangge.inbound``, routing key ``request.<source>``,
@@ -16,6 +16,7 @@ requests back with your integrator token:
 """
 import argparse
 import json
+import os
 import uuid
 from datetime import datetime, timezone
 
@@ -43,7 +44,9 @@ def publish_request(connection, body, *, message_id, source):
 
 def main():
     parser = argparse.ArgumentParser(description="Publish one request to Wangge's inbound exchange.")
-    parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
+    # the account's password belongs in the environment, not on a command line others can list
+    parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+                        help="default: $AMQP_URI, else the local broker's guest account")
     parser.add_argument("--source", default="hotline12345")
     parser.add_argument("--text", default="南湖花园二区的路灯因为海葵台风受损，希望能够帮忙解决一下。")
     parser.add_argument("--external-ref", default=None)

@@ -1,7 +1,8 @@
 """Read the results of your requests from Wangge (回单): every status change of every
 request your system sent, from your own queue ``wangge.outbound.<source>``.
 
-    python integration/results_example.py --amqp-uri amqp://external:secret@broker:5672/ --source hotline12345
+    export AMQP_URI=amqp://integrator-hotline12345:…@broker:5672/   # your account; off the command line
+    python integration/results_example.py --source hotline12345
 
 Needs only kombu (``pip install kombu==5.7.0``). The contract, in short: Wangge
 publishes to the durable topic exchange ``wangge.outbound`` with routing key
@@ -16,6 +17,7 @@ request come in the order its case changed (``case_version`` grows). Acknowledge
 message once you have stored it; one you do not acknowledge comes again.
 """
 import argparse
+import os
 import socket
 
 from kombu import Connection, Consumer, Queue
@@ -32,7 +34,9 @@ def handle(result, handled):
 
 def main():
     parser = argparse.ArgumentParser(description="Read your requests' results from Wangge's outbound queue.")
-    parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
+    # the account's password belongs in the environment, not on a command line others can list
+    parser.add_argument("--amqp-uri", default=os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+                        help="default: $AMQP_URI, else the local broker's guest account")
     parser.add_argument("--source", default="hotline12345")
     parser.add_argument("--seconds", type=float, default=10, help="stop after this long without a result")
     args = parser.parse_args()

@@ -2,6 +2,7 @@
 `wangge-admin rabbitmq setup` grants, and the external user can publish requests
 and read their results, nothing else."""
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -18,6 +19,7 @@ from devstack.demo_county import build_county
 from integration.publish_example import publish_request
 from tests.e2e.conftest import inbound_body
 from tests.support.broker import DEFAULT_MANAGEMENT_URL
+from tests.support.integrators import as_account, integrators_admin, issued, new_source, remove_account
 from tests.support.polling import eventually
 from tests.support.services import running_platform
 from wangge import topology
@@ -67,14 +69,14 @@ def test_services_with_their_own_users_carry_a_request_to_a_notice(platform, mod
     eventually(lambda: outbox.exists() and view["tracking_no"] in outbox.read_text(encoding="utf-8"), timeout=15)
 
 
-def results_for(connection, external_ref, wanted, seen):
-    """(routing key, message_id, body) of new results on the hotline's queue for its request ``external_ref``,
-    read with the hotline's own account, until ``wanted`` of them have come. Results come at least once:
+def results_for(connection, external_ref, wanted, seen, source="hotline12345"):
+    """(routing key, message_id, body) of new results on ``source``'s queue for its request ``external_ref``,
+    read with the connection's account, until ``wanted`` of them have come. Results come at least once:
     like any consumer, this one drops a message_id it has ``seen``."""
     channel, found = connection.channel(), []
 
     def more():
-        message = channel.basic_get(topology.outbound_queue_name("hotline12345"), no_ack=True)
+        message = channel.basic_get(topology.outbound_queue_name(source), no_ack=True)
         if message is not None:
             body = json.loads(message.body)
             if body["external_ref"] == external_ref and message.properties["message_id"] not in seen:
@@ -104,6 +106,51 @@ def test_the_sending_system_hears_its_request_assigned_then_resolved_with_the_re
     assert key == "request.hotline12345.resolved"
     assert (result["result"], result["previous_status"]) == ("已更换路灯灯头", "assigned")
     assert result["case_version"] > assigned["case_version"]
+
+
+@pytest.fixture
+def system(platform, module_amqp_uri):
+    """A system added as an operator adds one (``wangge-admin integrators add``): its name and its account's password."""
+    services, _ = platform
+    source = new_source()
+    password, _ = issued(integrators_admin(module_amqp_uri, services["intake"])("add", source))
+    yield source, password
+    remove_account(source)
+
+
+def test_a_system_with_its_own_account_hears_its_request_through_to_the_residents_satisfaction(platform, module_amqp_uri, system):
+    """The whole way with one system's own account: it files, hears assigned, resolved with the result, and closed
+    with the resident's satisfaction, on its own queue; another system's key and queue stay shut to it."""
+    services, directory = platform
+    source, password = system
+    body = inbound_body(source=source, grid_id=build_county()["towns"][0]["communities"][0]["grids"][2]["id"],
+                        text="幸福里小区2栋楼道的灯坏了一个星期", reporter={"phone": "13912345111"})
+    center = services["routing"].as_user("county-center")
+    seen = set()
+    with as_account(module_amqp_uri, source, password) as connection:
+        publish_request(connection, body, message_id=uuid.uuid4().hex, source=source)
+        [(key, _, assigned)] = results_for(connection, body["external_ref"], 1, seen, source=source)
+        assert (key, assigned["source"]) == (f"request.{source}.assigned", source)
+
+        case_id = f"C-{assigned['tracking_no']}"
+        resolved = center.post(services["routing"].url(f"/api/v1/cases/{case_id}/resolve"), json={"note": "已更换楼道灯"}, timeout=10)
+        assert resolved.status_code == 200, resolved.text
+        [(key, _, result)] = results_for(connection, body["external_ref"], 1, seen, source=source)
+        assert (key, result["result"], result["satisfaction"]) == (f"request.{source}.resolved", "已更换楼道灯", None)
+
+        # the resident answers the follow-up from the link in notify's message
+        outbox = directory / "outbox.jsonl"
+        link = eventually(lambda: outbox.exists() and re.search(
+            rf"（编号{assigned['tracking_no']}）[^\n]*?/follow-up/([A-Za-z0-9_-]+)", outbox.read_text(encoding="utf-8")), timeout=20)
+        assert link, "no follow-up message for the resident"
+        answered = requests.post(services["routing"].url(f"/api/v1/follow-up/{link.group(1)}"), json={"solved": True, "satisfaction": 4}, timeout=10)
+        assert answered.status_code == 200, answered.text
+        [(key, _, closed)] = results_for(connection, body["external_ref"], 1, seen, source=source)
+        assert (key, closed["satisfaction"], closed["solved"], closed["result"]) == (f"request.{source}.closed", 4, True, "已更换楼道灯")
+    with as_account(module_amqp_uri, source, password) as connection, pytest.raises((AccessRefused, NotAllowed)):
+        publish_request(connection, inbound_body(), message_id=uuid.uuid4().hex, source="hotline12345")
+    with as_account(module_amqp_uri, source, password) as connection, pytest.raises((AccessRefused, NotAllowed)):
+        connection.channel().basic_get(topology.outbound_queue_name("hotline12345"), no_ack=True)
 
 
 @pytest.mark.parametrize("attempt", ["declare_queue", "publish_to_routing_events", "consume_inbound", "publish_results"])

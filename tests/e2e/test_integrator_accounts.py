@@ -1,9 +1,6 @@
 """One broker account and one Open311 API key per system: `wangge-admin integrators`
 against the real RabbitMQ (a vhost of the module's own) and a real intake, and what the
 account and the key may and may not do."""
-import os
-import subprocess
-import sys
 import uuid
 from urllib.parse import quote
 
@@ -13,8 +10,9 @@ from amqp.exceptions import AccessRefused, NotAllowed
 from kombu import Connection, Exchange, Queue
 
 from tests.support.broker import DEFAULT_MANAGEMENT_URL
+from tests.support.integrators import as_account, integrators_admin, issued, new_source, remove_account
 from tests.support.ports import free_port
-from tests.support.services import authorized_session, running_service
+from tests.support.services import running_service
 from wangge import topology
 
 REFUSED = (AccessRefused, NotAllowed)
@@ -29,10 +27,10 @@ def vhost_uri(module_amqp_uri):
 
 @pytest.fixture
 def source():
-    """A system of this test's own; its account is removed afterwards (users are the broker's, not the vhost's)."""
-    name = f"t{uuid.uuid4().hex[:10]}"
+    """A system of this test's own; its account is removed afterwards."""
+    name = new_source()
     yield name
-    requests.delete(f"{DEFAULT_MANAGEMENT_URL}/api/users/integrator-{name}", auth=("guest", "guest"), timeout=10)
+    remove_account(name)
 
 
 @pytest.fixture(scope="module")
@@ -45,35 +43,12 @@ def intake(vhost_uri, mongo_uri, tmp_path_factory):
 @pytest.fixture
 def admin(vhost_uri, intake):
     """``wangge-admin integrators …`` as the operator runs it, with a county administrator's token."""
-    vhost = requests.utils.unquote(vhost_uri.rsplit("/", 1)[1])
-    env = {**os.environ, "AMQP_URI": vhost_uri, "RABBITMQ_VHOST": vhost, "INTAKE_URL": intake.base_url,
-           "RABBITMQ_MANAGEMENT_URL": DEFAULT_MANAGEMENT_URL.replace("http://", "http://guest:guest@"),
-           "WANGGE_API_TOKEN": authorized_session("county-admin").headers["Authorization"].split(" ", 1)[1]}
-
-    def run(*args, token=True, intake_url=None):
-        env_now = {**env, "INTAKE_URL": intake_url or env["INTAKE_URL"]}
-        return subprocess.run([sys.executable, "-m", "wangge.admin", "integrators", *args], capture_output=True, text=True, timeout=60,
-                              env=env_now if token else {key: value for key, value in env_now.items() if key != "WANGGE_API_TOKEN"})
-    return run
-
-
-def issued(answer):
-    """(password, Open311 API key) of an ``add`` or ``rotate``: the password on the line after
-    the account's, the key on the last line."""
-    assert answer.returncode == 0, answer.stderr
-    lines = answer.stdout.strip().splitlines()
-    return lines[1], lines[-1]
+    return integrators_admin(vhost_uri, intake)
 
 
 def open311_listing(intake, api_key):
     """What intake answers a system listing its requests with this key: 200, or 403 for a key that is not valid."""
     return requests.get(intake.url("/open311/v2/requests.json"), params={"api_key": api_key}, timeout=10).status_code
-
-
-def as_account(vhost_uri, source, password):
-    vhost = vhost_uri.rsplit("/", 1)[1]
-    return Connection(f"amqp://integrator-{source}:{quote(password)}@127.0.0.1:5672/{vhost}",
-                      transport_options={"confirm_publish": True}, connect_timeout=5)
 
 
 def publish(connection, routing_key):
