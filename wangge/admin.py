@@ -213,6 +213,7 @@ def setup_rabbitmq(management_url, vhost, passwords, amqp_uri):
     for user, allowed in topology.users_and_permissions():
         management.call("PUT", f"/users/{user}", json={"password": passwords[user], "tags": ""})
         management.call("PUT", f"/permissions/{management.quoted_vhost}/{user}", json=allowed)
+    management.call("PUT", f"/topic-permissions/{management.quoted_vhost}/external", json=topology.EXTERNAL_TOPIC_PERMISSIONS)
     with Connection(amqp_uri) as connection:
         topology.declare_topology(connection)
     return [user for user, _ in topology.users_and_permissions()]

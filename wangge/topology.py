@@ -242,9 +242,12 @@ def permissions_for(service_name):
     }
 
 
-# Systems outside the platform may publish requests and read their results, nothing else.
+# Systems outside the platform may publish requests and read their results, nothing else;
+# the shared account only under the sources known up front (each other system has its own).
 EXTERNAL_PERMISSIONS = {"configure": "^$", "write": _names([INBOUND_EXCHANGE_NAME]),
                         "read": _names(q.name for q in outbound_queues())}
+EXTERNAL_TOPIC_PERMISSIONS = {"exchange": INBOUND_EXCHANGE_NAME, "write": _names(f"request.{source}" for source in INTEGRATOR_SOURCES),
+                              "read": "^$"}
 SERVICE_USERS = ("intake", "routing", "notify", "study", "care")
 
 
@@ -269,5 +272,6 @@ def rabbitmq_definitions(vhost="/"):
     ]
     users = [{"name": name, "password_hash": "", "tags": ""} for name, _ in users_and_permissions()]
     permissions = [{"user": name, "vhost": vhost, **allowed} for name, allowed in users_and_permissions()]
-    return {"vhosts": [{"name": vhost}], "users": users, "permissions": permissions,
+    topic_permissions = [{"user": "external", "vhost": vhost, **EXTERNAL_TOPIC_PERMISSIONS}]
+    return {"vhosts": [{"name": vhost}], "users": users, "permissions": permissions, "topic_permissions": topic_permissions,
             "exchanges": exchanges, "queues": queues, "bindings": bindings}

@@ -153,7 +153,8 @@ def test_a_system_with_its_own_account_hears_its_request_through_to_the_resident
         connection.channel().basic_get(topology.outbound_queue_name("hotline12345"), no_ack=True)
 
 
-@pytest.mark.parametrize("attempt", ["declare_queue", "publish_to_routing_events", "consume_inbound", "publish_results"])
+@pytest.mark.parametrize("attempt", ["declare_queue", "publish_to_routing_events", "consume_inbound", "publish_results",
+                                     "publish_under_another_source"])
 def test_external_user_may_only_publish_requests_and_read_results(module_amqp_uri, passwords, attempt):
     with Connection(user_uri(module_amqp_uri, "external", passwords["external"]), transport_options={"confirm_publish": True}) as connection:
         channel = connection.channel()
@@ -162,6 +163,8 @@ def test_external_user_may_only_publish_requests_and_read_results(module_amqp_ur
                 Queue("sneaky", durable=True)(channel).declare()
             elif attempt == "publish_to_routing_events":
                 connection.Producer(channel).publish(json.dumps({}), exchange=Exchange("routing.events", type="topic", passive=True), routing_key="case_closed")
+            elif attempt == "publish_under_another_source":  # a system not known up front has an account of its own
+                publish_request(connection, inbound_body(source="t-elsewhere"), message_id=uuid.uuid4().hex, source="t-elsewhere")
             elif attempt == "publish_results":
                 connection.Producer(channel).publish(json.dumps({}), exchange=Exchange(topology.OUTBOUND_EXCHANGE_NAME, type="topic", passive=True),
                                                      routing_key="request.hotline12345.closed")
