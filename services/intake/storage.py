@@ -106,26 +106,50 @@ class RequestStore:
 
     # -- status from routing's case events --------------------------------
 
+    def record_case_change(self, tracking_no, entry, case_fields, latest=None):
+        """Record one versioned change of a case in its request without reading the request
+        first: ``(recorded, placed)``. ``recorded`` is ``False`` only if there is no such
+        request; ``placed`` says the request was in another grid (or none) until this change,
+        so its earlier sentiment entries now belong to ``case_fields["grid_id"]``.
+        Idempotent per event id. The newest change of the case (by ``case_version``) sets
+        the status, the case's fields and the ``latest`` fields (null included); an older
+        one arriving late only joins the history. Each filter is one atomic write: changes
+        recorded at once by other handlers cannot be lost between a read and a write."""
+        unseen = {"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}}
+        newer = {"$or": [{"case_version": None}, {"case_version": {"$lt": entry["case_version"]}}]}
+        # received (no case version) first, then the case's changes in their order
+        joined = {"$push": {"history": {"$each": [entry], "$sort": {"case_version": ASCENDING, "at": ASCENDING}}}}
+        current = {**joined, "$set": {**{key: value for key, value in case_fields.items() if value is not None},
+                                       **(latest or {}), "status": entry["status"], "status_at": entry["at"],
+                                       "case_version": entry["case_version"]}}
+        grid_id = case_fields.get("grid_id")
+        # most changes are of a request whose grid routing found before: one write
+        if grid_id and self.requests.update_one({**unseen, **newer, "grid_id": grid_id}, current).matched_count:
+            return True, False
+        if self.requests.update_one({**unseen, **newer}, current).matched_count:
+            return True, bool(grid_id)
+        if self.requests.update_one(unseen, joined).matched_count:
+            return True, False
+        # recorded before (a redelivery), or no such request
+        return self.requests.count_documents({"tracking_no": tracking_no}, limit=1) == 1, False
+
     def request_status(self, tracking_no):
-        """What a case change is applied against: the request's status, case version,
-        grid and the event ids of its history; ``None`` if there is no such request."""
+        """What a case change without a case version is applied against: the request's status,
+        case version, grid and the event ids of its history; ``None`` if there is no such request."""
         return self.requests.find_one({"tracking_no": tracking_no}, {"status_at": 1, "case_version": 1, "grid_id": 1, "history.event_id": 1})
 
     def record_case_status(self, request, entry, case_fields, latest=None):
-        """Record one status change of ``request`` (as read by :meth:`request_status`) in
-        one write; ``False`` if another change was recorded since that read (read again).
-        Idempotent per event id; the current status, and the ``latest`` fields (null
-        included), follow the latest change of the case (its ``case_version``), whatever
-        order the events arrive in."""
+        """Record one status change without a case version (from routing before its events
+        carried one) of ``request`` (as read by :meth:`request_status`) in one write; ``False``
+        if another change was recorded since that read (read again). Idempotent per event
+        id; the current status, and the ``latest`` fields (null included), follow routing's
+        clock until a versioned change has been recorded."""
         history = request.get("history", [])
         if any(recorded.get("event_id") == entry["event_id"] for recorded in history):
             return True
         changes = {key: value for key, value in case_fields.items() if value is not None}
         if newer_than_recorded(request, entry):
             changes.update(status=entry["status"], status_at=entry["at"], **(latest or {}))
-            if entry["case_version"] is not None:
-                changes["case_version"] = entry["case_version"]
-        # received (no case version) first, then the case's changes in their order
         update = {"$push": {"history": {"$each": [entry], "$sort": {"case_version": ASCENDING, "at": ASCENDING}}}}
         if changes:
             update["$set"] = changes
@@ -191,11 +215,8 @@ class RequestStore:
 
 
 def newer_than_recorded(request, entry):
-    """Whether a case change is later than the one the request's status shows."""
-    recorded = request.get("case_version")
-    if entry["case_version"] is None:
-        # From routing before events carried the case version: only its clock
-        # orders them, and only until a versioned change has been recorded.
-        return recorded is None and request["status_at"] <= entry["at"]
-    # Not the clocks: the request's status_at comes from this host's, ``at`` from routing's.
-    return recorded is None or recorded < entry["case_version"]
+    """Whether a case change without a case version is later than the one the request's
+    status shows: only routing's clock orders such changes, and only until a versioned
+    change has been recorded (versioned ones are ordered by :meth:`RequestStore.record_case_change`,
+    never by the clocks: the request's status_at comes from this host's, ``at`` from routing's)."""
+    return request.get("case_version") is None and request["status_at"] <= entry["at"]

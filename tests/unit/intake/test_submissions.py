@@ -171,15 +171,57 @@ def test_earlier_entries_of_a_request_join_the_grid_routing_found_for_it(store):
     assert {entry["kind"] for entry in store.sentiment_entries("G-1")} == {"request_received", "case_status_changed"}
 
 
-def test_a_change_recorded_between_the_read_and_the_write_makes_the_write_read_again(store):
+def test_an_unversioned_change_recorded_between_the_read_and_the_write_makes_the_write_read_again(store):
     request = file(store).request
-    assigned = change_event(request, "assigned", NOW, version=0)
+    assigned = change_event(request, "assigned", NOW)
     read = store.request_status(request["tracking_no"])
-    assert submissions.apply_case_status(store, change_event(request, "acknowledged", NOW + timedelta(minutes=1), version=1))
+    assert submissions.apply_case_status(store, change_event(request, "acknowledged", NOW + timedelta(minutes=1)))
     # planned from the read before "acknowledged": refused, nothing written
-    assert store.record_case_status(read, {**assigned["data"], "event_id": assigned["event_id"], "case_version": 0, "note": None,
+    assert store.record_case_status(read, {**assigned["data"], "event_id": assigned["event_id"], "case_version": None, "note": None,
                                            "actor": None}, {}) is False
     assert submissions.apply_case_status(store, assigned)
     stored = store.find_by_tracking_no(request["tracking_no"])
     assert stored["status"] == "acknowledged"
     assert [h["status"] for h in stored["history"]] == ["received", "assigned", "acknowledged"]
+
+
+def test_a_versioned_change_is_recorded_without_reading_the_request(store, monkeypatch):
+    request = file(store, grid_id="G-1").request
+    submissions.announce(store, lambda kind, event: None, request, NOW)
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("read the request")
+    monkeypatch.setattr(store.requests, "find_one", no_reads)
+    monkeypatch.setattr(store.requests, "find", no_reads)
+    assert submissions.apply_case_status(store, change_event(request, "assigned", NOW, version=0))
+    assert submissions.apply_case_status(store, change_event(request, "acknowledged", NOW + timedelta(minutes=1), version=1))
+    monkeypatch.undo()
+    stored = store.find_by_tracking_no(request["tracking_no"])
+    assert (stored["status"], stored["case_version"], stored["case_id"]) == ("acknowledged", 1, "C-9")
+
+
+def test_changes_recorded_at_once_in_any_order_leave_the_newest_status_and_every_change_once(store):
+    request = file(store).request
+    statuses = ["assigned", "acknowledged", "in_progress", "escalated", "in_progress", "resolved", "closed"]
+    changes = [change_event(request, status, NOW + timedelta(minutes=version), version=version) for version, status in enumerate(statuses)]
+    shuffled = changes[::-1] + changes[::2]  # newest first, and some twice (redelivered)
+    pool = eventlet.GreenPool(len(shuffled))
+    assert all(pool.imap(lambda change: submissions.apply_case_status(store, change), shuffled))
+    stored = store.find_by_tracking_no(request["tracking_no"])
+    assert (stored["status"], stored["case_version"]) == ("closed", 6)
+    assert [h["status"] for h in stored["history"]] == ["received", *statuses]
+    assert [h["case_version"] for h in stored["history"][1:]] == list(range(7))
+
+
+def test_an_older_change_arriving_late_joins_the_history_and_changes_nothing_else(store):
+    request = file(store).request
+    newer = change_event(request, "in_progress", NOW + timedelta(minutes=5), version=2)
+    assert submissions.apply_case_status(store, newer)
+    older = change_event(request, "assigned", NOW, version=0)
+    older["data"].update(grid_id="G-OLD", grid_name="旧网格")
+    assert submissions.apply_case_status(store, older)
+    stored = store.find_by_tracking_no(request["tracking_no"])
+    assert (stored["status"], stored["grid_id"], stored["grid_name"]) == ("in_progress", "G-1", "南门社区02网格")
+    assert [h["status"] for h in stored["history"]] == ["received", "assigned", "in_progress"]
+
+
