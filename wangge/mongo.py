@@ -18,15 +18,17 @@ class Storage(DependencyProvider):
     ``MONGO_DATABASE`` at ``MONGO_URI``. The storage class is the only code that
     touches the service's collections; it must offer ``ensure_indexes(config)``."""
 
-    def __init__(self, storage_cls):
+    def __init__(self, storage_cls, settings=None):
         self.storage_cls = storage_cls
+        # what the storage class takes from the config besides its database, as keyword arguments
+        self.settings = settings or (lambda config: {})
         self.client = None
         self.storage = None
 
     def setup(self):
         config = self.container.config
         self.client = connect(config["MONGO_URI"])
-        self.storage = self.storage_cls(self.client[config["MONGO_DATABASE"]])
+        self.storage = self.storage_cls(self.client[config["MONGO_DATABASE"]], **self.settings(config))
         self.storage.ensure_indexes(config)
 
     def get_dependency(self, worker_ctx):

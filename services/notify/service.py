@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class NotifyService(HealthAndMetrics):
     name = "notify"
 
-    store = Storage(NotificationStore)
+    store = Storage(NotificationStore, lambda config: {"preferences_refresh_seconds": float(config["PREFERENCES"]["REFRESH_SECONDS"])})
     # handlers and HTTP only store notifications and hand them to the sender
     sender = Sending()
     templates = MessageTemplates()

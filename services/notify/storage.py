@@ -10,6 +10,7 @@
                    while it counts against the recipient's limit
 """
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
@@ -21,14 +22,19 @@ from services.notify.delivery import FAILED, HELD, PENDING, SENDING, SENT, WAITI
 DUE = (*WAITING, SENDING)
 
 
+# Choices stamped by a replica whose clock runs behind are still found by the next refresh.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 class NotificationStore:
-    def __init__(self, database):
+    def __init__(self, database, preferences_refresh_seconds=0):
         self.notifications = database["notifications"]
         self.preferences = database["preferences"]
         self.resends = database["resends"]
         self.announcements = database["announcements"]
         self._insert = GroupCommit(self._insert_batches)
         self._preferences = GroupCommit(self._preferences_batches)
+        self._mirror = PreferencesMirror(self.preferences, preferences_refresh_seconds) if preferences_refresh_seconds > 0 else None
 
     def ensure_indexes(self, config=None):
         # Earlier versions looked for due notifications of every channel at once;
@@ -51,6 +57,7 @@ class NotificationStore:
             IndexModel([("expires_at", ASCENDING)], name="expires", expireAfterSeconds=0),
         ])
         self.announcements.create_indexes([IndexModel([("queued_at", ASCENDING)], name="queued_at")])
+        self.preferences.create_indexes([IndexModel([("updated_at", ASCENDING)], name="updated_at")])
         self.forget_robot_keys()
         self.move_announcements()
 
@@ -196,7 +203,10 @@ class NotificationStore:
     # -- preferences --------------------------------------------------------
 
     def preferences_for(self, recipient_keys):
-        """Concurrent handlers' look-ups share one query."""
+        """Each recipient's preferences, by key (none for those without): from this process's
+        mirror of them when it keeps one, else read, concurrent handlers' look-ups sharing one query."""
+        if self._mirror is not None:
+            return self._mirror.preferences_for(recipient_keys)
         return self._preferences(list(recipient_keys))
 
     def _preferences_batches(self, batches):
@@ -205,7 +215,49 @@ class NotificationStore:
 
     def save_preferences(self, recipient_key, preferences, now):
         self.preferences.replace_one({"_id": recipient_key}, {**preferences, "updated_at": now}, upsert=True)
-        return self.preferences.find_one({"_id": recipient_key})
+        saved = self.preferences.find_one({"_id": recipient_key})
+        if self._mirror is not None:
+            self._mirror.saved(saved)
+        return saved
+
+
+class PreferencesMirror:
+    """Every recipient's chosen channel as this process last read them: the whole
+    collection once (people who chose one: a county's staff, a few residents and groups,
+    a few thousand small documents), then every ``refresh_seconds`` the ones changed since,
+    so a notice costs no read. A choice made through this process is seen at once, one made
+    through another replica within ``refresh_seconds``."""
+
+    def __init__(self, collection, refresh_seconds):
+        self.collection = collection
+        self.refresh_every = timedelta(seconds=refresh_seconds)
+        self.known = {}
+        self.read_at = None  # when the last refresh began (this host's clock)
+        self.changed_since = None  # the newest updated_at read so far
+        self.refreshing = False
+
+    def preferences_for(self, recipient_keys):
+        now = datetime.now(timezone.utc)
+        if not self.refreshing and (self.read_at is None or now - self.read_at >= self.refresh_every):
+            self.refresh(now)
+        return {key: self.known[key] for key in recipient_keys if key in self.known}
+
+    def refresh(self, now):
+        # one green thread reads; the others answer from what is known meanwhile
+        self.refreshing = True
+        try:
+            query = {} if self.changed_since is None else {"updated_at": {"$gte": self.changed_since - CLOCK_SKEW}}
+            for found in self.collection.find(query):
+                self.saved(found)
+            self.read_at = now
+        finally:
+            self.refreshing = False
+
+    def saved(self, preferences):
+        self.known[preferences["_id"]] = preferences
+        stamped = preferences.get("updated_at")
+        if stamped is not None:
+            self.changed_since = max(self.changed_since or stamped, stamped)
 
 
 def outcome_update(claim, now, error, retry_at):

@@ -1,6 +1,8 @@
 """Who may choose whose channel, that no caller picks a WeCom robot, and what of
 an alert reaches the operators' group."""
-from datetime import datetime, timezone
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from marshmallow import ValidationError
@@ -8,8 +10,10 @@ from marshmallow import ValidationError
 from services.notify import recipients
 from services.notify.delivery import template_context
 from services.notify.schemas import PreferencesSchema
+from services.notify.storage import CLOCK_SKEW, NotificationStore
 from services.notify.templates import Templates
 from wangge.auth import Caller, Forbidden
+from wangge.mongo import connect
 
 NOW = datetime(2026, 11, 29, 1, 0, tzinfo=timezone.utc)
 WORKER = Caller("w-zc-nanmen-02-1", frozenset({"grid_worker"}))
@@ -84,3 +88,32 @@ def test_a_long_summary_is_cut_and_a_flood_of_alerts_is_counted_not_listed():
 def test_a_resolved_group_says_so():
     body = rendered({"status": "resolved", "groupKey": "g", "alerts": [alert("恢复了", status="resolved")]})
     assert body.startswith("【网格平台·监控自动告警】恢复") and "✅ WanggeDeadLetters" in body
+
+
+def test_each_process_keeps_the_chosen_channels_and_hears_a_replicas_change_within_its_refresh(mongo_uri, monkeypatch):
+    client = connect(mongo_uri)
+    database = client[f"notify_unit_{uuid.uuid4().hex[:8]}"]
+    here, other_replica = NotificationStore(database, preferences_refresh_seconds=0.5), NotificationStore(database)
+    here.ensure_indexes()
+    other_replica.save_preferences("w-1", {"channel": "sms"}, NOW)
+    assert {key: found["channel"] for key, found in here.preferences_for(["w-1", "w-2", "resident:YT-1"]).items()} == {"w-1": "sms"}
+
+    reads = []  # what each read of the preferences asked for
+    find = here.preferences.find
+    monkeypatch.setattr(here.preferences, "find", lambda query=None, *args, **kwargs: reads.append(query) or find(query, *args, **kwargs))
+    other_replica.save_preferences("w-1", {"channel": "email"}, NOW + timedelta(minutes=1))
+    other_replica.save_preferences("w-2", {"channel": "email"}, NOW + timedelta(minutes=1))
+    # until the refresh: no read for anyone, chosen or not
+    assert here.preferences_for(["w-1", "w-2", "resident:YT-2"])["w-1"]["channel"] == "sms" and reads == []
+    # a change made through this process is seen at once
+    here.save_preferences("w-3", {"channel": "wecom"}, NOW + timedelta(minutes=2))
+    assert here.preferences_for(["w-3"])["w-3"]["channel"] == "wecom"
+    time.sleep(0.6)
+    assert {key: found["channel"] for key, found in here.preferences_for(["w-1", "w-2", "w-3"]).items()} == {
+        "w-1": "email", "w-2": "email", "w-3": "wecom"}
+    # one read of what changed since the newest choice it knew (less a margin for other hosts' clocks)
+    refreshes = [query for query in reads if query != {"_id": "w-3"}]
+    assert refreshes == [{"updated_at": {"$gte": NOW + timedelta(minutes=2) - CLOCK_SKEW}}]
+    # without a mirror every look-up reads
+    assert other_replica.preferences_for(["w-1"])["w-1"]["channel"] == "email"
+    client.close()
