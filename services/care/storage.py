@@ -112,7 +112,7 @@ class CareStore:
     def advance_schedule(self, resident_id, visited_at, next_due):
         """Move a resident to the next due time after a visit, unless a later visit is recorded already."""
         moved = self.residents.update_one(
-            {"_id": resident_id, "$or": [{"last_visited_at": None}, {"last_visited_at": {"$lt": visited_at}}]},
+            {"_id": resident_id, "last_visited_at": {"$not": {"$gte": visited_at}}},
             {"$set": {"last_visited_at": visited_at, "next_visit_due": next_due}})
         return moved.modified_count == 1
 

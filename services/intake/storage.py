@@ -4,6 +4,8 @@
 ``sentiment_log``  民情日志: one entry per contact or change, per grid when known
 ``open311_keys``   each system's Open311 API key, as its SHA-256 digest, by source
 """
+import itertools
+
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
@@ -116,7 +118,8 @@ class RequestStore:
         one arriving late only joins the history. Each filter is one atomic write: changes
         recorded at once by other handlers cannot be lost between a read and a write."""
         unseen = {"tracking_no": tracking_no, "history.event_id": {"$ne": entry["event_id"]}}
-        newer = {"$or": [{"case_version": None}, {"case_version": {"$lt": entry["case_version"]}}]}
+        # none recorded yet, or an older one: not an $or, which some stores answer by reading every request
+        newer = {"case_version": {"$not": {"$gte": entry["case_version"]}}}
         # received (no case version) first, then the case's changes in their order
         joined = {"$push": {"history": {"$each": [entry], "$sort": {"case_version": ASCENDING, "at": ASCENDING}}}}
         current = {**joined, "$set": {**{key: value for key, value in case_fields.items() if value is not None},
@@ -183,20 +186,25 @@ class RequestStore:
     # -- Open311 (services/intake/open311.py) -----------------------------
 
     def find_by_tracking_nos(self, tracking_nos):
-        return list(self.requests.find({"tracking_no": {"$in": list(tracking_nos)}}).sort("received_at", DESCENDING))
+        """The requests of these numbers (a few: Open311 asks for at most 20), newest first; one
+        indexed read each, since a match on several at once scans every request on some stores."""
+        found = [self.requests.find_one({"tracking_no": tracking_no}) for tracking_no in tracking_nos]
+        return sorted((request for request in found if request), key=lambda request: request["received_at"], reverse=True)
 
     def open311_requests(self, source, since, until, *, service_codes=None, statuses=None, limit=1000):
         """A system's requests received from ``since`` to ``until``, newest first. ``statuses`` is
         ``(operator, statuses)``; a service code is the routed subclass, or the code filed
         under while routing has not classified the request."""
-        conditions = [{"source": source, "received_at": {"$gte": since, "$lte": until}}]
+        query = {"source": source, "received_at": {"$gte": since, "$lte": until}}
         if statuses is not None:
             operator, values = statuses
-            conditions.append({"status": {operator: values}})
-        if service_codes:
-            conditions.append({"$or": [{"subclass": {"$in": service_codes}},
-                                       {"subclass": None, "category": {"$in": service_codes}}]})
-        return list(self.requests.find({"$and": conditions}).sort("received_at", DESCENDING).limit(limit))
+            query["status"] = {operator: values}
+        # the system's own by time (an index); the codes checked here, as an $or is a scan on some stores
+        found = self.requests.find(query).sort("received_at", DESCENDING)
+        if not service_codes:
+            return list(found.limit(limit))
+        return list(itertools.islice((request for request in found if (request.get("subclass") or request.get("category")) in service_codes),
+                                     limit))
 
     def source_of_open311_key(self, digest):
         found = self.open311_keys.find_one({"key_digest": digest}, {"_id": 1})
