@@ -151,6 +151,13 @@ class CaseEventData(Schema):
         metadata={"description": "When the case is due to be resolved (its resolution deadline at its current level) "
                                  "while it is open; null once resolved or closed. Absent from events of routing before it carried it."},
     )
+    result = fields.String(
+        allow_none=True, load_default=None,
+        metadata={"description": "While the case stands resolved or closed: what was done, as the worker who resolved it "
+                                 "wrote it, with every reporter's name of the case and every phone number masked (what "
+                                 "residents read on their tracking pages). Null otherwise, and absent from events of "
+                                 "routing before it carried it."},
+    )
     # sla_warning / sla_breached: which clock and when it runs out
     sla_clock = fields.String(allow_none=True, validate=validate.OneOf(("first_response", "resolution")))
     due_at = fields.AwareDateTime(allow_none=True)

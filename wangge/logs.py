@@ -23,6 +23,19 @@ def mask_name(name):
     return name[0] + "*" * (len(name) - 1)
 
 
+# A one-character name would mask that character everywhere in a text.
+MIN_MASKED_NAME_CHARS = 2
+
+
+def redact_people(text, names=()):
+    """``text`` with every phone number and each of ``names`` masked (``鲍老伯`` → ``鲍**``)."""
+    text = redact_phones(text)
+    for name in names:
+        if name and len(name) >= MIN_MASKED_NAME_CHARS:
+            text = text.replace(name, mask_name(name))
+    return text
+
+
 def redact_phones(text):
     def replace(match):
         if match.group(1):

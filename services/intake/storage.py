@@ -112,7 +112,8 @@ class RequestStore:
         """Record one versioned change of a case in its request without reading the request
         first: ``(recorded, placed)``. ``recorded`` is ``False`` only if there is no such
         request; ``placed`` says the request was in another grid (or none) until this change,
-        so its earlier sentiment entries now belong to ``case_fields["grid_id"]``.
+        so its earlier sentiment entries now belong to ``case_fields["grid_id"]`` (also said of a
+        change recorded before, whose placing may not have happened).
         Idempotent per event id. The newest change of the case (by ``case_version``) sets
         the status, the case's fields and the ``latest`` fields (null included); an older
         one arriving late only joins the history. Each filter is one atomic write: changes
@@ -133,8 +134,10 @@ class RequestStore:
             return True, bool(grid_id)
         if self.requests.update_one(unseen, joined).matched_count:
             return True, False
-        # recorded before (a redelivery), or no such request
-        return self.requests.count_documents({"tracking_no": tracking_no}, limit=1) == 1, False
+        # recorded before: a redelivery, perhaps of a change whose entries were not placed yet
+        # (placing them again changes nothing); or no such request
+        known = self.requests.count_documents({"tracking_no": tracking_no}, limit=1) == 1
+        return known, known and bool(grid_id)
 
     def request_status(self, tracking_no):
         """What a case change without a case version is applied against: the request's status,

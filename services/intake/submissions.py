@@ -134,18 +134,17 @@ def apply_case_status(store, envelope):
     case_fields = {key: change.get(key) for key in CASE_FIELDS}
     # who answers for it at the department level (Open311's agency_responsible)
     case_fields["department_name"] = (change.get("department") or {}).get("name")
-    latest = {"resolution_due_at": change.get("resolution_due_at")}
+    # what follows the latest change of the case, null included: its deadline now, and its result
+    latest = {"resolution_due_at": change.get("resolution_due_at"), "result": change.get("result")}
     if entry["case_version"] is not None:
         recorded, placed = store.record_case_change(change["tracking_no"], entry, case_fields, latest)
         if not recorded:
             return False
-    else:
-        placed = record_unversioned_change(store, change, entry, case_fields, latest)
-        if placed is None:
-            return False
-    if placed:
-        # the request's earlier entries belong to the grid routing found for it
-        store.place_sentiment_entries(change["request_id"], change["grid_id"])
+        if placed:
+            # the request's earlier entries belong to the grid routing found for it
+            store.place_sentiment_entries(change["request_id"], change["grid_id"])
+    elif not record_unversioned_change(store, change, entry, case_fields, latest):
+        return False
     store.log_sentiment({
         "_id": envelope["event_id"],
         "at": change["at"],
@@ -161,13 +160,16 @@ def apply_case_status(store, envelope):
 
 def record_unversioned_change(store, change, entry, case_fields, latest):
     """A change from routing before its events carried the case version, planned from a read
-    of the request: whether its grid is new to the request, ``None`` if there is no request."""
+    of the request (its earlier entries placed in the change's grid first); ``False`` if there
+    is no such request."""
     for _ in range(STATUS_WRITE_ATTEMPTS):
         request = store.request_status(change["tracking_no"])
         if request is None:
-            return None
+            return False
+        if change.get("grid_id") and change["grid_id"] != request.get("grid_id"):
+            store.place_sentiment_entries(change["request_id"], change["grid_id"])
         if store.record_case_status(request, entry, case_fields, latest):
-            return bool(change.get("grid_id")) and change["grid_id"] != request.get("grid_id")
+            return True
     raise StatusChangedMeanwhile(f"{change['tracking_no']} changed {STATUS_WRITE_ATTEMPTS} times while this change was recorded")
 
 

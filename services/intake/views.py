@@ -3,15 +3,14 @@
 * **Public** (anyone holding the tracking number): where the request stands —
   status, category, the grid's name once routing knows it, the history in plain
   words — and the resident's text with phone numbers and the reporter's name
-  masked; once the request is resolved, the result the resolving worker wrote for
-  the resident (phone numbers and the reporter's name masked there too). Never the
-  reporter, the address, the location, the media or the other notes of the people
-  handling it.
+  masked; once the request is resolved, the result the resolving worker wrote (every
+  reporter's name of the case and every phone number masked). Never the reporter, the
+  address, the location, the media or the other notes of the people handling it.
 * **Full** (the county command centre and administrators; an integrator for the
   requests of its own source): everything intake holds about the request,
   the reporter in full, for calling the resident back.
 """
-from wangge.logs import mask_name, redact_phones
+from wangge.logs import redact_people, redact_phones
 
 from services.intake.schemas import RequestViewSchema
 
@@ -31,17 +30,9 @@ STATUS_WORDS = {
 }
 # The statuses whose request has a result the resident may read.
 RESULT_STATUSES = ("resolved", "closed")
-# A one-character name would mask that character everywhere in the text.
-MIN_MASKED_NAME_CHARS = 2
-
-
 def redacted_text(text, reporter):
     """The resident's words with every phone number and the reporter's name masked."""
-    text = redact_phones(text)
-    name = (reporter or {}).get("name")
-    if name and len(name) >= MIN_MASKED_NAME_CHARS:
-        text = text.replace(name, mask_name(name))
-    return text
+    return redact_people(text, [(reporter or {}).get("name")])
 
 
 def sentiment_entries(entries):
@@ -66,18 +57,18 @@ def public_view(request):
 
 
 def public_result(request):
-    """The note of the request's latest resolution while it stands (resolved or closed),
-    as the resident reads it; ``None`` before, after a reopening, or without a note."""
-    if request["status"] not in RESULT_STATUSES:
+    """What was done, while the request stands resolved or closed: routing's words for
+    every reporter of the case (the worker's note, every reporter's name and every phone
+    number masked), masked here once more for this request's own reporter."""
+    if request["status"] not in RESULT_STATUSES or not request.get("result"):
         return None
-    resolved = [entry for entry in request.get("history", []) if entry["status"] == "resolved"]
-    note = resolved[-1].get("note") if resolved else None
-    return redacted_text(note, request.get("reporter")) if note else None
+    return redacted_text(request["result"], request.get("reporter"))
 
 
 def full_view(request):
     return RequestViewSchema().dump({
         **request,
+        "result": public_result(request),
         "status_words": status_words(request["status"]),
         "history": [{**entry, "words": status_words(entry["status"])} for entry in request.get("history", [])],
     })

@@ -137,6 +137,7 @@ def case_event(case, event_type, now, version, overrides):
         "resolution_due_at": resolution_due_at(case),
         **overrides,
     }
+    data["result"] = results.public_result(case, data)
     if data["assignee"]:
         data["assignee"] = person(data["assignee"])
     # two events of one type in one change differ by request (merges) or by clock (SLA)

@@ -13,6 +13,7 @@ from marshmallow import Schema, fields, validate
 from marshmallow_jsonschema import JSONSchema
 
 from wangge.events import CASE_STATUSES
+from wangge.logs import redact_people
 
 OUTBOUND = "request_result"  # the outbox entry's kind
 # Statuses whose result says how the request was handled.
@@ -58,6 +59,17 @@ def resolution_note(case, event_data):
         return event_data.get("note")
     resolved = [entry for entry in case.get("timeline", []) if entry.get("kind") == "status" and entry.get("to") == "resolved"]
     return resolved[-1].get("note") if resolved else None
+
+
+def public_result(case, event_data):
+    """The result as residents may read it on their tracking pages (every request of the
+    case hears it): the resolution note with every reporter's name of the case and every
+    phone number masked; ``None`` unless the case stands resolved or closed."""
+    if event_data["status"] not in RESULT_STATUSES:
+        return None
+    note = resolution_note(case, event_data)
+    names = [(linked.get("reporter") or {}).get("name") for linked in case.get("reporters", [])]
+    return redact_people(note, names) if note else None
 
 
 def outbound_entry(case, event, now):

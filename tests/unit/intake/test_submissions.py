@@ -225,3 +225,31 @@ def test_an_older_change_arriving_late_joins_the_history_and_changes_nothing_els
     assert [h["status"] for h in stored["history"]] == ["received", "assigned", "in_progress"]
 
 
+
+
+def test_a_redelivered_change_places_the_earlier_entries_its_first_delivery_did_not(store, monkeypatch):
+    request = file(store).request
+    submissions.announce(store, lambda kind, event: None, request, NOW)
+    assigned = change_event(request, "assigned", NOW, version=0)
+    monkeypatch.setattr(store, "place_sentiment_entries", lambda *args: (_ for _ in ()).throw(ConnectionError("store gone")))
+    with pytest.raises(ConnectionError):
+        submissions.apply_case_status(store, assigned)  # recorded, then the store went away
+    monkeypatch.undo()
+    assert submissions.apply_case_status(store, assigned)  # the redelivery
+    assert {entry["kind"] for entry in store.sentiment_entries("G-1")} == {"request_received", "case_status_changed"}
+
+
+def test_a_versioned_change_for_an_unknown_request_is_reported(store):
+    ghost = {"_id": "nope", "tracking_no": "YT-20261128-999999"}
+    assert submissions.apply_case_status(store, change_event(ghost, "assigned", NOW, version=0)) is False
+
+
+def test_the_result_follows_the_latest_change_of_the_case(store):
+    request = file(store).request
+    resolved = change_event(request, "resolved", NOW + timedelta(hours=1), version=2)
+    resolved["data"]["result"] = "已更换灯泡"
+    assert submissions.apply_case_status(store, resolved)
+    assert submissions.apply_case_status(store, change_event(request, "acknowledged", NOW, version=1))  # late: changes nothing
+    assert store.find_by_tracking_no(request["tracking_no"])["result"] == "已更换灯泡"
+    assert submissions.apply_case_status(store, change_event(request, "reopened", NOW + timedelta(days=1), version=3))
+    assert store.find_by_tracking_no(request["tracking_no"])["result"] is None

@@ -189,3 +189,21 @@ def test_case_events_carry_the_resolution_deadline_of_the_case_as_it_now_stands(
         escalated["sla"]["resolution"]["due_at"] != data["resolution_due_at"]
     [done] = cases.outbox_entries(case(status="resolved"), [(events.CASE_STATUS_CHANGED, {})], NOW, 6)
     assert events.read_event(events.CASE_STATUS_CHANGED, done["event"])["data"]["resolution_due_at"] is None
+
+
+def test_every_request_of_a_merged_case_hears_the_result_with_every_reporters_name_and_phone_masked():
+    reporters = [{"request_id": "r-1", "tracking_no": "YT-20261128-000001", "reporter": {"name": "鲍老伯", "phone": "13912345678"}},
+                 {"request_id": "r-2", "tracking_no": "YT-20261128-000002", "reporter": {"name": "林先生"}}]
+    record = case(status="acknowledged", request_ids=["r-1", "r-2"], reporters=reporters, reporter_count=2)
+    worker = Actor("G-1-w1", "grid_worker")
+    resolving = cases.plan_case_move(record, Move("resolved", worker, "已告知鲍老伯和林先生，灯已修好，可拨13912345678回访"), NOW,
+                                     sla.policy_for(SLA_CONFIG, "street_lighting", False), follow_up.issue(NOW, timedelta(days=14)))
+    outbox = cases.outbox_entries(cases.after(record, resolving), resolving.events, NOW, 4)
+    heard = {entry["event"]["data"]["request_id"]: entry["event"]["data"]["result"]
+             for entry in outbox if entry["event_type"] == events.CASE_STATUS_CHANGED}
+    assert heard == {"r-1": "已告知鲍**和林**，灯已修好，可拨139****5678回访", "r-2": "已告知鲍**和林**，灯已修好，可拨139****5678回访"}
+    # while the case is open there is no result
+    acknowledging = cases.plan_case_move(case(), Move("acknowledged", worker, "马上去看"), NOW, sla.policy_for(SLA_CONFIG, "street_lighting", False))
+    [opened] = [entry for entry in cases.outbox_entries(cases.after(case(), acknowledging), acknowledging.events, NOW, 4)
+                if entry["event_type"] == events.CASE_STATUS_CHANGED]
+    assert opened["event"]["data"]["result"] is None
