@@ -12,6 +12,7 @@
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from eventlet.semaphore import Semaphore
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
 from wangge.mongo import GroupCommit, inserted
@@ -233,30 +234,41 @@ class PreferencesMirror:
         self.refresh_every = timedelta(seconds=refresh_seconds)
         self.known = {}
         self.read_at = None  # when the last refresh began (this host's clock)
-        self.changed_since = None  # the newest updated_at read so far
-        self.refreshing = False
+        self.changed_since = None  # the newest updated_at read so far, never later than this host's clock
+        self.reading = Semaphore()
 
     def preferences_for(self, recipient_keys):
         now = datetime.now(timezone.utc)
-        if not self.refreshing and (self.read_at is None or now - self.read_at >= self.refresh_every):
-            self.refresh(now)
+        if self.read_at is None:
+            # before the first read nobody answers: an empty answer would send on the default channels
+            with self.reading:
+                if self.read_at is None:
+                    self.refresh(now)
+        elif now - self.read_at >= self.refresh_every and self.reading.acquire(blocking=False):
+            # one green thread refreshes; the others answer from what is known meanwhile
+            try:
+                self.refresh(now)
+            finally:
+                self.reading.release()
         return {key: self.known[key] for key in recipient_keys if key in self.known}
 
     def refresh(self, now):
-        # one green thread reads; the others answer from what is known meanwhile
-        self.refreshing = True
-        try:
-            query = {} if self.changed_since is None else {"updated_at": {"$gte": self.changed_since - CLOCK_SKEW}}
-            for found in self.collection.find(query):
-                self.saved(found)
-            self.read_at = now
-        finally:
-            self.refreshing = False
+        query = {} if self.changed_since is None else {"updated_at": {"$gte": self.changed_since - CLOCK_SKEW}}
+        for found in self.collection.find(query):
+            self.saved(found, now)
+        self.read_at = now
 
-    def saved(self, preferences):
-        self.known[preferences["_id"]] = preferences
+    def saved(self, preferences, now=None):
+        """Keep ``preferences`` unless a later choice of the same recipient is known (a
+        refresh may read a document just before this process saved a newer one)."""
         stamped = preferences.get("updated_at")
+        kept = self.known.get(preferences["_id"])
+        if kept is not None and stamped is not None and kept.get("updated_at") is not None and kept["updated_at"] > stamped:
+            return
+        self.known[preferences["_id"]] = preferences
         if stamped is not None:
+            # a replica whose clock runs ahead must not move the next read past other replicas' choices
+            stamped = min(stamped, now or datetime.now(timezone.utc))
             self.changed_since = max(self.changed_since or stamped, stamped)
 
 

@@ -1,9 +1,10 @@
-"""Who may choose whose channel, that no caller picks a WeCom robot, and what of
-an alert reaches the operators' group."""
+"""Who may choose whose channel, that no caller picks a WeCom robot, how each process
+keeps the chosen channels, and what of an alert reaches the operators' group."""
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import eventlet
 import pytest
 from marshmallow import ValidationError
 
@@ -116,4 +117,38 @@ def test_each_process_keeps_the_chosen_channels_and_hears_a_replicas_change_with
     assert refreshes == [{"updated_at": {"$gte": NOW + timedelta(minutes=2) - CLOCK_SKEW}}]
     # without a mirror every look-up reads
     assert other_replica.preferences_for(["w-1"])["w-1"]["channel"] == "email"
+    client.close()
+
+
+def test_before_the_first_read_of_the_chosen_channels_a_look_up_waits_for_it(mongo_uri, monkeypatch):
+    client = connect(mongo_uri)
+    database = client[f"notify_unit_{uuid.uuid4().hex[:8]}"]
+    NotificationStore(database).save_preferences("w-1", {"channel": "sms"}, NOW)
+    here = NotificationStore(database, preferences_refresh_seconds=30)
+    find = here.preferences.find
+
+    def slow_find(*args, **kwargs):
+        eventlet.sleep(0.2)  # the first read under way: other green threads run meanwhile
+        return find(*args, **kwargs)
+    monkeypatch.setattr(here.preferences, "find", slow_find)
+    answers = list(eventlet.GreenPool(5).imap(lambda _: here.preferences_for(["w-1"]).get("w-1", {}).get("channel"), range(5)))
+    assert answers == ["sms"] * 5
+    client.close()
+
+
+def test_a_replica_running_ahead_does_not_hide_the_others_choices_and_an_older_read_does_not_undo_a_newer_one(mongo_uri):
+    client = connect(mongo_uri)
+    database = client[f"notify_unit_{uuid.uuid4().hex[:8]}"]
+    here, ahead, on_time = (NotificationStore(database, preferences_refresh_seconds=0.1), NotificationStore(database),
+                            NotificationStore(database))
+    now = datetime.now(timezone.utc)
+    ahead.save_preferences("w-1", {"channel": "sms"}, now + timedelta(hours=1))
+    assert here.preferences_for(["w-1"])["w-1"]["channel"] == "sms"
+    on_time.save_preferences("w-2", {"channel": "email"}, datetime.now(timezone.utc))
+    time.sleep(0.2)
+    assert here.preferences_for(["w-2"])["w-2"]["channel"] == "email"
+    # a refresh that read w-3 before this process saved a newer choice keeps the newer one
+    here.save_preferences("w-3", {"channel": "wecom"}, now + timedelta(minutes=1))
+    here._mirror.saved({"_id": "w-3", "channel": "sms", "updated_at": now})
+    assert here.preferences_for(["w-3"])["w-3"]["channel"] == "wecom"
     client.close()
