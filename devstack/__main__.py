@@ -257,7 +257,7 @@ def main(argv=None):
     if argv[:1] == ["wecom"]:
         return wecom.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "up", "down", "status", "test-broker", "wecom"])
+    parser.add_argument("command", choices=["run", "up", "down", "status", "test-broker"])
     command = parser.parse_args(argv).command
     if command == "run":
         return run()

@@ -62,19 +62,24 @@ def callback_url():
     raise SystemExit("wangge: neither the web app's server nor intake answers; start the platform with make run or make up")
 
 
+def seal(message_xml, token, encoding_aes_key, receive_id=""):
+    """``(query, body)`` of WeCom's POST carrying ``message_xml``: encrypted and signed."""
+    sealed = xmltodict.parse(WeChatCrypto(token, encoding_aes_key, receive_id).encrypt_message(
+        message_xml, secrets.token_hex(5), str(int(time.time()))))["xml"]
+    query = {"msg_signature": sealed["MsgSignature"], "timestamp": sealed["TimeStamp"], "nonce": sealed["Nonce"]}
+    return query, xmltodict.unparse({"xml": {"Encrypt": sealed["Encrypt"]}}, full_document=False)
+
+
 def send(text, url, token, encoding_aes_key, receive_id="", group=DEMO_GROUP, sender=("lin-xiansheng", "林先生"), message_id=None):
     """Post the message to the callback ``url`` as WeCom would; the robot's answer in plain text."""
-    crypto = WeChatCrypto(token, encoding_aes_key, receive_id)
     message_id = message_id or str(uuid.uuid4().int % 10**19)
-    sealed = xmltodict.parse(crypto.encrypt_message(group_message(text, group, *sender, message_id),
-                                                    secrets.token_hex(5), str(int(time.time()))))["xml"]
-    answer = requests.post(url, params={"msg_signature": sealed["MsgSignature"], "timestamp": sealed["TimeStamp"], "nonce": sealed["Nonce"]},
-                           data=xmltodict.unparse({"xml": {"Encrypt": sealed["Encrypt"]}}, full_document=False).encode("utf-8"),
-                           headers={"Content-Type": "text/xml"}, timeout=30)
+    query, body = seal(group_message(text, group, *sender, message_id), token, encoding_aes_key, receive_id)
+    answer = requests.post(url, params=query, data=body.encode("utf-8"), headers={"Content-Type": "text/xml"}, timeout=30)
     if answer.status_code != 200:
         raise SystemExit(f"wangge: /wecom/callback answered {answer.status_code}: {answer.text}")
     reply = xmltodict.parse(answer.text)["xml"]
-    opened = crypto.decrypt_message(answer.text, reply["MsgSignature"], reply["TimeStamp"], reply["Nonce"])
+    opened = WeChatCrypto(token, encoding_aes_key, receive_id).decrypt_message(answer.text, reply["MsgSignature"], reply["TimeStamp"],
+                                                                                reply["Nonce"])
     return xmltodict.parse(opened)["xml"]["Text"]["Content"]
 
 
@@ -85,6 +90,8 @@ def main(argv=None):
     parser.add_argument("--group", default=DEMO_GROUP, help=f"the group's chat id (default {DEMO_GROUP}, 南门社区第二网格)")
     parser.add_argument("--message-id", help="WeCom's MsgId; the same one again is a resend and files nothing new")
     arguments = parser.parse_args(argv)
+    if not (SETTINGS_PATH.exists() or os.environ.get("WECOM_CALLBACK_TOKEN")):
+        raise SystemExit("wangge: this machine has no demo WeCom robot yet: start the platform (make run or make up) first")
     settings = robot_settings() or {key: os.environ.get(key, "") for key in ("WECOM_CALLBACK_TOKEN", "WECOM_ENCODING_AES_KEY")}
     print(send(arguments.text, callback_url(), settings["WECOM_CALLBACK_TOKEN"], settings["WECOM_ENCODING_AES_KEY"],
                os.environ.get("WECOM_RECEIVE_ID", ""), arguments.group, message_id=arguments.message_id))

@@ -130,14 +130,19 @@ def test_an_encrypted_group_message_becomes_a_request_located_in_the_groups_grid
 
 def test_the_demo_robot_of_make_run_files_a_group_message_in_the_groups_grid(robot, tmp_path, monkeypatch):
     """``python -m devstack wecom``: this machine's robot secrets are made once, kept readable by their owner
-    only, and a message sent with them (wechatpy sealing it) is filed in the group's grid."""
+    only, and are secrets intake opens callbacks with; a message sealed by it (with wechatpy) is filed in the
+    group's grid and the robot's answer read back."""
     intake, peer = robot
     monkeypatch.delenv("WECOM_CALLBACK_TOKEN", raising=False)
     monkeypatch.delenv("WECOM_ENCODING_AES_KEY", raising=False)
     monkeypatch.setattr(devstack_wecom, "SETTINGS_PATH", tmp_path / "wecom.json")
     made = devstack_wecom.robot_settings()
     assert devstack_wecom.robot_settings() == made and (tmp_path / "wecom.json").stat().st_mode & 0o077 == 0
-    assert len(made["WECOM_ENCODING_AES_KEY"]) == 43 and wecom.WeComCallback(made["WECOM_CALLBACK_TOKEN"], made["WECOM_ENCODING_AES_KEY"], "", PUBLIC_URL, 300)
+    # intake, set up with them, opens what the demo seals with them
+    callback = wecom.WeComCallback(made["WECOM_CALLBACK_TOKEN"], made["WECOM_ENCODING_AES_KEY"], "", PUBLIC_URL, 300)
+    message = devstack_wecom.group_message("楼道灯坏了", GROUP_A, "lin-xiansheng", "林先生", "1")
+    query, body = devstack_wecom.seal(message, made["WECOM_CALLBACK_TOKEN"], made["WECOM_ENCODING_AES_KEY"])
+    assert wecom.read_message(callback.open_message(query, body, int(time.time()))).chat_id == GROUP_A
     monkeypatch.setenv("WECOM_CALLBACK_TOKEN", "a-real-robots")
     assert devstack_wecom.robot_settings() == {}  # an operator's own robot is left to intake's settings
 
