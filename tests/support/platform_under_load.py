@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from amqp.exceptions import ConnectionError as AMQPConnectionError
 from kombu import Connection
 from pymongo import MongoClient
 
@@ -30,13 +31,16 @@ TRACKING_NO = re.compile(r"YT-\d{8}-[0-9A-Z]{4}-[0-9A-Z]{4}")
 class InboundLoad:
     """Requests as an integrator's system sends them: each confirmed by the broker,
     and a publish that meets a connection error retried (kombu's retry policy,
-    without limit) until the broker takes it. A retried publish may arrive twice:
-    it keeps its message_id, and intake files it once."""
+    without limit) until the broker takes it; a connection the broker closes for good
+    (a node stopping answers 541 INTERNAL_ERROR) is opened again, on another node, and
+    the same request sent again. A retried publish may arrive twice: it keeps its
+    message_id, and intake files it once."""
 
     def __init__(self, amqp_uri, grids):
         self.amqp_uri = amqp_uri
         self.grids = grids
         self.confirmed = []  # (message_id, monotonic time the broker confirmed it)
+        self._unconfirmed = None  # (message_id, body) being sent, until the broker confirms it
         self._stopping = threading.Event()
         self._thread = None
 
@@ -56,9 +60,10 @@ class InboundLoad:
         return marker, body
 
     def publish(self, connection):
-        message_id, body = self.request()
+        message_id, body = self._unconfirmed = self._unconfirmed or self.request()
         publish_request(connection, body, message_id=message_id, source=body["source"])
         self.confirmed.append((message_id, time.monotonic()))
+        self._unconfirmed = None
 
     def burst(self, count):
         with self._connection() as connection:
@@ -67,11 +72,15 @@ class InboundLoad:
 
     def start(self, rate):
         def steady():
-            with self._connection() as connection:
-                while not self._stopping.is_set():
-                    started = time.monotonic()
-                    self.publish(connection)
-                    time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
+            while not self._stopping.is_set():
+                try:
+                    with self._connection() as connection:
+                        while not self._stopping.is_set():
+                            started = time.monotonic()
+                            self.publish(connection)
+                            time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
+                except (AMQPConnectionError, OSError):
+                    time.sleep(0.5)  # the broker closed the connection: a new one, the same request
 
         self._thread = threading.Thread(target=steady, daemon=True)
         self._thread.start()
