@@ -16,6 +16,8 @@ SENDING = "sending"
 SENT = "sent"
 FAILED = "failed"
 WAITING = (PENDING, HELD)
+# Waiting, or taken by a process that may have died (its claim runs out).
+DUE = (*WAITING, SENDING)
 
 LEVEL_NAMES = {"grid": "网格", "community": "社区", "town": "乡镇", "department": "职能部门"}
 CLOCK_NAMES = {"first_response": "响应", "resolution": "办结"}

@@ -7,6 +7,7 @@ handlers, not ``/health``. A channel's sends follow one another while there is
 work; the timer only picks up what no send did (retries, held, other processes')."""
 import logging
 import uuid
+from datetime import timedelta
 
 import eventlet
 
@@ -34,6 +35,7 @@ class Lane:
         # this process stores the lane's new notifications already claimed under this, to send next
         self.claim = uuid.uuid4().hex
         self.held = {}  # those of them not sent yet, by id
+        self.all_due_read_at = None  # when held and stale-claimed notifications were last looked for
 
     def room(self):
         """How many more sends may start now."""
@@ -57,6 +59,9 @@ class Sender:
                        CircuitBreaker(int(breaker["FAILURES"]), float(breaker["RESET_SECONDS"])))
             for name, channel in channels.items()
         }
+        # Held notifications wait for quiet hours to end and a claim runs out after
+        # CLAIM_SECONDS: looked for this often, not on every round as retries are.
+        self.all_due_every = timedelta(seconds=float(self.settings.get("HELD_AND_STALE_CHECK_SECONDS", 10)))
         # names this process in the announcements it queues
         self.owner = uuid.uuid4().hex
         self.stopping = False
@@ -98,7 +103,10 @@ class Sender:
     def _top_up(self, lane, now):
         wanted = lane.room() * lane.batch - len(lane.waiting)
         if wanted > 0:
-            lane.add(self.store.due_ids(lane.name, now, wanted))
+            statuses = (delivery.PENDING,)
+            if lane.all_due_read_at is None or now - lane.all_due_read_at >= self.all_due_every:
+                statuses, lane.all_due_read_at = delivery.DUE, now
+            lane.add(self.store.due_ids(lane.name, now, wanted, statuses))
         self._start(lane)
 
     def _start(self, lane):

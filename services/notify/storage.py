@@ -17,10 +17,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 
 from wangge.mongo import GroupCommit, inserted
 
-from services.notify.delivery import FAILED, HELD, PENDING, SENDING, SENT, WAITING
-
-# Waiting, or taken by a process that may have died (its claim runs out).
-DUE = (*WAITING, SENDING)
+from services.notify.delivery import DUE, FAILED, HELD, PENDING, SENDING, SENT
 
 
 # Choices stamped by a replica whose clock runs behind are still found by the next refresh.
@@ -81,12 +78,12 @@ class NotificationStore:
         new = {notification["_id"] for notification in inserted(self.notifications, [n for batch in batches for n in batch])}
         return [[notification for notification in batch if notification["_id"] in new] for batch in batches]
 
-    def due_ids(self, channel, now, limit):
-        """The channel's due notifications, oldest first, including sends that never
-        reported back (a crashed process). One indexed query per status: an $or or
-        $in is a collection scan on some stores."""
+    def due_ids(self, channel, now, limit, statuses=DUE):
+        """The channel's due notifications of ``statuses``, oldest first: by default also
+        held ones and sends that never reported back (a crashed process). One indexed
+        query per status: an $or or $in is a collection scan on some stores."""
         due = []
-        for status in DUE:
+        for status in statuses:
             query = {"status": status, "channel": channel, "next_attempt_at": {"$lte": now}}
             due += self.notifications.find(query, {"next_attempt_at": 1}).sort("next_attempt_at", ASCENDING).limit(limit)
         return [found["_id"] for found in sorted(due, key=lambda found: found["next_attempt_at"])[:limit]]

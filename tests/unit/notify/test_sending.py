@@ -226,3 +226,21 @@ def test_an_events_notifications_are_stored_claimed_for_a_sender_whose_channel_w
     found = store.get(kept["_id"])
     assert (found["status"], found["claim"]) == (delivery.SENDING, "lane-1")
     assert store.due_ids("outbox", events.utcnow(), 10) == []
+
+
+def test_retries_are_looked_for_every_round_held_and_stale_claimed_notifications_every_so_often(store, tmp_path):
+    config = {"DELIVERY": {**CONFIG["DELIVERY"], "HELD_AND_STALE_CHECK_SECONDS": 10},
+              "CHANNELS": {"outbox": {"CONCURRENCY": 1}, "BREAKER": {"FAILURES": 5, "RESET_SECONDS": 30}}}
+    sender = Sender(store, {"outbox": Outbox({"PATH": str(tmp_path / "outbox.jsonl")})}, config)
+    asked = []
+    due_ids = store.due_ids
+    store.due_ids = lambda channel, now, limit, statuses: asked.append(statuses) or due_ids(channel, now, limit, statuses)
+    start = events.utcnow()
+    for seconds in (0, 1, 2, 11, 12):
+        sender.send_due(start + timedelta(seconds=seconds))
+    assert asked == [delivery.DUE, (delivery.PENDING,), (delivery.PENDING,), delivery.DUE, (delivery.PENDING,)]
+    # a notification held until now, or claimed by a process that died, is found on the next full look
+    held = stored(store, reminder("outbox"))
+    store.notifications.update_one({"_id": held["_id"]}, {"$set": {"status": delivery.HELD, "next_attempt_at": start}})
+    assert due_ids("outbox", start + timedelta(seconds=21), 5, delivery.DUE) == [held["_id"]]
+    assert due_ids("outbox", start + timedelta(seconds=21), 5, (delivery.PENDING,)) == []
