@@ -430,7 +430,12 @@ def main():
         log("study fan-out to every grid group, and check-ins")
         members = [{"member_id": f"bm-{grid}", "name": "周婷艳", "grid_id": grid} for grid in grid_ids]
         study.as_admin.post(study.url("/api/v1/members/import"), json={"members": members}, timeout=300).raise_for_status()
-        results["study_fan_out"], campaign_id = study_fan_out(study, mongo_uri, databases["notify"], grid_ids, scratch / "outbox.jsonl")
+        # like every figure, a median: one fan-out can meet a stall of the broker's or the store's disk
+        fan_outs = [study_fan_out(study, mongo_uri, databases["notify"], grid_ids, scratch / "outbox.jsonl") for _ in range(RUNS)]
+        seconds = [fan_out["seconds_from_due_to_last_notice"] for fan_out, _ in fan_outs]
+        log(f"  fan-outs took {seconds} s")
+        results["study_fan_out"] = {**fan_outs[0][0], "seconds_from_due_to_last_notice": median(seconds), "each_run_seconds": seconds}
+        campaign_id = fan_outs[-1][1]
         results["study_check_ins_per_s"] = round(check_in_rate(study, campaign_id, [m["member_id"] for m in members[:1000]]), 1)
         sampler_stop.set()
         # the pipeline's services under the bursts, study under its fan-out and check-ins; care has no load here
