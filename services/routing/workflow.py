@@ -61,8 +61,7 @@ def open_case(store, snapshot, classifier, config, request, now):
         queue = dispatch.not_waiting()
     assignee = None
     if grid is not None and not queue["awaiting_dispatch"]:
-        workers = [w["id"] for w in grid.get("workers", [])]
-        assignee = choose_assignee(grid, store.open_cases_by_assignee(workers))
+        assignee = choose_assignee(grid, store.open_cases_by_assignee)
     policy = sla.policy_for(config["SLA"], category, request_class.fields.urgent)
     case = cases.new_case(request, request_class, location, grid, assignee, policy, tokens, now, queue)
     if not store.insert_case(case):
@@ -200,7 +199,7 @@ def place_from_triage(store, snapshot, config, case, grid_id, actor, note, now):
     grid = snapshot.grid(grid_id)
     if grid is None:
         raise CaseNotFound(f"No grid {grid_id}.")
-    assignee = choose_assignee(grid, store.open_cases_by_assignee([w["id"] for w in grid.get("workers", [])]))
+    assignee = choose_assignee(grid, store.open_cases_by_assignee)
     plan = cases.plan_case_move(case, Move("assigned", actor, note), now, policy_for(config, case))
     plan.changes.update({**cases.placed_in(grid), **dispatch.not_waiting(), "level": "grid", "assignee": assignee})
     plan.events.append((events.CASE_ASSIGNED, {"previous_status": case["status"], "actor": actor.subject, "note": note}))
@@ -255,7 +254,7 @@ def dispatch_target(store, snapshot, case, grid_id=None, worker_id=None, departm
         if worker_id not in workers:
             raise CaseRuleViolation(f"{worker_id} is not a worker of grid {grid['id']}.", case["status"])
         return dispatch.Target(grid=grid, assignee={**person(workers[worker_id]), "role": "worker"})
-    return dispatch.Target(grid=grid, assignee=choose_assignee(grid, store.open_cases_by_assignee(list(workers))))
+    return dispatch.Target(grid=grid, assignee=choose_assignee(grid, store.open_cases_by_assignee))
 
 
 def example_text(case):

@@ -39,23 +39,37 @@ def test_located_case_carries_its_town():
     assert INDEX.locate({"grid_id": "G-1"}).town_id == "zhangcheng"
 
 
+def counted(open_cases, asked=None):
+    """A stand-in for the store's count of open cases, noting whom it was asked about."""
+    def open_cases_of(worker_ids):
+        if asked is not None:
+            asked.append(list(worker_ids))
+        return {worker_id: open_cases[worker_id] for worker_id in worker_ids if worker_id in open_cases}
+    return open_cases_of
+
+
 def test_on_duty_worker_with_fewest_open_cases_takes_it():
-    assert choose_assignee(grid(), {"G-1-w1": 3, "G-1-w2": 1})["id"] == "G-1-w2"
+    assert choose_assignee(grid(), counted({"G-1-w1": 3, "G-1-w2": 1}))["id"] == "G-1-w2"
 
 
 def test_ties_go_to_the_first_worker_listed():
-    assert choose_assignee(grid(), {})["id"] == "G-1-w1"
+    assert choose_assignee(grid(), counted({}))["id"] == "G-1-w1"
 
 
-def test_workers_off_duty_are_skipped():
+def test_workers_off_duty_are_skipped_and_one_on_duty_takes_it_without_counting():
     record = grid()
     record["workers"][1]["on_duty"] = False
-    assert choose_assignee(record, {"G-1-w1": 9})["id"] == "G-1-w1"
+    asked = []
+    assert choose_assignee(record, counted({"G-1-w1": 9}, asked))["id"] == "G-1-w1"
+    assert asked == []
+    both = []
+    choose_assignee(grid(), counted({}, both))
+    assert both == [["G-1-w1", "G-1-w2"]]
 
 
 def test_no_one_on_duty_falls_back_to_the_grid_head():
     record = grid(workers=[{"id": "x", "name": "x", "on_duty": False}])
-    chosen = choose_assignee(record, {})
+    chosen = choose_assignee(record, counted({}))
     assert (chosen["id"], chosen["role"]) == ("G-1-head", "grid_head")
 
 
