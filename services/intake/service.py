@@ -22,6 +22,7 @@ from wangge.permissions import INTEGRATOR_KEYS, OPEN311
 from wangge.permissions import REQUESTS_FILE, REQUESTS_LOOKUP, REQUESTS_TRACK, SENTIMENT_LOG_READ, WECOM_CALLBACK
 
 from services.intake import access, metrics, submissions, views, open311, wecom
+from services.intake.background import Background
 from services.intake.inbound import inbound, sending_source
 from services.intake.open311 import Open311Error
 from services.intake.open311_schemas import (
@@ -78,6 +79,8 @@ class IntakeService(HealthAndMetrics):
     # mandatory: an event nobody is bound to receive raises instead of vanishing,
     # and the request stays pending for the timer.
     dispatch = EventDispatcher(mandatory=True)
+    # a stored request is announced beside the answer, not before it
+    in_background = Background()
     config = Config()
     grids = Grids()
     taxonomy = Taxonomy()
@@ -318,7 +321,7 @@ class IntakeService(HealthAndMetrics):
         metrics.REQUESTS.labels(channel, "accepted" if filing.created else "duplicate").inc()
         if filing.created:
             log.info("request filed", extra={"tracking_no": filing.request["tracking_no"], "channel": channel, "source": source})
-            self._announce(filing.request)
+            self.in_background(self._announce, filing.request)
         return filing
 
     def _announce(self, request):
