@@ -68,7 +68,8 @@ class Area:
         """A store filter for the cases this area covers (``None``: every case)."""
         if self.everywhere:
             return None
-        parts = [{key: {"$in": sorted(ids)}} for key, ids in (
+        # one id as an equality: an $in leading a filter is a scan of every case on some stores
+        parts = [{key: next(iter(ids)) if len(ids) == 1 else {"$in": sorted(ids)}} for key, ids in (
             ("grid_id", self.grid_ids), ("community_id", self.community_ids),
             ("town_id", self.town_ids), ("department.id", self.department_ids)) if ids]
         if not parts:

@@ -14,6 +14,7 @@ from services.routing import cases, dispatch, follow_up, metrics, results, sla
 from services.routing.assign import choose_assignee, person
 from services.routing.duplicates import is_near_duplicate
 from services.routing.lifecycle import LEVELS, OPEN_STATUSES, CaseRuleViolation, Move
+from services.routing.storage import all_of
 
 
 log = logging.getLogger(__name__)
@@ -349,6 +350,4 @@ def open_cases_of(worker_id, area_filter=None):
 
 
 def within(filters, area_filter):
-    if area_filter is None:
-        return filters
-    return {"$and": [filters, area_filter]} if filters else area_filter
+    return filters if area_filter is None else all_of(filters, area_filter)

@@ -6,6 +6,7 @@ from services.routing.access import (
     area_of, reporter_reader, require_assignment, require_case_access, require_dispatch, require_worker_access,
 )
 from services.routing.registry import RegistrySnapshot
+from services.routing.storage import all_of
 from tests.unit.routing.factories import case, grid
 from wangge.auth import Caller, Forbidden
 
@@ -54,8 +55,9 @@ def test_a_worker_acting_on_another_grids_case_is_refused():
 
 
 def test_the_store_filter_matches_the_area():
-    assert area_of(caller("G-1-w1", "grid_worker"), REGISTRY).case_filter() == {"grid_id": {"$in": ["G-1"]}}
-    assert area_of(caller("lead-geling", "town_lead"), REGISTRY).case_filter() == {"town_id": {"$in": ["geling"]}}
+    # one id an equality: an $in leading a filter is a scan of every case on SecantusDB
+    assert area_of(caller("G-1-w1", "grid_worker"), REGISTRY).case_filter() == {"grid_id": "G-1"}
+    assert area_of(caller("lead-geling", "town_lead"), REGISTRY).case_filter() == {"town_id": "geling"}
     assert area_of(caller("county-center", "county_center"), REGISTRY).case_filter() is None
     assert area_of(caller("nobody", "grid_worker"), REGISTRY).case_filter() == {"_id": {"$in": []}}
 
@@ -133,3 +135,13 @@ def test_grid_workers_phones_are_for_staff():
     assert views.grid_detail(record, staff=True) == record
     shown = views.grid_detail(record, staff=False)
     assert {shown["head"]["phone"], *(w["phone"] for w in shown["workers"])} == {"138****0000", "138****0001", "138****0002"}
+
+
+def test_filters_on_different_fields_are_one_document_and_only_the_same_field_needs_and():
+    open_cases = {"status": {"$in": ["assigned"]}}
+    assert all_of(open_cases, {"town_id": "geling"}) == {"status": {"$in": ["assigned"]}, "town_id": "geling"}
+    assert all_of(open_cases, None) == open_cases and all_of({}, {"town_id": "geling"}) == {"town_id": "geling"}
+    overdue = {"$or": [{"awaiting_response": True}, {"sla.resolution.due_at": {"$lte": 1}}]}
+    two_roles = {"$or": [{"grid_id": "G-1"}, {"town_id": "geling"}]}
+    assert all_of(overdue, two_roles) == {"$and": [overdue, two_roles]}
+    assert all_of({"town_id": "zhangcheng"}, {"town_id": "geling"}) == {"$and": [{"town_id": "zhangcheng"}, {"town_id": "geling"}]}
