@@ -11,7 +11,6 @@ from wangge import events
 from wangge.auth import ServiceCredentials
 from wangge.grid_directory import GridRecords
 from wangge.http import ApiError, ErrorSchema, NotFound, http, idempotency_key, read_body, read_json_body
-from wangge.logs import short_error
 from wangge.metrics import EntrypointMetrics
 from wangge.mongo import Storage
 from wangge.operations import HealthAndMetrics
@@ -22,7 +21,7 @@ from wangge.permissions import INTEGRATOR_KEYS, OPEN311
 from wangge.permissions import REQUESTS_FILE, REQUESTS_LOOKUP, REQUESTS_TRACK, SENTIMENT_LOG_READ, WECOM_CALLBACK
 
 from services.intake import access, metrics, submissions, views, open311, wecom
-from services.intake.background import Background
+from services.intake.background import Announcements, announce
 from services.intake.inbound import inbound, sending_source
 from services.intake.open311 import Open311Error
 from services.intake.open311_schemas import (
@@ -80,7 +79,7 @@ class IntakeService(HealthAndMetrics):
     # and the request stays pending for the timer.
     dispatch = EventDispatcher(mandatory=True)
     # a stored request is announced beside the answer, not before it
-    in_background = Background()
+    announcements = Announcements()
     config = Config()
     grids = Grids()
     taxonomy = Taxonomy()
@@ -178,7 +177,7 @@ class IntakeService(HealthAndMetrics):
     def announce_pending(self):
         now = events.utcnow()
         for request in self.store.claim_due_announcements(now, submissions.announce_claim(self.config)):
-            self._announce(request)
+            announce(self.store, self.dispatch, request)
         metrics.PENDING_ANNOUNCEMENTS.set(self.store.count_pending_announcements())
 
     # -- reading back ---------------------------------------------------------
@@ -321,16 +320,8 @@ class IntakeService(HealthAndMetrics):
         metrics.REQUESTS.labels(channel, "accepted" if filing.created else "duplicate").inc()
         if filing.created:
             log.info("request filed", extra={"tracking_no": filing.request["tracking_no"], "channel": channel, "source": source})
-            self.in_background(self._announce, filing.request)
+            self.announcements(self.dispatch, filing.request)
         return filing
-
-    def _announce(self, request):
-        try:
-            submissions.announce(self.store, self.dispatch, request, events.utcnow())
-        except Exception as exc:
-            # Stored and pending: the timer announces it once the broker takes it.
-            metrics.ANNOUNCE_FAILURES.inc()
-            log.warning("request_received not published yet", extra={"tracking_no": request["tracking_no"], "reason": short_error(exc)})
 
     def _count_invalid(self, channel, messages, schema_cls):
         metrics.REQUESTS.labels(channel, "invalid").inc()

@@ -16,7 +16,7 @@ def test_inbound_message_that_fails_validation_stores_nothing():
         service.receive_inbound({"message_id": "m-1", "routing_key": "request.x", "payload": {"source": "x", "text": ""}})
     assert {"text", "submitted_at"} <= set(raised.value.messages)
     service.store.insert_request.assert_not_called()
-    service.dispatch.assert_not_called()
+    service.announcements.assert_not_called()
 
 
 def test_case_event_for_an_unknown_request_raises_so_it_is_retried():
@@ -47,7 +47,16 @@ def test_inbound_message_ids_are_idempotency_keys_of_their_source_only():
     service.receive_inbound({"message_id": "m-1", "routing_key": "request.wechat", "payload": INBOUND})
     assert service.store.insert_request.call_args.args[0]["idempotency_key"] == "inbound:wechat:m-1"
     service.store.find_by_idempotency_key.assert_called_once_with("inbound:wechat:m-1")
-    service.dispatch.assert_not_called()  # nothing announced a second time
+    service.announcements.assert_not_called()  # nothing announced a second time
+
+
+def test_a_new_request_is_announced_beside_the_answer():
+    service = worker_factory(IntakeService, config=load_service_config("intake"))
+    service.store.insert_request.side_effect = lambda document: document
+    service.receive_inbound({"message_id": "m-2", "routing_key": "request.wechat", "payload": INBOUND})
+    [(dispatch, request)] = [call.args for call in service.announcements.call_args_list]
+    assert dispatch is service.dispatch and request["idempotency_key"] == "inbound:wechat:m-2"
+    service.dispatch.assert_not_called()  # not before the answer
 
 
 @pytest.mark.parametrize("channel", ["web", "hotline", "visit", "wechat_group", "external"])
