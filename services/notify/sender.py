@@ -36,6 +36,7 @@ class Lane:
         self.claim = uuid.uuid4().hex
         self.held = {}  # those of them not sent yet, by id
         self.all_due_read_at = None  # when held and stale-claimed notifications were last looked for
+        self.more_may_be_due = False  # that look found as many as it asked for: there may be more
 
     def room(self):
         """How many more sends may start now."""
@@ -103,10 +104,14 @@ class Sender:
     def _top_up(self, lane, now):
         wanted = lane.room() * lane.batch - len(lane.waiting)
         if wanted > 0:
-            statuses = (delivery.PENDING,)
-            if lane.all_due_read_at is None or now - lane.all_due_read_at >= self.all_due_every:
-                statuses, lane.all_due_read_at = delivery.DUE, now
-            lane.add(self.store.due_ids(lane.name, now, wanted, statuses))
+            # every status while a look at all of them may have left some (a night's held
+            # messages drain at the channel's speed), else retries only, between looks
+            look_at_all = (lane.more_may_be_due or lane.all_due_read_at is None
+                           or now - lane.all_due_read_at >= self.all_due_every)
+            found = self.store.due_ids(lane.name, now, wanted, delivery.DUE if look_at_all else (delivery.PENDING,))
+            if look_at_all:
+                lane.all_due_read_at, lane.more_may_be_due = now, len(found) >= wanted
+            lane.add(found)
         self._start(lane)
 
     def _start(self, lane):

@@ -244,3 +244,18 @@ def test_retries_are_looked_for_every_round_held_and_stale_claimed_notifications
     store.notifications.update_one({"_id": held["_id"]}, {"$set": {"status": delivery.HELD, "next_attempt_at": start}})
     assert due_ids("outbox", start + timedelta(seconds=21), 5, delivery.DUE) == [held["_id"]]
     assert due_ids("outbox", start + timedelta(seconds=21), 5, (delivery.PENDING,)) == []
+
+
+def test_a_nights_held_messages_go_out_at_the_channels_speed_once_quiet_hours_end(store, tmp_path):
+    path = tmp_path / "outbox.jsonl"
+    config = {"DELIVERY": {**CONFIG["DELIVERY"], "HELD_AND_STALE_CHECK_SECONDS": 600},
+              "CHANNELS": {"outbox": {"CONCURRENCY": 1, "BATCH": 2}, "BREAKER": {"FAILURES": 5, "RESET_SECONDS": 30}}}
+    sender = Sender(store, {"outbox": Outbox({"PATH": str(path)})}, config)
+    held = [stored(store, reminder("outbox")) for _ in range(9)]
+    store.notifications.update_many({"_id": {"$in": [n["_id"] for n in held]}},
+                                    {"$set": {"status": delivery.HELD, "next_attempt_at": events.utcnow()}})
+    sender.send_due(events.utcnow())  # one look at every status: two of nine fit the lane
+    # the rest follow batch after batch, not one batch a look (every 600 s here)
+    sent = eventually(lambda: (lambda lines: lines if len(lines) == 9 else None)(
+        path.read_text().splitlines() if path.exists() else []), timeout=10)
+    assert sorted(json.loads(line)["id"] for line in sent) == sorted(n["_id"] for n in held)
