@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from amqp.exceptions import ConnectionError as AMQPConnectionError
 from kombu import Connection
+from kombu.exceptions import OperationalError
 from pymongo import MongoClient
 
 from devstack.demo_county import build_county
@@ -41,6 +42,7 @@ class InboundLoad:
         self.grids = grids
         self.confirmed = []  # (message_id, monotonic time the broker confirmed it)
         self._unconfirmed = None  # (message_id, body) being sent, until the broker confirms it
+        self._failure = None
         self._stopping = threading.Event()
         self._thread = None
 
@@ -79,8 +81,11 @@ class InboundLoad:
                             started = time.monotonic()
                             self.publish(connection)
                             time.sleep(max(0.0, 1 / rate - (time.monotonic() - started)))
-                except (AMQPConnectionError, OSError):
-                    time.sleep(0.5)  # the broker closed the connection: a new one, the same request
+                except (AMQPConnectionError, OperationalError, OSError):
+                    time.sleep(0.5)  # the broker closed the connection, or is away: a new one, the same request
+                except Exception as exc:  # anything else ends the load, and the test hears of it in stop()
+                    self._failure = exc
+                    return
 
         self._thread = threading.Thread(target=steady, daemon=True)
         self._thread.start()
@@ -89,6 +94,8 @@ class InboundLoad:
         self._stopping.set()
         self._thread.join(timeout=30)
         assert not self._thread.is_alive(), "the publisher did not get its last request confirmed"
+        if self._failure is not None:
+            raise AssertionError(f"the publisher stopped publishing: {self._failure!r}") from self._failure
 
     def _connection(self):
         return Connection(self.amqp_uri, transport_options={"confirm_publish": True})
