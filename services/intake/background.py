@@ -8,9 +8,11 @@ announcement runs beside the answer, as many at once as the broker connections
 nameko's publisher keeps: with that many under way, the next filer waits up to a
 second for a place (a burst's announcements follow one another in milliseconds),
 and then leaves its request to the announce timer (its claim runs out in
-``ANNOUNCE_CLAIM_SECONDS``) rather than wait on a broker that does not confirm. The pool has a store client of its own, closed only once a graceful
-stop has let the announcements under way finish: nameko stops every dependency at
-once, and the service's own client may be closed before they do.
+``ANNOUNCE_CLAIM_SECONDS``) rather than wait on a broker that does not confirm.
+
+The pool has a store client of its own, closed only once a graceful stop has let the
+announcements under way finish: nameko stops every dependency at once, and the
+service's own client may be closed before they do.
 """
 import logging
 

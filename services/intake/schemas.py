@@ -145,8 +145,8 @@ class RequestViewSchema(Schema):
     grid_name = fields.String(allow_none=True, metadata={"description": "The grid handling it; null until routing has located it."})
     text = fields.String(metadata={"description": "The resident's words; in the public view with phone numbers and the reporter's name masked."})
     result = fields.String(allow_none=True, metadata={
-        "description": "What was done, as the worker who resolved it wrote it, phone numbers and the reporter's name masked; "
-                       "null until resolved and after a reopening."})
+        "description": "What was done, as the worker who resolved it wrote it, with every phone number and every "
+                       "reporter's name of the case masked; null until resolved and after a reopening."})
     history = fields.List(fields.Nested(HistoryEntrySchema))
     request_id = _full(fields.String, attribute="_id")
     channel = _full(fields.String)
