@@ -79,14 +79,14 @@ def writes(client):
 def baseline_direct(amqp_uri, mongo_uri, messages=2000):
     """(a) kombu publisher → one kombu consumer that stores each message: messages/s."""
     queue, database = f"bench.direct.{uuid.uuid4().hex[:6]}", f"bench_{uuid.uuid4().hex[:6]}"
-    return _hops(amqp_uri, mongo_uri, database, [queue], ["1"], messages)
+    return run_hops(amqp_uri, mongo_uri, database, [queue], ["1"], messages)
 
 
 def baseline_hops(amqp_uri, mongo_uri, writes_per_hop, messages=BURST):
     """(b) the pipeline's three hops as bare kombu consumers doing as many inserts as the pipeline's writes."""
     tag = uuid.uuid4().hex[:6]
     queues = [f"bench.hop{n}.{tag}" for n in range(len(writes_per_hop))]
-    return _hops(amqp_uri, mongo_uri, f"bench_{tag}", queues, [str(w) for w in writes_per_hop], messages)
+    return run_hops(amqp_uri, mongo_uri, f"bench_{tag}", queues, [str(w) for w in writes_per_hop], messages)
 
 
 def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST):
@@ -101,10 +101,12 @@ def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST
         path = scratch / f"same-ops-{tag}-{n}.json"
         path.write_text(json.dumps({**plan, "seeded": messages}), encoding="utf-8")
         files.append(str(path))
-    return _hops(amqp_uri, mongo_uri, f"bench_{tag}", queues, files, messages)
+    return run_hops(amqp_uri, mongo_uri, f"bench_{tag}", queues, files, messages)
 
 
-def _hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
+def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
+    """Bare kombu consumers, one a queue, each doing its work and passing the message
+    on: messages/s from the first publish until the last hop has finished every one."""
     with Connection(amqp_uri) as connection:
         for queue in queues:
             hop_queue(queue)(connection.default_channel).declare()
@@ -113,7 +115,8 @@ def _hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
     processes = []
     for index, (queue, work) in enumerate(zip(queues, work_per_hop)):
         out = queues[index + 1] if index + 1 < len(queues) else "-"
-        argv = [sys.executable, "-m", "bench.hop", amqp_uri, mongo_uri, database, queue, out, work, str(progress)]
+        # only the last hop counts: a message is done when it has been through every hop
+        argv = [sys.executable, "-m", "bench.hop", amqp_uri, mongo_uri, database, queue, out, work] + ([str(progress)] if out == "-" else [])
         processes.append(ManagedProcess(f"hop{index}", argv, Path(tempfile.gettempdir()) / f"bench-{database}-hop{index}.log").start())
     try:
         # consumers connected, their collections prepared

@@ -1,0 +1,26 @@
+"""The bench's baselines time what they say: a run ends when every message has been
+through every hop, not when the hops together have handled as many messages."""
+import uuid
+
+import pytest
+
+from bench.run import run_hops
+from wangge.mongo import connect
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_run_of_three_hops_ends_when_the_last_hop_has_every_message(amqp_uri, mongo_uri):
+    tag = uuid.uuid4().hex[:6]
+    database = f"bench_{tag}"
+    queues = [f"bench.test{n}.{tag}" for n in range(3)]
+
+    run_hops(amqp_uri, mongo_uri, database, queues, ["1", "1", "1"], messages=60)
+
+    client = connect(mongo_uri)
+    try:
+        # each hop writes one document a message; the last one's goes to "done"
+        assert client[database]["done"].count_documents({}) == 60
+        assert sorted(client[database]["done"].distinct("message")) == list(range(60))
+    finally:
+        client.close()
