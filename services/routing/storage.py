@@ -18,7 +18,7 @@
 from datetime import timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from wangge.errors import ApiError
 
@@ -34,6 +34,10 @@ class StaleRegistry(ApiError):
 
     http_status = 409
     error_code = "stale_registry"
+
+
+class RequestInAnotherCase(Exception):
+    """A change would add a request to a case when another case has it already."""
 
 
 class RoutingStore:
@@ -53,8 +57,11 @@ class RoutingStore:
         if (config or {}).get("REGISTRY", {}).get("AREA_INDEX", True):
             # For operators' geo queries; routing itself answers points from memory.
             self.database["grids"].create_index([("area", "2dsphere")], name="area")
+        self._make_request_index_unique()
         self.cases.create_indexes([
-            IndexModel([("request_ids", ASCENDING)], name="request_ids"),
+            # a request is in one case at most: a second delivery of it cannot open or
+            # join another, and needs no read to find that out
+            IndexModel([("request_ids", ASCENDING)], unique=True, name="request_ids"),
             IndexModel([("status", ASCENDING), ("grid_id", ASCENDING)], name="status_grid"),
             IndexModel([("town_id", ASCENDING), ("status", ASCENDING)], name="town_status"),
             IndexModel([("assignee.id", ASCENDING), ("status", ASCENDING)], name="assignee_status"),
@@ -72,6 +79,15 @@ class RoutingStore:
         # looked up by _id (the digest): the cases collection needs no index more
         self.follow_up_tokens.create_index([("expires_at", ASCENDING)], name="forget",
                                            expireAfterSeconds=int(FOLLOW_UP_TOKENS_KEPT.total_seconds()))
+
+    def _make_request_index_unique(self):
+        """Stores made before the index was unique have a plain one of the same name."""
+        existing = self.cases.index_information().get("request_ids")
+        if existing and not existing.get("unique"):
+            try:
+                self.cases.drop_index("request_ids")
+            except OperationFailure:
+                pass  # another routing process starting beside this one dropped it first
 
     def ping(self):
         self.database.client.admin.command("ping")
@@ -127,7 +143,8 @@ class RoutingStore:
     # -- cases ---------------------------------------------------------------
 
     def insert_case(self, case):
-        """``False`` if a case with this id exists already (a redelivered request)."""
+        """``False`` if a case with this id, or with one of its requests, exists
+        already (a redelivered request)."""
         try:
             self.cases.insert_one(case)
         except DuplicateKeyError:
@@ -155,7 +172,11 @@ class RoutingStore:
         update = {"$set": sets}
         if pushes:
             update["$push"] = pushes
-        result = self.cases.update_one({"_id": case_id, "version": version, **(guard or {})}, update)
+        try:
+            result = self.cases.update_one({"_id": case_id, "version": version, **(guard or {})}, update)
+        except DuplicateKeyError as taken:
+            # the only unique key a change can add is a request (a merge)
+            raise RequestInAnotherCase(f"case {case_id}: a request it would take is in another case") from taken
         return result.modified_count == 1
 
     def clear_outbox(self, case_id, event_ids, oldest_left=None):

@@ -14,7 +14,7 @@ from services.routing import cases, dispatch, follow_up, metrics, results, sla
 from services.routing.assign import choose_assignee, person
 from services.routing.duplicates import is_near_duplicate
 from services.routing.lifecycle import LEVELS, OPEN_STATUSES, CaseRuleViolation, Move
-from services.routing.storage import all_of
+from services.routing.storage import RequestInAnotherCase, all_of
 
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,9 @@ def policy_for(config, case):
 def open_case(store, snapshot, classifier, config, request, now):
     """Open a case for a received request, or merge it into an open duplicate.
     Returns ``(case_id, outbox entries to publish)``; a redelivered request
-    changes nothing and returns no entries (its events are in the outbox)."""
-    existing = store.case_for_request(request["request_id"])
-    if existing is not None:
-        return existing["_id"], []
+    changes nothing and returns no entries (its events are in the outbox). A
+    request is in one case at most (the store refuses a second), so a redelivery
+    is found out when its case is inserted or merged, not by a read before."""
     request_class = classifier.classify(request["text"], request.get("category"))
     category = request_class.fields.category
     tokens = classifier.tokens(request["text"])
@@ -50,7 +49,10 @@ def open_case(store, snapshot, classifier, config, request, now):
     grid = snapshot.grid(location.grid_id) if location.grid_id else None
 
     if grid is not None:
-        merged = merge_into_duplicate(store, config, grid["id"], category, tokens, request, now)
+        try:
+            merged = merge_into_duplicate(store, config, grid["id"], category, tokens, request, now)
+        except RequestInAnotherCase:
+            return case_of_redelivered(store, request)
         if merged is not None:
             return merged
 
@@ -66,11 +68,17 @@ def open_case(store, snapshot, classifier, config, request, now):
     policy = sla.policy_for(config["SLA"], category, request_class.fields.urgent)
     case = cases.new_case(request, request_class, location, grid, assignee, policy, tokens, now, queue)
     if not store.insert_case(case):
-        return case["_id"], []  # a concurrent delivery of the same request opened it
+        return case_of_redelivered(store, request)
     fields = request_class.fields
     metrics.CASES_OPENED.labels(location.town_id or "unknown", category).inc()
     metrics.CLASSIFIED.labels(fields.major, fields.subclass, "auto" if request_class.confident else "dispatcher").inc()
     return case["_id"], case["outbox"]
+
+
+def case_of_redelivered(store, request):
+    """The case an earlier (or concurrent) delivery of the request opened or joined,
+    with nothing to publish: its events are in that case's outbox."""
+    return store.case_for_request(request["request_id"])["_id"], []
 
 
 def merge_into_duplicate(store, config, grid_id, category, tokens, request, now):
@@ -101,7 +109,10 @@ def merge_into_duplicate(store, config, grid_id, category, tokens, request, now)
 
 def find_duplicate(store, config, grid_id, category, tokens, now):
     settings = config["DUPLICATES"]
-    since = now - timedelta(hours=float(settings["WINDOW_HOURS"]))
+    window = float(settings["WINDOW_HOURS"])
+    if window <= 0:
+        return None  # merging is off: no candidate to read
+    since = now - timedelta(hours=window)
     for candidate in store.open_duplicate_candidates(grid_id, category, since):
         if is_near_duplicate(tokens, candidate.get("tokens", []), float(settings["THRESHOLD"])):
             return store.get_case(candidate["_id"])

@@ -45,6 +45,8 @@ def case(status="assigned", level="grid", **overrides):
         "five_steps": [],
     }
     record.update(overrides)
+    if "request_ids" not in overrides and record["_id"] != "C-YT-20261128-000001":
+        record["request_ids"] = [f"r-of-{record['_id']}"]  # a request is in one case at most
     return record
 
 CONFIG = {

@@ -1,10 +1,13 @@
 """Routing's storage over a real store."""
+import uuid
+
 import eventlet
 import pytest
 
 from services.routing import cases
 from services.routing.registry import RegistryCache, flatten, validate_registry
-from services.routing.storage import RoutingStore, StaleRegistry
+from services.routing.storage import RequestInAnotherCase, RoutingStore, StaleRegistry
+from wangge.mongo import connect
 from tests.unit.routing.factories import NOW, case, square
 
 
@@ -92,6 +95,27 @@ def test_a_request_opens_at_most_one_case(store):
     assert store.insert_case(record) is True
     assert store.insert_case(record) is False
     assert store.case_for_request("r-1")["_id"] == record["_id"]
+
+
+def test_a_request_in_one_case_cannot_join_another(store):
+    store.insert_case({**case(version=0), "timeline": [], "outbox": []})
+    other = {**case(version=0), "_id": "C-YT-20261128-000002", "request_ids": ["r-2"], "timeline": [], "outbox": []}
+    assert store.insert_case({**other, "request_ids": ["r-1"]}) is False
+    assert store.insert_case(other) is True
+    with pytest.raises(RequestInAnotherCase):
+        store.apply_change(other["_id"], 0, {}, extra_pushes={"request_ids": "r-1"})
+    assert store.get_case(other["_id"])["request_ids"] == ["r-2"]
+
+
+def test_a_store_with_the_earlier_plain_request_index_gets_the_unique_one(mongo_uri):
+    client = connect(mongo_uri)
+    try:
+        database = client[f"routing_unit_{uuid.uuid4().hex[:8]}"]
+        database["cases"].create_index([("request_ids", 1)], name="request_ids")
+        RoutingStore(database).ensure_indexes()
+        assert database["cases"].index_information()["request_ids"].get("unique") is True
+    finally:
+        client.close()
 
 
 def test_published_events_leave_the_outbox(store):

@@ -63,6 +63,28 @@ def test_a_burst_of_the_same_report_merges_into_one_case_with_every_reporter(sto
     assert counted("wangge_routing_merge_conflicts_total") > conflicts_before  # the merges did race
 
 
+def test_a_request_delivered_again_after_its_case_closed_opens_no_case_and_joins_none(store, classifier):
+    first_id, _ = workflow.open_case(store, SNAPSHOT, classifier, CONFIG, street_light_report(1), NOW)
+    merged_id, _ = workflow.open_case(store, SNAPSHOT, classifier, CONFIG, street_light_report(2), NOW)
+    assert merged_id == first_id
+    store.cases.update_one({"_id": first_id}, {"$set": {"status": "closed"}})  # no longer a duplicate candidate
+    later_id, _ = workflow.open_case(store, SNAPSHOT, classifier, CONFIG, street_light_report(3), NOW)
+    assert later_id != first_id  # the same report now opens a case of its own
+
+    # request 2 again, from a broker's redelivery: neither a case of its own nor a merge into the open one
+    again_id, entries = workflow.open_case(store, SNAPSHOT, classifier, CONFIG, street_light_report(2), NOW)
+
+    assert (again_id, entries) == (first_id, [])
+    assert store.cases.count_documents({}) == 2
+    assert store.get_case(later_id)["request_ids"] == ["r-3"]
+
+
+def test_with_merging_off_the_same_report_opens_a_case_each_time(store, classifier):
+    merging_off = {**CONFIG, "DUPLICATES": {**CONFIG["DUPLICATES"], "WINDOW_HOURS": 0}}
+    opened = {workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(n), NOW)[0] for n in (1, 2)}
+    assert len(opened) == 2
+
+
 # -- the outbox -------------------------------------------------------------------
 
 def test_events_an_earlier_change_left_go_out_before_the_newer_ones(store):
