@@ -91,9 +91,10 @@ def baseline_hops(amqp_uri, mongo_uri, writes_per_hop, messages=BURST):
 
 def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST):
     """(c) the pipeline's three hops as bare kombu + pymongo consumers doing exactly the
-    store writes the pipeline made at each hop: the same collections and indexes,
-    documents of the same size, as many insert, update and delete commands per request
-    touching as many documents (counted from the store)."""
+    store writes the pipeline made in its throughput runs: the same collections and
+    indexes, documents of the same size, as many insert, update and delete commands per
+    request touching as many documents (counted from the store), each service's writes
+    at its hop."""
     tag = uuid.uuid4().hex[:6]
     queues = [f"bench.same{n}.{tag}" for n in range(len(plans))]
     files = []
@@ -263,7 +264,7 @@ def collection_shapes(client, operations):
 def writes_per_request(amqp_uri, mongo_uri, start, pipeline, grid_ids, databases, count=100):
     """Store writes per request at each hop, from the store's own counters, by starting
     the services one after another over the same requests; and each hop's writes by
-    collection and kind, for baseline (c)."""
+    collection and kind."""
     client, tag, since = pipeline.client, uuid.uuid4().hex[:8], datetime.now(timezone.utc)
     services = {database: service for service, database in databases.items()}
     before, ops = writes(client), StoreWrites(client)
@@ -280,8 +281,16 @@ def writes_per_request(amqp_uri, mongo_uri, start, pipeline, grid_ids, databases
     time.sleep(1)
     after_notify, notify_ops = writes(client), ops.per_request(services, count)
     per_hop = [(after_intake - before) / count, (after_routing - after_intake) / count, (after_notify - after_routing) / count]
-    plans = [{"operations": hop_ops, "collections": collection_shapes(client, hop_ops)} for hop_ops in (intake_ops, routing_ops, notify_ops)]
-    return [round(w, 2) for w in per_hop], plans
+    return [round(w, 2) for w in per_hop], [intake_ops, routing_ops, notify_ops]
+
+
+def hop_plans(client, operations):
+    """Each hop's store work for baseline (c): intake's, routing's and notify's writes."""
+    hops = []
+    for service in ("intake", "routing", "notify"):
+        own = [operation for operation in operations if operation["collection"].startswith(service + "_")]
+        hops.append({"operations": own, "collections": collection_shapes(client, own)})
+    return hops
 
 
 def load_registry(database, county):
@@ -392,17 +401,14 @@ def main():
         load_registry(pipeline.client[databases["routing"]], county)  # before routing consumes anything
 
         log("store writes per request, hop by hop")
-        per_hop, plans = writes_per_request(amqp_uri, mongo_uri, start, pipeline, grid_ids, databases)
+        per_hop, staged_operations = writes_per_request(amqp_uri, mongo_uri, start, pipeline, grid_ids, databases)
         results["store_writes_per_request"] = {"intake": per_hop[0], "routing_and_tracking": per_hop[1], "notify": per_hop[2], "total": round(sum(per_hop), 2)}
-        results["store_operations_per_request"] = {hop: plan["operations"] for hop, plan in zip(("intake", "routing_and_tracking", "notify"), plans)}
+        results["store_operations_per_request"] = dict(zip(("intake", "routing_and_tracking", "notify"), staged_operations))
 
         log("baseline (b): the same three hops with bare kombu consumers")
         hop_writes = [max(1, round(w)) for w in per_hop]
         results["baseline_b_three_hops_req_per_s"] = median([baseline_hops(amqp_uri, mongo_uri, hop_writes) for _ in range(RUNS)])
         results["baseline_b_writes_per_hop"] = hop_writes
-
-        log("baseline (c): the same three hops doing exactly the pipeline's store writes")
-        results["baseline_c_same_operations_req_per_s"] = median([baseline_same_operations(amqp_uri, mongo_uri, plans, scratch) for _ in range(RUNS)])
 
         study, _ = start("study"), start("care")
         time.sleep(2)  # past their start-up work
@@ -419,7 +425,16 @@ def main():
                 time.sleep(0.5)
 
         threading.Thread(target=sample, daemon=True).start()
+        under_load = StoreWrites(pipeline.client)
         results["pipeline_req_per_s"] = median([pipeline_throughput(amqp_uri, pipeline, grid_ids) for _ in range(RUNS)])
+        # what the pipeline wrote while it was measured: under a burst, notify batches less than
+        # when it starts on a backlog, as it does in the hop-by-hop count above
+        operations = under_load.per_request({databases[service]: service for service in ("intake", "routing", "notify")}, RUNS * BURST)
+        results["store_operations_per_request_in_throughput_runs"] = operations
+
+        log("baseline (c): the same three hops doing exactly the pipeline's store writes")
+        plans = hop_plans(pipeline.client, operations)
+        results["baseline_c_same_operations_req_per_s"] = median([baseline_same_operations(amqp_uri, mongo_uri, plans, scratch) for _ in range(RUNS)])
         offered = round(OFFERED_SHARE * results["pipeline_req_per_s"], 1)
         log(f"latency at {OFFERED_SHARE:.0%} of the capacity just measured: {offered} req/s")
         results["offered_load_req_per_s"] = offered
