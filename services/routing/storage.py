@@ -15,6 +15,7 @@
                  the class a dispatcher confirmed or corrected for a case's text
                  (masked), one per case, for extending the classifier's corpus
 """
+import time
 from datetime import timedelta
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -27,6 +28,7 @@ from services.routing.lifecycle import OPEN_STATUSES
 REGISTRY_KINDS = ("towns", "communities", "grids", "departments")
 # An expired link still answers "expired" (not "unknown") this long.
 FOLLOW_UP_TOKENS_KEPT = timedelta(days=30)
+UNIQUE_INDEX_ATTEMPTS = 5
 
 
 class StaleRegistry(ApiError):
@@ -81,13 +83,31 @@ class RoutingStore:
                                            expireAfterSeconds=int(FOLLOW_UP_TOKENS_KEPT.total_seconds()))
 
     def _make_request_index_unique(self):
-        """Stores made before the index was unique have a plain one of the same name."""
-        existing = self.cases.index_information().get("request_ids")
-        if existing and not existing.get("unique"):
+        """Stores made before the index was unique have a plain one of the same name:
+        replace it. Routing processes starting together may each try; they retry until
+        the unique one stands. A store where a request is in two cases (possible before)
+        cannot have it: say which requests, rather than start without the guarantee."""
+        for attempt in range(UNIQUE_INDEX_ATTEMPTS):
+            existing = self.cases.index_information().get("request_ids")
+            if existing is None or existing.get("unique"):
+                return
             try:
                 self.cases.drop_index("request_ids")
+                self.cases.create_index([("request_ids", ASCENDING)], unique=True, name="request_ids")
+                return
+            except DuplicateKeyError:
+                self.cases.create_index([("request_ids", ASCENDING)], name="request_ids")  # the reads need it meanwhile
+                raise RuntimeError("requests in more than one case, merge or remove them first: "
+                                   + ", ".join(self._requests_in_several_cases())) from None
             except OperationFailure:
-                pass  # another routing process starting beside this one dropped it first
+                if attempt + 1 == UNIQUE_INDEX_ATTEMPTS:
+                    raise
+                time.sleep(0.2 * (attempt + 1))  # another process is replacing it
+
+    def _requests_in_several_cases(self, limit=20):
+        pipeline = [{"$unwind": "$request_ids"}, {"$group": {"_id": "$request_ids", "cases": {"$sum": 1}}},
+                    {"$match": {"cases": {"$gt": 1}}}, {"$limit": limit}]
+        return [row["_id"] for row in self.cases.aggregate(pipeline)]
 
     def ping(self):
         self.database.client.admin.command("ping")

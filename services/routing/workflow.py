@@ -20,6 +20,7 @@ from services.routing.storage import RequestInAnotherCase, all_of
 log = logging.getLogger(__name__)
 
 MERGE_RETRY_PAUSE_SECONDS = 0.02
+REDELIVERY_LOOKUPS, REDELIVERY_LOOKUP_PAUSE_SECONDS = 3, 0.05
 
 
 class CaseNotFound(ApiError):
@@ -77,8 +78,16 @@ def open_case(store, snapshot, classifier, config, request, now):
 
 def case_of_redelivered(store, request):
     """The case an earlier (or concurrent) delivery of the request opened or joined,
-    with nothing to publish: its events are in that case's outbox."""
-    return store.case_for_request(request["request_id"])["_id"], []
+    with nothing to publish: its events are in that case's outbox. A concurrent
+    delivery's case may not be visible yet to a majority read: look again briefly,
+    then leave the message to be retried."""
+    for attempt in range(REDELIVERY_LOOKUPS):
+        if attempt:
+            time.sleep(REDELIVERY_LOOKUP_PAUSE_SECONDS)
+        found = store.case_for_request(request["request_id"])
+        if found is not None:
+            return found["_id"], []
+    raise ConcurrentChange(f"Request {request['tracking_no']} is in a case not visible yet; retry.")
 
 
 def merge_into_duplicate(store, config, grid_id, category, tokens, request, now):

@@ -118,6 +118,19 @@ def test_a_store_with_the_earlier_plain_request_index_gets_the_unique_one(mongo_
         client.close()
 
 
+def test_a_store_with_a_request_in_two_cases_says_which_rather_than_start_without_the_guarantee(mongo_uri):
+    client = connect(mongo_uri)
+    try:
+        database = client[f"routing_unit_{uuid.uuid4().hex[:8]}"]
+        database["cases"].create_index([("request_ids", 1)], name="request_ids")
+        database["cases"].insert_many([{"_id": "C-1", "request_ids": ["r-1", "r-2"]}, {"_id": "C-2", "request_ids": ["r-2"]}])
+        with pytest.raises(RuntimeError, match="requests in more than one case.*r-2"):
+            RoutingStore(database).ensure_indexes()
+        assert "request_ids" in database["cases"].index_information()
+    finally:
+        client.close()
+
+
 def test_open_cases_are_counted_for_each_worker_asked_about(store):
     for n, (worker, status) in enumerate([("w1", "assigned"), ("w1", "in_progress"), ("w1", "closed"), ("w2", "reopened"), ("w9", "assigned")]):
         store.insert_case(case(_id=f"C-{n}", status=status, assignee={"id": worker, "name": "李梅", "role": "worker"}))

@@ -79,6 +79,19 @@ def test_a_request_delivered_again_after_its_case_closed_opens_no_case_and_joins
     assert store.get_case(later_id)["request_ids"] == ["r-3"]
 
 
+def test_a_concurrent_delivery_whose_case_is_not_visible_yet_is_looked_up_again_then_retried(store, classifier, monkeypatch):
+    merging_off = {**CONFIG, "DUPLICATES": {**CONFIG["DUPLICATES"], "WINDOW_HOURS": 0}}  # the insert is refused
+    case_id, _ = workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(1), NOW)
+    lookups = []
+    seen = store.case_for_request
+    monkeypatch.setattr(store, "case_for_request", lambda request_id: lookups.append(request_id) or (seen(request_id) if len(lookups) > 1 else None))
+    assert workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(1), NOW) == (case_id, [])
+
+    monkeypatch.setattr(store, "case_for_request", lambda request_id: None)
+    with pytest.raises(workflow.ConcurrentChange):
+        workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(1), NOW)
+
+
 def test_with_merging_off_the_same_report_opens_a_case_each_time(store, classifier):
     merging_off = {**CONFIG, "DUPLICATES": {**CONFIG["DUPLICATES"], "WINDOW_HOURS": 0}}
     opened = {workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(n), NOW)[0] for n in (1, 2)}
