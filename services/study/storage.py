@@ -180,8 +180,11 @@ class StudyStore:
         """Store each (campaign, member, kind) once, all in one batch; returns how many were new."""
         return insert_new(self.participation, entries)
 
-    def members_per_grid(self, grid_ids):
-        pipeline = [{"$match": {"grid_id": {"$in": list(grid_ids)}}}, {"$group": {"_id": "$grid_id", "n": {"$sum": 1}}}]
+    def members_per_grid(self):
+        """Members by grid, every grid, in one group over the roster. A match on a county's
+        grids first (``$in`` of 1,429 ids) took SecantusDB 4.3 s over 4,287 members, every
+        other command waiting meanwhile; the plain group takes 50 ms."""
+        pipeline = [{"$group": {"_id": "$grid_id", "n": {"$sum": 1}}}]
         return {row["_id"]: row["n"] for row in self.members.aggregate(pipeline)}
 
     def participants_per_grid(self, campaign_id):

@@ -337,8 +337,10 @@ def participants(store, campaign, grid_id):
             for member in store.members_of_grid(grid_id) if member["_id"] in taken_part]
 
 
-def report(store, campaign, by):
-    members = store.members_per_grid(campaign["grids"])
+def report(store, campaign, by, members=None):
+    """Members and participants of the campaign's grids, rolled up ``by`` town, community
+    or grid; ``members`` (by grid) when the caller has them already."""
+    members = store.members_per_grid() if members is None else members
     participants = store.participants_per_grid(campaign["_id"])
     rows = [
         {"grid_id": grid_id, "grid_name": grid.get("name"), "community_id": grid.get("community_id"), "town_id": grid.get("town_id"),
