@@ -48,6 +48,7 @@ class SameOperations:
         self.operations = plan["operations"]
         self.shapes = {name: json_util.loads(json.dumps(shape)) for name, shape in plan["collections"].items()}
         self.owed = [0.0] * len(self.operations)
+        self.owed_documents = [0.0] * len(self.operations)
         self.targets = {name: [] for name in self.shapes}  # ids a later update or delete can take
 
     def prepare(self, seeded):
@@ -78,10 +79,14 @@ class SameOperations:
             self.owed[n] += operation["commands"]
             while self.owed[n] >= 1:
                 self.owed[n] -= 1
-                self.run(operation)
+                # documents a command come as a mean (1.5: one, then two, ...)
+                self.owed_documents[n] += operation["docs_per_command"]
+                docs = max(1, int(self.owed_documents[n]))
+                self.owed_documents[n] -= docs
+                self.run(operation, docs)
 
-    def run(self, operation):
-        name, docs = operation["collection"], operation["docs_per_command"]
+    def run(self, operation, docs):
+        name = operation["collection"]
         collection = self.database[name]
         if operation["kind"] == "insert":
             documents = [self.document(name) for _ in range(docs)]

@@ -121,13 +121,13 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
         processes.append(ManagedProcess(f"hop{index}", argv, Path(tempfile.gettempdir()) / f"bench-{database}-hop{index}.log").start())
     try:
         # consumers connected, their collections prepared
-        wait_for(lambda: all("ready" in Path(p.log_path).read_text() for p in processes), 300, interval=0.2)
+        wait_for(lambda: hops_alive(processes) and all("ready" in Path(p.log_path).read_text() for p in processes), 300, interval=0.2)
         started = time.monotonic()
         with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
             producer = connection.Producer()
             for n in range(messages):
                 producer.publish({"n": n, "text": "南湖花园二区的路灯坏了"}, routing_key=queues[0], serializer="json", delivery_mode=2)
-        wait_for(lambda: progress.stat().st_size >= messages, 600, interval=0.1)
+        wait_for(lambda: hops_alive(processes) and progress.stat().st_size >= messages, 600, interval=0.1)
         rate = messages / (time.monotonic() - started)
         log(f"  {rate:.1f} messages/s")
         return rate
@@ -135,6 +135,14 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
         for process in processes:
             process.stop()
         progress.unlink(missing_ok=True)
+
+
+def hops_alive(processes):
+    """True while every hop runs; a hop that died fails the run at once, naming its log."""
+    for process in processes:
+        if process.exited():
+            raise RuntimeError(f"bench hop {process.name} exited: see {process.log_path}")
+    return True
 
 
 # -- the pipeline ------------------------------------------------------------------
@@ -241,19 +249,21 @@ class StoreWrites:
             if database in databases and made > 0:
                 operations.append({"collection": f"{databases[database]}_{collection}", "source": ns, "kind": kind,
                                    "commands": round(made / count, 3),
-                                   "docs_per_command": max(1, round(docs[(ns, self.KINDS[kind])] / made))})
+                                   "docs_per_command": max(1, round(docs[(ns, self.KINDS[kind])] / made, 2))})
         return operations
 
 
 def collection_shapes(client, operations):
-    """Indexes and a document as stored now of each collection the operations touch."""
+    """Indexes and a document of each collection the operations touch: the last one
+    inserted, as it was inserted (from the oplog), or one as stored now."""
     shapes = {}
     for operation in operations:
         database, _, name = operation["source"].partition(".")
         collection = client[database][name]
         indexes = [{"key": list(spec["key"]), "options": {k: v for k, v in spec.items() if k in ("unique", "sparse", "partialFilterExpression")}}
                    for index_name, spec in collection.index_information().items() if index_name != "_id_"]
-        sample = collection.find_one(sort=[("_id", -1)]) or {}
+        inserted = list(client.local["oplog.rs"].find({"ns": operation["source"], "op": "i"}, {"o": 1}).sort("ts", -1).limit(1))
+        sample = inserted[0]["o"] if inserted else collection.find_one() or {}
         shapes[operation["collection"]] = {
             "indexes": indexes, "sample": json.loads(json_util.dumps(sample)),
             "unique": [field for index in indexes if index["options"].get("unique") for field, _ in index["key"]],
@@ -427,8 +437,10 @@ def main():
         threading.Thread(target=sample, daemon=True).start()
         under_load = StoreWrites(pipeline.client)
         results["pipeline_req_per_s"] = median([pipeline_throughput(amqp_uri, pipeline, grid_ids) for _ in range(RUNS)])
-        # what the pipeline wrote while it was measured: under a burst, notify batches less than
+        # the last run writes on after its workers' notices (the residents' notices, the tracking): wait for
+        # those too. What the pipeline wrote while it was measured: under a burst, notify batches less than
         # when it starts on a backlog, as it does in the hop-by-hop count above
+        time.sleep(1)
         operations = under_load.per_request({databases[service]: service for service in ("intake", "routing", "notify")}, RUNS * BURST)
         results["store_operations_per_request_in_throughput_runs"] = operations
 
