@@ -1,6 +1,7 @@
 """Root fixtures: monkey-patch first (plain pytest hangs on nameko containers
 otherwise), then a real store and a throwaway RabbitMQ vhost for the session."""
 import os
+import uuid
 import warnings
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
@@ -16,12 +17,21 @@ from tests.support.broker import throwaway_vhost  # noqa: E402
 from tests.support.identity import running_identity  # noqa: E402
 from tests.support.services import set_active_identity  # noqa: E402
 from tests.support.store import running_store  # noqa: E402
+from wangge.mongo import connect  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory):
     with running_store(tmp_path_factory.mktemp("store")) as uri:
         yield uri
+
+
+@pytest.fixture
+def scratch_database(mongo_uri):
+    """A database of the test's own on the session's store, for tests that set up a store by hand."""
+    client = connect(mongo_uri)
+    yield client[f"scratch_{uuid.uuid4().hex[:8]}"]
+    client.close()
 
 
 @pytest.fixture(scope="session")

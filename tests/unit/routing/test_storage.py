@@ -1,13 +1,10 @@
 """Routing's storage over a real store."""
-import uuid
-
 import eventlet
 import pytest
 
 from services.routing import cases
 from services.routing.registry import RegistryCache, flatten, validate_registry
 from services.routing.storage import RequestInAnotherCase, RoutingStore, StaleRegistry
-from wangge.mongo import connect
 from tests.unit.routing.factories import NOW, case, square
 
 
@@ -107,28 +104,18 @@ def test_a_request_in_one_case_cannot_join_another(store):
     assert store.get_case(other["_id"])["request_ids"] == ["r-2"]
 
 
-def test_a_store_with_the_earlier_plain_request_index_gets_the_unique_one(mongo_uri):
-    client = connect(mongo_uri)
-    try:
-        database = client[f"routing_unit_{uuid.uuid4().hex[:8]}"]
-        database["cases"].create_index([("request_ids", 1)], name="request_ids")
-        RoutingStore(database).ensure_indexes()
-        assert database["cases"].index_information()["request_ids"].get("unique") is True
-    finally:
-        client.close()
+def test_a_store_with_the_earlier_plain_request_index_gets_the_unique_one(scratch_database):
+    scratch_database["cases"].create_index([("request_ids", 1)], name="request_ids")
+    RoutingStore(scratch_database).ensure_indexes()
+    assert scratch_database["cases"].index_information()["request_ids"].get("unique") is True
 
 
-def test_a_store_with_a_request_in_two_cases_says_which_rather_than_start_without_the_guarantee(mongo_uri):
-    client = connect(mongo_uri)
-    try:
-        database = client[f"routing_unit_{uuid.uuid4().hex[:8]}"]
-        database["cases"].create_index([("request_ids", 1)], name="request_ids")
-        database["cases"].insert_many([{"_id": "C-1", "request_ids": ["r-1", "r-2"]}, {"_id": "C-2", "request_ids": ["r-2"]}])
-        with pytest.raises(RuntimeError, match="requests in more than one case.*r-2"):
-            RoutingStore(database).ensure_indexes()
-        assert "request_ids" in database["cases"].index_information()
-    finally:
-        client.close()
+def test_a_store_with_a_request_in_two_cases_says_which_rather_than_start_without_the_guarantee(scratch_database):
+    scratch_database["cases"].create_index([("request_ids", 1)], name="request_ids")
+    scratch_database["cases"].insert_many([{"_id": "C-1", "request_ids": ["r-1", "r-2"]}, {"_id": "C-2", "request_ids": ["r-2"]}])
+    with pytest.raises(RuntimeError, match="requests in more than one case.*r-2"):
+        RoutingStore(scratch_database).ensure_indexes()
+    assert "request_ids" in scratch_database["cases"].index_information()
 
 
 def test_open_cases_are_counted_for_each_worker_asked_about(store):
