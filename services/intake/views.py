@@ -30,6 +30,8 @@ STATUS_WORDS = {
 }
 # The statuses whose request has a result the resident may read.
 RESULT_STATUSES = ("resolved", "closed")
+
+
 def redacted_text(text, reporter):
     """The resident's words with every phone number and the reporter's name masked."""
     return redact_people(text, [(reporter or {}).get("name")])

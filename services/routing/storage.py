@@ -29,6 +29,9 @@ REGISTRY_KINDS = ("towns", "communities", "grids", "departments")
 # An expired link still answers "expired" (not "unknown") this long.
 FOLLOW_UP_TOKENS_KEPT = timedelta(days=30)
 UNIQUE_INDEX_ATTEMPTS = 5
+# a request is in one case at most: a second delivery of it cannot open or join
+# another, and needs no read to find that out
+REQUEST_INDEX = IndexModel([("request_ids", ASCENDING)], unique=True, name="request_ids")
 
 
 class StaleRegistry(ApiError):
@@ -61,9 +64,7 @@ class RoutingStore:
             self.database["grids"].create_index([("area", "2dsphere")], name="area")
         self._make_request_index_unique()
         self.cases.create_indexes([
-            # a request is in one case at most: a second delivery of it cannot open or
-            # join another, and needs no read to find that out
-            IndexModel([("request_ids", ASCENDING)], unique=True, name="request_ids"),
+            REQUEST_INDEX,
             IndexModel([("status", ASCENDING), ("grid_id", ASCENDING)], name="status_grid"),
             IndexModel([("town_id", ASCENDING), ("status", ASCENDING)], name="town_status"),
             IndexModel([("assignee.id", ASCENDING), ("status", ASCENDING)], name="assignee_status"),
@@ -93,7 +94,7 @@ class RoutingStore:
                 return
             try:
                 self.cases.drop_index("request_ids")
-                self.cases.create_index([("request_ids", ASCENDING)], unique=True, name="request_ids")
+                self.cases.create_indexes([REQUEST_INDEX])
                 return
             except DuplicateKeyError:
                 self.cases.create_index([("request_ids", ASCENDING)], name="request_ids")  # the reads need it meanwhile
@@ -235,7 +236,7 @@ class RoutingStore:
         The match names the workers first: SecantusDB reads it from the assignee index
         (~2 ms at 20,000 cases), but with the statuses first it reads every case (~420 ms)."""
         pipeline = [
-            {"$match": {"assignee.id": {"$in": list(dict.fromkeys(assignee_ids))}, "status": {"$in": list(OPEN_STATUSES)}}},
+            {"$match": {"assignee.id": {"$in": list(assignee_ids)}, "status": {"$in": list(OPEN_STATUSES)}}},
             {"$group": {"_id": "$assignee.id", "open": {"$sum": 1}}},
         ]
         return {row["_id"]: row["open"] for row in self.cases.aggregate(pipeline)}

@@ -32,11 +32,16 @@ def grid(grid_id="G-1", lon=118.90, lat=25.80, **overrides):
     return record
 
 
+FIRST_CASE_ID = "C-YT-20261128-000001"
+
+
 def case(status="assigned", level="grid", **overrides):
     policy = sla.policy_for(SLA_CONFIG, "street_lighting", False)
+    case_id = overrides.get("_id", FIRST_CASE_ID)
     record = {
-        "_id": "C-YT-20261128-000001", "version": 3, "request_id": "r-1", "tracking_no": "YT-20261128-000001",
-        "request_ids": ["r-1"], "reporters": [{"reporter": {"name": "林先生", "phone": "13800000009"}}], "reporter_count": 1,
+        "_id": case_id, "version": 3, "request_id": "r-1", "tracking_no": "YT-20261128-000001",
+        # a request is in one case at most: each other case of a test has its own
+        "request_ids": ["r-1" if case_id == FIRST_CASE_ID else f"r-of-{case_id}"], "reporters": [{"reporter": {"name": "林先生", "phone": "13800000009"}}], "reporter_count": 1,
         "status": status, "level": level, "grid_id": "G-1", "grid_name": "G-1网格", "community_id": "zc-nanmen",
         "town_id": "zhangcheng", "category": "street_lighting", "complexity": "simple", "urgent": False,
         "department": None, "assignee": {"id": "G-1-w1", "name": "李梅", "role": "worker"},
@@ -45,8 +50,6 @@ def case(status="assigned", level="grid", **overrides):
         "five_steps": [],
     }
     record.update(overrides)
-    if "request_ids" not in overrides and record["_id"] != "C-YT-20261128-000001":
-        record["request_ids"] = [f"r-of-{record['_id']}"]  # a request is in one case at most
     return record
 
 CONFIG = {

@@ -23,6 +23,8 @@ SNAPSHOT = RegistrySnapshot(
 
 
 WORKER = Actor("G-1-w1", "grid_worker")
+# a duplicate window of 0 hours: every request opens a case of its own
+MERGING_OFF = {**CONFIG, "DUPLICATES": {**CONFIG["DUPLICATES"], "WINDOW_HOURS": 0}}
 POLICY = sla.policy_for(SLA_CONFIG, "street_lighting", False)
 
 
@@ -80,21 +82,24 @@ def test_a_request_delivered_again_after_its_case_closed_opens_no_case_and_joins
 
 
 def test_a_concurrent_delivery_whose_case_is_not_visible_yet_is_looked_up_again_then_retried(store, classifier, monkeypatch):
-    merging_off = {**CONFIG, "DUPLICATES": {**CONFIG["DUPLICATES"], "WINDOW_HOURS": 0}}  # the insert is refused
-    case_id, _ = workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(1), NOW)
+    case_id, _ = workflow.open_case(store, SNAPSHOT, classifier, MERGING_OFF, street_light_report(1), NOW)
     lookups = []
     seen = store.case_for_request
-    monkeypatch.setattr(store, "case_for_request", lambda request_id: lookups.append(request_id) or (seen(request_id) if len(lookups) > 1 else None))
-    assert workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(1), NOW) == (case_id, [])
+
+    def visible_on_the_second_look(request_id):
+        lookups.append(request_id)
+        return seen(request_id) if len(lookups) > 1 else None
+
+    monkeypatch.setattr(store, "case_for_request", visible_on_the_second_look)
+    assert workflow.open_case(store, SNAPSHOT, classifier, MERGING_OFF, street_light_report(1), NOW) == (case_id, [])
 
     monkeypatch.setattr(store, "case_for_request", lambda request_id: None)
     with pytest.raises(workflow.ConcurrentChange):
-        workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(1), NOW)
+        workflow.open_case(store, SNAPSHOT, classifier, MERGING_OFF, street_light_report(1), NOW)
 
 
 def test_with_merging_off_the_same_report_opens_a_case_each_time(store, classifier):
-    merging_off = {**CONFIG, "DUPLICATES": {**CONFIG["DUPLICATES"], "WINDOW_HOURS": 0}}
-    opened = {workflow.open_case(store, SNAPSHOT, classifier, merging_off, street_light_report(n), NOW)[0] for n in (1, 2)}
+    opened = {workflow.open_case(store, SNAPSHOT, classifier, MERGING_OFF, street_light_report(n), NOW)[0] for n in (1, 2)}
     assert len(opened) == 2
 
 
