@@ -209,8 +209,9 @@ class StudyService(HealthAndMetrics):
 
     @configured_timer("REPORTS", "INTERVAL_SECONDS", default=60)
     def refresh_gauges(self):
-        members = self.store.members_per_grid()  # the same roster for every campaign
-        for campaign in self.store.list_campaigns(limit=20):
+        campaigns = self.store.list_campaigns(limit=20)
+        members = self.store.members_per_grid() if campaigns else {}  # the same roster for every campaign
+        for campaign in campaigns:
             for row in workflow.report(self.store, campaign, "town", members):
                 if row["rate"] is not None:
                     metrics.PARTICIPATION.labels(campaign["_id"], row["town_id"]).set(row["rate"])
