@@ -1,7 +1,8 @@
 """The bench's baselines time what they say: a run ends when every message has been
 through every hop, not when the hops together have handled as many messages, and
 baseline (c) replays the documents a command the pipeline's commands touched. The
-pipeline's runs are timed like the baselines', without reading the store they measure."""
+pipeline's runs are timed like the baselines', without reading the store they measure,
+and compared with baseline (c)'s in pairs of runs made one after the other."""
 import json
 import uuid
 
@@ -9,7 +10,7 @@ import pytest
 
 from bench import run as bench
 from bench.hop import SameOperations
-from bench.run import Pipeline, pipeline_throughput, run_hops
+from bench.run import Pipeline, alternating, pipeline_throughput, run_hops
 
 pytestmark = pytest.mark.e2e
 
@@ -65,3 +66,11 @@ def test_a_timed_pipeline_run_ends_on_this_runs_worker_notices_in_notify_outbox_
     pipeline_throughput("amqp://unused", pipeline, ["g1"], count=5)
 
     assert finished == [False, True]
+
+
+def test_figures_to_compare_are_taken_in_turn_run_after_run():
+    taken = []
+    same, beside = alternating(3, lambda: taken.append("baseline") or len(taken), lambda: taken.append("pipeline") or len(taken), settle=0)
+
+    assert taken == ["baseline", "pipeline"] * 3
+    assert (same, beside) == ([1, 3, 5], [2, 4, 6])
