@@ -6,6 +6,7 @@ the same run on the same RabbitMQ and store; results go to bench/results.json.
 import json
 import os
 import platform as host
+import re
 import statistics
 import sys
 from collections import Counter
@@ -40,6 +41,7 @@ BURST = int(os.environ.get("BENCH_REQUESTS", 150))
 OFFERED_SHARE = float(os.environ.get("BENCH_OFFERED_SHARE", 0.8))
 LATENCY_SECONDS = 20
 SETTLE_SECONDS = 2
+BASELINE_DATABASE = re.compile(r"bench_[0-9a-f]{6}")
 # outbox everywhere: the bench measures the platform, not an SMS gateway
 QUIET_LOCAL = {f"NOTIFY_{role}_CHANNEL": "outbox" for role in ("WORKER", "GRID_HEAD", "LEAD", "DEPARTMENT", "RESIDENT", "GROUP", "MEMBER")}
 
@@ -139,13 +141,15 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
 
 
 def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
-    """:func:`run_hops` on a database of the baseline's own, dropped afterwards: the store
-    the pipeline runs on next need not keep the baseline's collections and indexes."""
-    try:
-        return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages)
-    finally:
-        with MongoClient(mongo_uri) as client:
-            client.drop_database(database)
+    """:func:`run_hops` on a database of the baseline's own, after dropping the earlier
+    baselines' (``bench_`` and six hex digits): the store need not keep their collections
+    and indexes, and the work of dropping them falls on this baseline's set-up, not on a
+    timed run."""
+    with MongoClient(mongo_uri) as client:
+        for earlier in client.list_database_names():
+            if BASELINE_DATABASE.fullmatch(earlier) and earlier != database:
+                client.drop_database(earlier)
+    return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages)
 
 
 def hops_alive(processes):
