@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install tools run up down status test bench contracts clean
+.PHONY: install tools run up down status test bench store-costs contracts clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,11 @@ screenshots: install tools classifier-model
 bench: install classifier-model
 	$(PY) -m devstack test-broker
 	$(PY) -m bench.run
+
+## what the pipeline's store commands cost the store: replayed one at a time and from many connections (bench/store_costs.json)
+store-costs: install classifier-model
+	$(PY) -m devstack test-broker
+	$(PY) -m bench.store_costs
 
 ## train the request classifier from services/routing/corpus/ (cached under var/classifier/)
 .PHONY: classifier classifier-model eval-classifier

@@ -6,7 +6,6 @@ the same run on the same RabbitMQ and store; results go to bench/results.json.
 import json
 import os
 import platform as host
-import re
 import statistics
 import sys
 from collections import Counter
@@ -41,7 +40,9 @@ BURST = int(os.environ.get("BENCH_REQUESTS", 150))
 OFFERED_SHARE = float(os.environ.get("BENCH_OFFERED_SHARE", 0.8))
 LATENCY_SECONDS = 20
 SETTLE_SECONDS = 2
-BASELINE_DATABASE = re.compile(r"bench_[0-9a-f]{6}")
+# Reading the store's write counters once a run's notices are all out: how long they must stay still
+WRITES_QUIET_SECONDS = 0.5
+BASELINE_DATABASES = []  # this bench's baseline database not dropped yet (a store may be shared)
 # outbox everywhere: the bench measures the platform, not an SMS gateway
 QUIET_LOCAL = {f"NOTIFY_{role}_CHANNEL": "outbox" for role in ("WORKER", "GRID_HEAD", "LEAD", "DEPARTMENT", "RESIDENT", "GROUP", "MEMBER")}
 
@@ -141,14 +142,13 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
 
 
 def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
-    """:func:`run_hops` on a database of the baseline's own, after dropping the earlier
-    baselines' (``bench_`` and six hex digits): the store need not keep their collections
-    and indexes, and the work of dropping them falls on this baseline's set-up, not on a
-    timed run."""
+    """:func:`run_hops` on a database of the baseline's own, after dropping this bench's
+    earlier baselines': the store need not keep their collections and indexes, and the
+    work of dropping them falls on this baseline's set-up, not on a timed run."""
     with MongoClient(mongo_uri) as client:
-        for earlier in client.list_database_names():
-            if BASELINE_DATABASE.fullmatch(earlier) and earlier != database:
-                client.drop_database(earlier)
+        for earlier in BASELINE_DATABASES:
+            client.drop_database(earlier)
+    BASELINE_DATABASES[:] = [database]
     return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages)
 
 
@@ -180,6 +180,7 @@ class Pipeline:
         self.intake = client[databases["intake"]]["requests"]
         self.cases = client[databases["routing"]]["cases"]
         self.notifications = client[databases["notify"]]["notifications"]
+        self.databases = {databases[service] for service in ("intake", "routing", "notify")}
         self.outbox = outbox
 
     def worker_notices(self):
@@ -188,11 +189,36 @@ class Pipeline:
         a run is timed would load what is being measured, and only in the pipeline's runs."""
         return OutboxLines(self.outbox, "case_assigned.worker")
 
+    def last_write_at(self, timeout=60, interval=0.05):
+        """When the pipeline's services last wrote (to their databases, counted by the store's
+        ``top``), once the counters have stayed still for ``WRITES_QUIET_SECONDS``: the writes
+        that trail a run's last worker's notice (the residents' notices recorded, the
+        tracking of the cases in intake) belong to the run, as baseline (c)'s last hop has
+        done all of its writes when it counts a message. Read only after the notices, so
+        the run itself is not loaded."""
+        last, moved_at = store_writes_in(self.client, self.databases), time.monotonic()
+        deadline = moved_at + timeout
+        while time.monotonic() - moved_at < WRITES_QUIET_SECONDS:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the pipeline's writes did not stop within {timeout}s")
+            time.sleep(interval)
+            written = store_writes_in(self.client, self.databases)
+            if written != last:
+                last, moved_at = written, time.monotonic()
+        return moved_at
+
     def done(self, since, count):
         """``count`` requests published since ``since``: each case assigned and its worker told,
         as recorded in the store. (An indexed range query, for the steps not timed.)"""
         told = self.notifications.find({"created_at": {"$gte": since}}, {"kind": 1, "status": 1})
         return sum(1 for n in told if n["kind"] == "case_assigned.worker" and n["status"] == "sent") >= count
+
+
+def store_writes_in(client, databases):
+    """Insert, update and delete commands the store has counted in ``databases``."""
+    totals = client.admin.command("top")["totals"]
+    return sum(sections.get(kind, {}).get("count", 0) for ns, sections in totals.items()
+               if isinstance(sections, dict) and ns.partition(".")[0] in databases for kind in ("insert", "update", "remove"))
 
 
 def publish_burst(amqp_uri, grid_ids, count, tag, rate=None):
@@ -215,7 +241,7 @@ def pipeline_throughput(amqp_uri, pipeline, grid_ids, count=BURST):
     started = time.monotonic()
     publish_burst(amqp_uri, grid_ids, count, tag)
     wait_for(lambda: notices.count() >= count, 600, interval=0.1)
-    rate = count / (time.monotonic() - started)
+    rate = count / (pipeline.last_write_at() - started)
     log(f"  {rate:.1f} req/s")
     return rate
 
@@ -356,21 +382,32 @@ def study_fan_out(study, mongo_uri, notify_database, grid_ids, outbox):
 
 
 class OutboxLines:
-    """Lines of one kind appended to notify's outbox file, read as they come."""
+    """Notices of one kind (by its prefix) that notify appends to its outbox file from now
+    on, read as they come: each notification once, though a send repeated after its claim
+    ran out is written twice."""
 
     def __init__(self, path, kind_prefix):
         self.path, self.kind_prefix = Path(path), kind_prefix
-        self.offset, self.seen = (self.path.stat().st_size if self.path.exists() else 0), 0
+        self.offset, self.ids = (self.path.stat().st_size if self.path.exists() else 0), set()
+        # a line being written as we start belongs to what went before
+        self.mid_line = self.offset > 0 and not self._ends_a_line(self.offset)
+
+    def _ends_a_line(self, offset):
+        with open(self.path, "rb") as lines:
+            lines.seek(offset - 1)
+            return lines.read(1) == b"\n"
 
     def count(self):
         if self.path.exists():
             with open(self.path, "rb") as lines:
                 lines.seek(self.offset)
                 chunk = lines.read()
-            whole = chunk[:chunk.rfind(b"\n") + 1]
-            self.offset += len(whole)
-            self.seen += sum(1 for line in whole.splitlines() if json.loads(line)["kind"].startswith(self.kind_prefix))
-        return self.seen
+            whole = chunk[:chunk.rfind(b"\n") + 1].splitlines()
+            self.offset += sum(len(line) + 1 for line in whole)
+            if self.mid_line and whole:
+                whole, self.mid_line = whole[1:], False
+            self.ids.update(notice["id"] for notice in map(json.loads, whole) if notice["kind"].startswith(self.kind_prefix))
+        return len(self.ids)
 
 
 def check_in_rate(study, campaign_id, member_ids, threads=8):
@@ -401,15 +438,22 @@ def median(values):
     return round(statistics.median(values), 1)
 
 
+def paired_ratio(baselines, pipelines):
+    """The median of each pair of runs' ratio, pipeline to baseline: not a ratio of medians,
+    whose runs may be minutes apart."""
+    return round(statistics.median(pipeline / baseline for baseline, pipeline in zip(baselines, pipelines)), 3)
+
+
 def alternating(runs, *measures, settle=SETTLE_SECONDS):
-    """Each measure in turn, ``runs`` times over: figures to be compared are taken one
-    right after the other, so that a change in the machine's load meanwhile (another
-    tenant, the disk) weighs on both alike. Each starts ``settle`` seconds after the one
-    before, whose trailing work (the pipeline's notices to residents, a dropped
-    database) would otherwise fall on it. Each measure's figures, in order."""
+    """Each measure in turn, ``runs`` times over, the order reversed every other round
+    (A B, B A, A B): figures to be compared are taken one right after the other, so that
+    a change in the machine's load meanwhile (another tenant, the disk) weighs on both
+    alike, and neither always follows the other. Each starts ``settle`` seconds after the
+    one before. Each measure's figures, in order."""
     figures = [[] for _ in measures]
-    for _ in range(runs):
-        for taken, measure in zip(figures, measures):
+    for run in range(runs):
+        turns = list(zip(figures, measures))
+        for taken, measure in (turns if run % 2 == 0 else turns[::-1]):
             time.sleep(settle)
             taken.append(measure())
     return figures
@@ -483,14 +527,14 @@ def main():
         operations = under_load.per_request({databases[service]: service for service in ("intake", "routing", "notify")}, RUNS * BURST)
         results["store_operations_per_request_in_throughput_runs"] = operations
 
-        log("baseline (c): the same three hops doing exactly the pipeline's store writes, each run followed by one of the pipeline")
+        log("baseline (c): the same three hops doing exactly the pipeline's store writes, in turn with the pipeline's")
         plans = hop_plans(pipeline.client, operations)
         same, beside = alternating(RUNS, lambda: baseline_same_operations(amqp_uri, mongo_uri, plans, scratch),
                                    lambda: pipeline_throughput(amqp_uri, pipeline, grid_ids))
         results["baseline_c_same_operations_req_per_s"] = median(same)
+        results["baseline_c_each_run_req_per_s"] = [round(rate, 1) for rate in same]
         results["pipeline_beside_baseline_c_req_per_s"] = [round(rate, 1) for rate in beside]
-        # the ratio of each pair of runs made one after the other, not of medians taken minutes apart
-        results["pipeline_to_same_ops_ratio"] = round(statistics.median(p / c for c, p in zip(same, beside)), 3)
+        results["pipeline_to_same_ops_ratio"] = paired_ratio(same, beside)
         offered = round(OFFERED_SHARE * results["pipeline_req_per_s"], 1)
         log(f"latency at {OFFERED_SHARE:.0%} of the capacity just measured: {offered} req/s")
         results["offered_load_req_per_s"] = offered
@@ -527,7 +571,7 @@ def print_table(results):
     rows = [
         ("baseline (a) kombu → store", f"{results['baseline_a_direct_msgs_per_s']} msg/s"),
         ("baseline (b) 3 bare hops, same writes", f"{results['baseline_b_three_hops_req_per_s']} req/s  (writes/hop {results['baseline_b_writes_per_hop']})"),
-        ("baseline (c) 3 bare hops, same store ops", f"{results['baseline_c_same_operations_req_per_s']} req/s  (each followed by the pipeline: "
+        ("baseline (c) 3 bare hops, same store ops", f"{results['baseline_c_same_operations_req_per_s']} req/s  (in turn with the pipeline at "
                                                      f"{results['pipeline_beside_baseline_c_req_per_s']} req/s, ratio {results['pipeline_to_same_ops_ratio']})"),
         ("pipeline, 1 process per service", f"{results['pipeline_req_per_s']} req/s  ratio (b) {results['pipeline_to_baseline_ratio']}"),
         ("pipeline, 2 routing + 2 notify", f"{results['pipeline_2_routing_2_notify_req_per_s']} req/s  ratio {results['pipeline_2x_to_baseline_ratio']}"),

@@ -1,16 +1,21 @@
 """The bench's baselines time what they say: a run ends when every message has been
 through every hop, not when the hops together have handled as many messages, and
 baseline (c) replays the documents a command the pipeline's commands touched. The
-pipeline's runs are timed like the baselines', without reading the store they measure,
-and compared with baseline (c)'s in pairs of runs made one after the other."""
+pipeline's runs are timed like the baselines' (until the last write they cause, without
+polling the store while they run), and compared with baseline (c)'s in pairs of runs made
+one after the other."""
 import json
+import threading
+import time
 import uuid
 
 import pytest
+from pymongo import MongoClient
 
 from bench import run as bench
+from bench import store_costs
 from bench.hop import SameOperations
-from bench.run import Pipeline, alternating, pipeline_throughput, run_hops
+from bench.run import OutboxLines, Pipeline, alternating, baseline_run, paired_ratio, pipeline_throughput, run_hops, store_writes_in
 
 pytestmark = pytest.mark.e2e
 
@@ -38,26 +43,29 @@ def test_baseline_c_touches_as_many_documents_a_command_as_the_pipeline_did_on_a
 
 class StoreNotToBeRead:
     def __getattr__(self, name):
-        raise AssertionError(f"the timed run read the store ({name})")
+        raise AssertionError(f"the timed run read the pipeline's collections ({name})")
 
 
-def test_a_timed_pipeline_run_ends_on_this_runs_worker_notices_in_notify_outbox_and_never_reads_the_store(tmp_path, mongo_uri, monkeypatch):
+def test_a_timed_pipeline_run_ends_on_this_runs_worker_notices_in_notify_outbox_and_reads_no_collection(tmp_path, mongo_uri, monkeypatch):
     outbox = tmp_path / "outbox.jsonl"
-    worker_notice, resident_notice = (json.dumps({"kind": kind}) + "\n" for kind in ("case_assigned.worker", "request_received.resident"))
-    outbox.write_text(worker_notice, encoding="utf-8")  # of an earlier run
+    numbers = iter(range(100))
+    notice = lambda kind: json.dumps({"id": f"n{next(numbers)}", "kind": kind}) + "\n"  # noqa: E731
+    outbox.write_text(notice("case_assigned.worker"), encoding="utf-8")  # of an earlier run
     pipeline = Pipeline(mongo_uri, {"intake": "unused", "routing": "unused", "notify": "unused"}, outbox)
     pipeline.notifications = pipeline.intake = pipeline.cases = StoreNotToBeRead()
 
     def notify_sends_all_but_the_last_workers_notice(amqp_uri, grid_ids, count, tag, rate=None):
         with open(outbox, "a", encoding="utf-8") as lines:
-            lines.write((resident_notice + worker_notice) * (count - 1) + resident_notice)
+            for _ in range(count - 1):
+                lines.write(notice("case_assigned.resident") + notice("case_assigned.worker"))
+            lines.write(notice("case_assigned.resident"))
 
     finished = []
 
     def checked_before_and_after_the_last_notice(check, timeout, interval=0.05):
         finished.append(check())
         with open(outbox, "a", encoding="utf-8") as lines:
-            lines.write(worker_notice)
+            lines.write(notice("case_assigned.worker"))
         finished.append(check())
 
     monkeypatch.setattr(bench, "publish_burst", notify_sends_all_but_the_last_workers_notice)
@@ -68,9 +76,87 @@ def test_a_timed_pipeline_run_ends_on_this_runs_worker_notices_in_notify_outbox_
     assert finished == [False, True]
 
 
-def test_figures_to_compare_are_taken_in_turn_run_after_run():
+def test_figures_to_compare_are_taken_in_turn_run_after_run_neither_always_first():
     taken = []
     same, beside = alternating(3, lambda: taken.append("baseline") or len(taken), lambda: taken.append("pipeline") or len(taken), settle=0)
 
-    assert taken == ["baseline", "pipeline"] * 3
-    assert (same, beside) == ([1, 3, 5], [2, 4, 6])
+    assert taken == ["baseline", "pipeline", "pipeline", "baseline", "baseline", "pipeline"]
+    assert (same, beside) == ([1, 4, 5], [2, 3, 6])
+
+
+def test_the_ratio_is_the_median_of_each_pairs_not_a_ratio_of_medians():
+    # pairs 0.9, 0.8 and 0.5: the medians' ratio would be 30/40 = 0.75
+    assert paired_ratio([40, 30, 60], [36, 24, 30]) == 0.8
+
+
+def test_notices_are_counted_once_each_of_their_kind_from_the_next_whole_line(tmp_path):
+    outbox = tmp_path / "outbox.jsonl"
+    line = lambda notice_id, kind: json.dumps({"id": notice_id, "kind": kind}) + "\n"  # noqa: E731
+    earlier = line("n0", "case_assigned.worker")
+    # a notice of an earlier run is being written as counting starts
+    outbox.write_text(earlier[:10], encoding="utf-8")
+    notices = OutboxLines(outbox, "case_assigned.worker")
+    with open(outbox, "a", encoding="utf-8") as lines:
+        lines.write(earlier[10:] + line("n1", "case_assigned.worker") + line("n2", "case_assigned.resident")
+                    + line("n1", "case_assigned.worker") + line("n3", "case_assigned.worker"))
+
+    # n1 sent twice (its claim ran out) counts once
+    assert notices.count() == 2
+
+
+def test_the_pipelines_last_write_is_taken_once_its_counters_stay_still(mongo_uri, scratch_database):
+    pipeline = Pipeline(mongo_uri, {"intake": scratch_database.name, "routing": "unused", "notify": "unused"}, "unused")
+    finished = []
+
+    def trailing_writes():
+        for n in range(20):
+            scratch_database["requests"].insert_one({"n": n})
+        finished.append(time.monotonic())
+
+    writer = threading.Thread(target=trailing_writes)
+    writer.start()
+    while not scratch_database["requests"].find_one():  # the writes under way when it starts
+        time.sleep(0.01)
+    last = pipeline.last_write_at()
+    writer.join()
+
+    assert scratch_database["requests"].count_documents({}) == 20
+    assert last >= finished[0]
+    assert store_writes_in(pipeline.client, {scratch_database.name}) >= 20
+
+
+def test_a_baseline_drops_this_benchs_earlier_baselines_database_and_no_other(amqp_uri, mongo_uri):
+    client = MongoClient(mongo_uri)
+    # named as every bench names its baselines
+    others, first, second = (f"bench_{uuid.uuid4().hex[:6]}" for _ in range(3))
+    client[others]["kept"].insert_one({"by": "another bench on the same store"})
+    for database in (first, second):
+        baseline_run(amqp_uri, mongo_uri, database, [f"bench.drop.{database}"], ["1"], messages=5)
+
+    names = client.list_database_names()
+    assert first not in names
+    assert second in names and others in names
+    for database in (second, others):
+        client.drop_database(database)
+
+
+def test_store_costs_replays_captured_commands_from_several_connections_and_compares_like_updates(tmp_path):
+    # two requests' worth of commands as the store's profiler records them
+    captured = []
+    for n in range(2):
+        captured.append({"ns": "capture_intake.requests", "op": "insert",
+                         "command": {"insert": "requests", "documents": [{"_id": f"r{n}", "tracking_no": f"T{n}", "idempotency_key": f"k{n}"}],
+                                     "ordered": True, "lsid": {"id": "ignored"}, "$db": "capture_intake"}})
+        captured.append({"ns": "capture_intake.requests", "op": "update",
+                         "command": {"update": "requests", "updates": [{"q": {"_id": f"r{n}"}, "u": {"$set": {"status": "assigned"}}}],
+                                     "$db": "capture_intake"}})
+    with store_costs.own_store(tmp_path) as (uri, pid):
+        client = store_costs.prepared(MongoClient(uri))
+        for entry in captured:
+            store_costs.run(client, entry)
+        assert sorted(client["capture_intake"]["requests"].distinct("status")) == ["assigned"]
+        assert store_costs.cpu_seconds(pid) > 0
+
+    # each filter matched every case it was timed on (else it raises)
+    costs = store_costs.conditional_updates(tmp_path, rounds=1, per_round=3)
+    assert set(costs) == {"by _id alone", "and a plain field (version)", "and the outbox holds only what went out"}

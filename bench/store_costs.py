@@ -1,0 +1,207 @@
+"""``make store-costs``: what the pipeline's store commands cost the store itself, and why.
+
+1. Runs intake, routing and notify on a fresh store with its profiler on and captures
+   every command of ``STORE_COSTS_REQUESTS`` requests (the bench's requests, published
+   at once), in the order the store finished them.
+2. Replays them into fresh stores, one at a time and from 4 and 16 connections at once,
+   and reads the store process's CPU time: milliseconds a request.
+3. Replays, one at a time, what baseline (c) would make of the same writes (its plan,
+   counted from the store as in ``make bench``).
+4. Times one case update by ``_id`` alone against the same update with one more
+   condition, as the pipeline's conditional updates have.
+
+Writes ``bench/store_costs.json`` and a table. Measurements, not assertions: the figures
+vary with the machine's load; run it on a quiet machine.
+"""
+import json
+import os
+from collections import Counter
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from bson import SON
+from pymongo import MongoClient
+
+from bench.hop import SameOperations
+from bench.run import (QUIET_LOCAL, Pipeline, StoreWrites, hop_plans, load_registry, log, machine_facts,
+                       pipeline_throughput)
+from devstack.demo_county import build_county
+from devstack.processes import start_store, store_answers, wait_until
+from services.intake.storage import RequestStore
+from services.notify.storage import NotificationStore
+from services.routing.storage import RoutingStore
+from tests.support.broker import throwaway_vhost
+from tests.support.identity import running_identity
+from tests.support.ports import free_port
+from tests.support.services import running_service, set_active_identity
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = int(os.environ.get("STORE_COSTS_REQUESTS", 150))
+CONNECTIONS = (1, 4, 16)
+SERVICES = ("intake", "routing", "notify")
+# what a driver adds to a command that a replay must not send again
+DRIVER_FIELDS = {"lsid", "$db", "$clusterTime", "txnNumber", "$readPreference", "apiVersion"}
+WRITES = {"insert", "update", "remove"}
+
+
+@contextmanager
+def own_store(directory):
+    """A fresh SecantusDB, as ``make bench`` runs it: its URI and its process id."""
+    port = free_port()
+    store = start_store(port, directory / "data", directory / "store.log")
+    uri = f"mongodb://127.0.0.1:{port}/?retryWrites=false"
+    try:
+        wait_until(lambda: store_answers(uri), 30, "the store answered", process=store)
+        yield uri, store.pid
+    finally:
+        store.stop()
+
+
+def cpu_seconds(pid):
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def capture(scratch):
+    """Every store command of the pipeline's services over one burst, oldest first."""
+    county = build_county()
+    grid_ids = [g["id"] for t in county["towns"] for c in t["communities"] for g in c["grids"]]
+    databases = {name: f"capture_{name}" for name in SERVICES}
+    outbox = scratch / "outbox.jsonl"
+    with own_store(scratch / "capture") as (mongo_uri, _), throwaway_vhost() as amqp_uri, ExitStack() as stack:
+        identity = stack.enter_context(running_identity(scratch / "identity"))
+        os.environ.update(identity.service_settings())
+        set_active_identity(identity)
+        settings = {**QUIET_LOCAL, "NOTIFY_OUTBOX_PATH": str(outbox), "ROUTING_AREA_INDEX": "false",
+                    "ANNOUNCE_INTERVAL_SECONDS": "1", "RETRY_DELAY_SECONDS": "1", "DUPLICATE_WINDOW_HOURS": "0"}
+        pipeline = Pipeline(mongo_uri, databases, outbox)
+        stack.enter_context(running_service("intake", amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=scratch,
+                                            database=databases["intake"], extra_env=settings))
+        load_registry(pipeline.client[databases["routing"]], county)
+        for name in ("routing", "notify"):
+            stack.enter_context(running_service(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=scratch,
+                                                database=databases[name], extra_env=settings))
+        time.sleep(2)  # past their start-up work
+        for database in databases.values():
+            pipeline.client[database].command("profile", 2)
+        pipeline_throughput(amqp_uri, pipeline, grid_ids, count=REQUESTS)
+        commands = []
+        for database in databases.values():
+            pipeline.client[database].command("profile", 0)
+            commands += pipeline.client[database]["system.profile"].find({}, {"ns": 1, "op": 1, "command": 1, "ts": 1})
+    return sorted(commands, key=lambda entry: entry["ts"])
+
+
+def prepared(client):
+    """The services' collections and indexes, empty, under the captured databases' names."""
+    RequestStore(client["capture_intake"]).ensure_indexes()
+    RoutingStore(client["capture_routing"]).ensure_indexes({"REGISTRY": {"AREA_INDEX": False}})
+    NotificationStore(client["capture_notify"]).ensure_indexes()
+    return client
+
+
+def run(client, entry):
+    client[entry["ns"].partition(".")[0]].command(SON((k, v) for k, v in entry["command"].items() if k not in DRIVER_FIELDS))
+
+
+def replay(scratch, commands, connections):
+    """Store CPU a request for the captured commands sent from ``connections`` connections
+    at once (each taking every n-th command, in order), and the seconds it took."""
+    with own_store(scratch / f"replay-{connections}-{uuid.uuid4().hex[:6]}") as (uri, pid):
+        client = prepared(MongoClient(uri, tz_aware=True, maxPoolSize=connections))
+        before, started = cpu_seconds(pid), time.monotonic()
+        senders = [threading.Thread(target=lambda share: [run(client, entry) for entry in share], args=(commands[n::connections],))
+                   for n in range(connections)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        return (cpu_seconds(pid) - before) * 1000 / REQUESTS, time.monotonic() - started
+
+
+def baseline_c_imitation(scratch, commands):
+    """Store CPU a request, one command at a time: the captured writes, then what baseline
+    (c) replays of them (its plan counted from the store as ``make bench`` does)."""
+    with own_store(scratch / "imitation") as (uri, pid):
+        client = prepared(MongoClient(uri, tz_aware=True))
+        counted = StoreWrites(client)
+        before = cpu_seconds(pid)
+        for entry in commands:
+            if entry["op"] in WRITES:
+                run(client, entry)
+        writes = (cpu_seconds(pid) - before) * 1000 / REQUESTS
+        operations = counted.per_request({f"capture_{name}": name for name in SERVICES}, REQUESTS)
+        imitation = 0.0
+        for plan in hop_plans(client, operations):
+            hop = SameOperations(client[f"imitation_{uuid.uuid4().hex[:6]}"], plan)
+            hop.prepare(REQUESTS)
+            before = cpu_seconds(pid)
+            for n in range(REQUESTS):
+                hop({"n": n})
+            imitation += (cpu_seconds(pid) - before) * 1000 / REQUESTS
+        return writes, imitation
+
+
+def conditional_updates(scratch, rounds=6, per_round=60):
+    """Store CPU (ms) of one case update, the outbox cleared, by ``_id`` alone and with one
+    condition more, taken in turns."""
+    filters = {
+        "by _id alone": lambda case: {"_id": case["_id"]},
+        "and a plain field (version)": lambda case: {"_id": case["_id"], "version": case["version"]},
+        "and the outbox holds only what went out": lambda case: {
+            "_id": case["_id"], "outbox": {"$not": {"$elemMatch": {"event_id": {"$nin": ["e1"]}}}}},
+    }
+    with own_store(scratch / "conditions") as (uri, pid):
+        cases = prepared(MongoClient(uri, tz_aware=True))["capture_routing"]["cases"]
+
+        def case():
+            return {"_id": uuid.uuid4().hex, "tracking_no": uuid.uuid4().hex, "request_ids": [uuid.uuid4().hex], "version": 1,
+                    "status": "assigned", "grid_id": "g1", "text": "南湖花园二区的路灯坏了" * 8, "assignee": {"id": "w1"},
+                    "timeline": [{"to": "assigned", "note": "已派单"}] * 3, "outbox": [{"event_id": "e1", "event": "x" * 300}],
+                    "outbox_pending_since": time.time()}
+        cases.insert_many([case() for _ in range(2000)])
+        spent = {name: 0.0 for name in filters}
+        for _ in range(rounds):
+            for name, where in filters.items():
+                batch = [case() for _ in range(per_round)]
+                cases.insert_many(batch)
+                before = cpu_seconds(pid)
+                for one in batch:
+                    if not cases.update_one(where(one), {"$set": {"outbox": [], "outbox_pending_since": None}}).modified_count:
+                        raise RuntimeError(f"the update {name} matched nothing")
+                spent[name] += cpu_seconds(pid) - before
+        return {name: round(seconds * 1000 / (rounds * per_round), 2) for name, seconds in spent.items()}
+
+
+def main():
+    results = {"machine": machine_facts(), "requests": REQUESTS}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        log(f"capturing the pipeline's store commands over {REQUESTS} requests")
+        commands = capture(scratch)
+        kinds = Counter(f"{entry['ns'].partition('.')[2]} {entry['op']}" for entry in commands)
+        results["commands"] = {"total": len(commands), "per_request": round(len(commands) / REQUESTS, 2),
+                               "by_collection_and_kind": dict(kinds.most_common())}
+        results["replayed"] = {}
+        for connections in CONNECTIONS:
+            log(f"replaying them from {connections} connection(s) at once")
+            cpu, seconds = replay(scratch, commands, connections)
+            results["replayed"][f"{connections}_connections"] = {"store_cpu_ms_per_request": round(cpu, 1), "seconds": round(seconds, 1)}
+        log("their writes one at a time, and baseline (c)'s imitation of them")
+        writes, imitation = baseline_c_imitation(scratch, commands)
+        results["writes_one_at_a_time_store_cpu_ms_per_request"] = round(writes, 1)
+        results["baseline_c_imitation_store_cpu_ms_per_request"] = round(imitation, 1)
+        log("one case update with and without a further condition")
+        results["case_update_store_cpu_ms"] = conditional_updates(scratch)
+    (ROOT / "bench" / "store_costs.json").write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({key: value for key, value in results.items() if key != "machine"}, ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
