@@ -3,7 +3,7 @@
 1. Runs intake, routing and notify on a fresh store with its profiler on and captures
    every command of ``STORE_COSTS_REQUESTS`` requests (the bench's requests, published
    at once), in the order the store finished them.
-2. Replays them into fresh stores, one at a time and from 4 and 16 connections at once,
+2. Replays them into fresh stores, one at a time and from 2, 4 and 16 connections at once,
    and reads the store process's CPU time: milliseconds a request.
 3. Replays, one at a time, what baseline (c) would make of the same writes (its plan,
    counted from the store as in ``make bench``).
@@ -42,7 +42,7 @@ from tests.support.services import running_service, set_active_identity
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = int(os.environ.get("STORE_COSTS_REQUESTS", 150))
-CONNECTIONS = (1, 4, 16)
+CONNECTIONS = (1, 2, 4, 16)
 SERVICES = ("intake", "routing", "notify")
 # what a driver adds to a command that a replay must not send again
 DRIVER_FIELDS = {"lsid", "$db", "$clusterTime", "txnNumber", "$readPreference", "apiVersion"}
