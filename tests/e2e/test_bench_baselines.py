@@ -140,23 +140,37 @@ def test_a_baseline_drops_this_benchs_earlier_baselines_database_and_no_other(am
         client.drop_database(database)
 
 
-def test_store_costs_replays_captured_commands_from_several_connections_and_compares_like_updates(tmp_path):
-    # two requests' worth of commands as the store's profiler records them
-    captured = []
-    for n in range(2):
-        captured.append({"ns": "capture_intake.requests", "op": "insert",
-                         "command": {"insert": "requests", "documents": [{"_id": f"r{n}", "tracking_no": f"T{n}", "idempotency_key": f"k{n}"}],
-                                     "ordered": True, "lsid": {"id": "ignored"}, "$db": "capture_intake"}})
-        captured.append({"ns": "capture_intake.requests", "op": "update",
-                         "command": {"update": "requests", "updates": [{"q": {"_id": f"r{n}"}, "u": {"$set": {"status": "assigned"}}}],
-                                     "$db": "capture_intake"}})
-    with store_costs.own_store(tmp_path) as (uri, pid):
-        client = store_costs.prepared(MongoClient(uri))
-        for entry in captured:
-            store_costs.run(client, entry)
-        assert sorted(client["capture_intake"]["requests"].distinct("status")) == ["assigned"]
-        assert store_costs.cpu_seconds(pid) > 0
+def test_store_costs_replays_captured_commands_from_several_connections_and_counts_updates_that_found_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_costs, "REQUESTS", 4)
+    # as the store's profiler records them, with what the driver added
+    inserts = [{"ns": "capture_intake.requests", "op": "insert",
+                "command": {"insert": "requests", "documents": [{"_id": f"r{n}", "tracking_no": f"T{n}", "idempotency_key": f"k{n}"}],
+                            "ordered": True, "lsid": {"id": "ignored"}, "$db": "capture_intake"}} for n in range(4)]
+    nowhere = {"ns": "capture_intake.requests", "op": "update",
+               "command": {"update": "requests", "updates": [{"q": {"_id": "no such request"}, "u": {"$set": {"status": "assigned"}}}],
+                           "$db": "capture_intake"}}
 
-    # each filter matched every case it was timed on (else it raises)
+    cpu, seconds, found_nothing = store_costs.replay(tmp_path, inserts + [nowhere], connections=2)
+
+    assert found_nothing == 1
+    assert cpu >= 0 and seconds > 0
+    with store_costs.own_store(tmp_path / "again") as (uri, pid):
+        client = store_costs.prepared(MongoClient(uri))
+        for entry in inserts:
+            store_costs.run(client, entry)
+        assert client["capture_intake"]["requests"].count_documents({}) == 4
+
+
+def test_store_costs_fails_a_replay_whose_command_the_store_refuses(tmp_path):
+    refused = {"ns": "capture_intake.requests", "op": "insert",
+               "command": {"insert": "requests", "documents": [{"_id": "r1", "tracking_no": "T1", "idempotency_key": "k1"}], "ordered": True}}
+    bad = {"ns": "capture_intake.requests", "op": "command", "command": {"noSuchCommand": 1}}
+
+    with pytest.raises(Exception, match="noSuchCommand|no such"):
+        store_costs.replay(tmp_path, [refused, bad], connections=2)
+
+
+def test_store_costs_times_updates_only_where_each_filter_matched(tmp_path):
+    # a filter that matched nothing would time no update at all: it raises instead
     costs = store_costs.conditional_updates(tmp_path, rounds=1, per_round=3)
-    assert set(costs) == {"by _id alone", "and a plain field (version)", "and the outbox holds only what went out"}
+    assert all(milliseconds >= 0 for milliseconds in costs.values())
