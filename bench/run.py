@@ -214,11 +214,17 @@ class Pipeline:
         return sum(1 for n in told if n["kind"] == "case_assigned.worker" and n["status"] == "sent") >= count
 
 
+def write_commands(client):
+    """The insert, update and delete commands the store has counted so far, by namespace
+    and kind (its ``top``)."""
+    totals = client.admin.command("top")["totals"]
+    return {(ns, kind): sections[kind]["count"] for ns, sections in totals.items() if isinstance(sections, dict)
+            for kind in StoreWrites.KINDS if sections.get(kind, {}).get("count")}
+
+
 def store_writes_in(client, databases):
     """Insert, update and delete commands the store has counted in ``databases``."""
-    totals = client.admin.command("top")["totals"]
-    return sum(sections.get(kind, {}).get("count", 0) for ns, sections in totals.items()
-               if isinstance(sections, dict) and ns.partition(".")[0] in databases for kind in ("insert", "update", "remove"))
+    return sum(count for (ns, _), count in write_commands(client).items() if ns.partition(".")[0] in databases)
 
 
 def publish_burst(amqp_uri, grid_ids, count, tag, rate=None):
@@ -277,19 +283,14 @@ class StoreWrites:
 
     def __init__(self, client):
         self.client = client
-        self.commands = self._commands()
+        self.commands = write_commands(client)
         last = list(client.local["oplog.rs"].find({}, {"ts": 1}).sort("ts", -1).limit(1))
         self.since = last[0]["ts"] if last else None
-
-    def _commands(self):
-        totals = self.client.admin.command("top")["totals"]
-        return {(ns, kind): sections[kind]["count"] for ns, sections in totals.items() if isinstance(sections, dict)
-                for kind in self.KINDS if sections.get(kind, {}).get("count")}
 
     def per_request(self, databases, count):
         """``[{collection, kind, commands, docs_per_command}]`` per request in ``databases``
         (``{database: service}``), the collection named ``<service>_<collection>``."""
-        commands = self._commands()
+        commands = write_commands(self.client)
         docs = Counter((entry["ns"], entry["op"]) for entry in self.client.local["oplog.rs"].find(
             {"ts": {"$gt": self.since}} if self.since else {}, {"ns": 1, "op": 1}))
         operations = []
@@ -402,8 +403,9 @@ class OutboxLines:
             with open(self.path, "rb") as lines:
                 lines.seek(self.offset)
                 chunk = lines.read()
-            whole = chunk[:chunk.rfind(b"\n") + 1].splitlines()
-            self.offset += sum(len(line) + 1 for line in whole)
+            read = chunk[:chunk.rfind(b"\n") + 1]
+            self.offset += len(read)
+            whole = read.splitlines()
             if self.mid_line and whole:
                 whole, self.mid_line = whole[1:], False
             self.ids.update(notice["id"] for notice in map(json.loads, whole) if notice["kind"].startswith(self.kind_prefix))
@@ -459,29 +461,41 @@ def alternating(runs, *measures, settle=SETTLE_SECONDS):
     return figures
 
 
+def county_grid_ids(county):
+    return [g["id"] for t in county["towns"] for c in t["communities"] for g in c["grids"]]
+
+
+def trust_local_identity(stack, directory):
+    """The services trust a local identity provider, as in the tests; the bench calls as its users."""
+    identity = stack.enter_context(running_identity(directory))
+    os.environ.update(identity.service_settings())
+    set_active_identity(identity)
+
+
+def service_settings(outbox):
+    """The services' settings for the bench: every notice to notify's outbox file."""
+    return {**QUIET_LOCAL, "NOTIFY_OUTBOX_PATH": str(outbox), "ROUTING_AREA_INDEX": "false", "ANNOUNCE_INTERVAL_SECONDS": "1",
+            "RETRY_DELAY_SECONDS": "1",
+            # every request a case of its own: the bench's texts are near-duplicates
+            "DUPLICATE_WINDOW_HOURS": "0"}
+
+
 def main():
     started = time.monotonic()
     results = {"machine": machine_facts(), "runs_per_figure": RUNS, "burst_requests": BURST}
     county = build_county()
-    grid_ids = [g["id"] for t in county["towns"] for c in t["communities"] for g in c["grids"]]
+    grid_ids = county_grid_ids(county)
     with tempfile.TemporaryDirectory() as scratch, running_store(Path(scratch)) as mongo_uri, throwaway_vhost() as amqp_uri, ExitStack() as stack:
         scratch = Path(scratch)
         outbox = scratch / "outbox.jsonl"  # notify's only channel here
-        # the services trust a local provider, as in the tests; the bench calls as its users
-        identity = stack.enter_context(running_identity(scratch / "identity"))
-        os.environ.update(identity.service_settings())
-        set_active_identity(identity)
+        trust_local_identity(stack, scratch / "identity")
         run_id = uuid.uuid4().hex[:6]
         databases = {name: f"bench_{name}_{run_id}" for name in ("intake", "routing", "notify", "study", "care")}
         processes = {}
 
         def start(name):
             service = stack.enter_context(running_service(name, amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=scratch, database=databases[name],
-                                                          extra_env={**QUIET_LOCAL, "NOTIFY_OUTBOX_PATH": str(outbox),
-                                                                     "ROUTING_AREA_INDEX": "false", "ANNOUNCE_INTERVAL_SECONDS": "1",
-                                                                     "RETRY_DELAY_SECONDS": "1",
-                                                                     # every request a case of its own: the bench's texts are near-duplicates
-                                                                     "DUPLICATE_WINDOW_HOURS": "0",
+                                                          extra_env={**service_settings(outbox),
                                                                      **({"ROUTING_URL": processes["routing"][0].base_url} if name in ("study", "care") else {})}))
             processes.setdefault(name, []).append(service)
             return service

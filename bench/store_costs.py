@@ -28,17 +28,16 @@ from bson import SON
 from pymongo import MongoClient
 
 from bench.hop import SameOperations
-from bench.run import (QUIET_LOCAL, Pipeline, StoreWrites, hop_plans, load_registry, log, machine_facts,
-                       pipeline_throughput)
+from bench.run import (Pipeline, StoreWrites, county_grid_ids, hop_plans, load_registry, log, machine_facts,
+                       pipeline_throughput, service_settings, trust_local_identity)
 from devstack.demo_county import build_county
 from devstack.processes import start_store, store_answers, wait_until
 from services.intake.storage import RequestStore
 from services.notify.storage import NotificationStore
 from services.routing.storage import RoutingStore
 from tests.support.broker import throwaway_vhost
-from tests.support.identity import running_identity
 from tests.support.ports import free_port
-from tests.support.services import running_service, set_active_identity
+from tests.support.services import running_service
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = int(os.environ.get("STORE_COSTS_REQUESTS", 150))
@@ -71,15 +70,11 @@ def cpu_seconds(pid):
 def capture(scratch):
     """Every store command of the pipeline's services over one burst, oldest first."""
     county = build_county()
-    grid_ids = [g["id"] for t in county["towns"] for c in t["communities"] for g in c["grids"]]
     databases = {name: f"capture_{name}" for name in SERVICES}
     outbox = scratch / "outbox.jsonl"
     with own_store(scratch / "capture") as (mongo_uri, _), throwaway_vhost() as amqp_uri, ExitStack() as stack:
-        identity = stack.enter_context(running_identity(scratch / "identity"))
-        os.environ.update(identity.service_settings())
-        set_active_identity(identity)
-        settings = {**QUIET_LOCAL, "NOTIFY_OUTBOX_PATH": str(outbox), "ROUTING_AREA_INDEX": "false",
-                    "ANNOUNCE_INTERVAL_SECONDS": "1", "RETRY_DELAY_SECONDS": "1", "DUPLICATE_WINDOW_HOURS": "0"}
+        trust_local_identity(stack, scratch / "identity")
+        settings = service_settings(outbox)
         pipeline = Pipeline(mongo_uri, databases, outbox)
         stack.enter_context(running_service("intake", amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=scratch,
                                             database=databases["intake"], extra_env=settings))
@@ -90,7 +85,7 @@ def capture(scratch):
         time.sleep(2)  # past their start-up work
         for database in databases.values():
             pipeline.client[database].command("profile", 2)
-        pipeline_throughput(amqp_uri, pipeline, grid_ids, count=REQUESTS)
+        pipeline_throughput(amqp_uri, pipeline, county_grid_ids(county), count=REQUESTS)
         commands = []
         for database in databases.values():
             pipeline.client[database].command("profile", 0)
