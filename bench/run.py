@@ -21,6 +21,7 @@ from kombu import Connection, Queue
 from pymongo import MongoClient
 
 from bench.hop import hop_queue
+from bench.store import own_store, store_cpu
 from bson import json_util
 from devstack.demo_county import build_county
 from devstack.processes import ManagedProcess
@@ -28,7 +29,6 @@ from integration.publish_example import publish_request
 from services.routing.registry import flatten, validate_registry
 from services.routing.storage import RoutingStore
 from tests.support.broker import throwaway_vhost
-from tests.support.store import running_store
 from tests.support.identity import running_identity
 from tests.support.services import running_service, set_active_identity
 
@@ -93,7 +93,7 @@ def baseline_hops(amqp_uri, mongo_uri, writes_per_hop, messages=BURST):
     return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, [str(w) for w in writes_per_hop], messages)
 
 
-def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST):
+def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST, store=None):
     """(c) the pipeline's three hops as bare kombu + pymongo consumers doing exactly the
     store writes the pipeline made in its throughput runs: the same collections and
     indexes, documents of the same size, as many insert, update and delete commands per
@@ -106,12 +106,13 @@ def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST
         path = scratch / f"same-ops-{tag}-{n}.json"
         path.write_text(json.dumps({**plan, "seeded": messages}), encoding="utf-8")
         files.append(str(path))
-    return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, files, messages)
+    return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, files, messages, store=store)
 
 
-def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
+def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=None):
     """Bare kombu consumers, one a queue, each doing its work and passing the message
-    on: messages/s from the first publish until the last hop has finished every one."""
+    on: messages/s from the first publish until the last hop has finished every one.
+    With ``store`` (a :class:`bench.store.BenchStore`), what it spent over that time too."""
     with Connection(amqp_uri) as connection:
         for queue in queues:
             hop_queue(queue)(connection.default_channel).declare()
@@ -126,6 +127,8 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
     try:
         # consumers connected, their collections prepared
         wait_for(lambda: hops_alive(processes) and all("ready" in Path(p.log_path).read_text() for p in processes), 300, interval=0.2)
+        if store:
+            store.start_timing()
         started = time.monotonic()
         with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
             producer = connection.Producer()
@@ -133,6 +136,8 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
                 producer.publish({"n": n, "text": "南湖花园二区的路灯坏了"}, routing_key=queues[0], serializer="json", delivery_mode=2)
         wait_for(lambda: hops_alive(processes) and progress.stat().st_size >= messages, 600, interval=0.1)
         rate = messages / (time.monotonic() - started)
+        if store:
+            store.stop_timing(messages)
         log(f"  {rate:.1f} messages/s")
         return rate
     finally:
@@ -141,7 +146,7 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
         progress.unlink(missing_ok=True)
 
 
-def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
+def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=None):
     """:func:`run_hops` on a database of the baseline's own, after dropping this bench's
     earlier baselines': the store need not keep their collections and indexes, and the
     work of dropping them falls on this baseline's set-up, not on a timed run."""
@@ -149,7 +154,7 @@ def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages):
         for earlier in BASELINE_DATABASES:
             client.drop_database(earlier)
     BASELINE_DATABASES[:] = [database]
-    return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages)
+    return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=store)
 
 
 def hops_alive(processes):
@@ -172,9 +177,10 @@ def inbound(n, tag, grid_ids, phone=True):
 
 class Pipeline:
     """The stores of a running platform, read directly to time each stage, and notify's
-    outbox file, watched while a run is timed."""
+    outbox file, watched while a run is timed. With ``store`` (a :class:`bench.store.BenchStore`),
+    what the store spends over each timed run too."""
 
-    def __init__(self, mongo_uri, databases, outbox):
+    def __init__(self, mongo_uri, databases, outbox, store=None):
         client = MongoClient(mongo_uri, tz_aware=True)
         self.client = client
         self.intake = client[databases["intake"]]["requests"]
@@ -182,6 +188,7 @@ class Pipeline:
         self.notifications = client[databases["notify"]]["notifications"]
         self.databases = {databases[service] for service in ("intake", "routing", "notify")}
         self.outbox = outbox
+        self.store = store
 
     def worker_notices(self):
         """The workers' notices of their new cases that notify sends from now on. Watched in
@@ -244,10 +251,16 @@ def publish_burst(amqp_uri, grid_ids, count, tag, rate=None):
 
 def pipeline_throughput(amqp_uri, pipeline, grid_ids, count=BURST):
     tag, notices = uuid.uuid4().hex[:8], pipeline.worker_notices()
+    if pipeline.store:
+        pipeline.store.start_timing()
     started = time.monotonic()
     publish_burst(amqp_uri, grid_ids, count, tag)
     wait_for(lambda: notices.count() >= count, 600, interval=0.1)
     rate = count / (pipeline.last_write_at() - started)
+    if pipeline.store:
+        # to the end of the wait for still counters: the store's work for the bench's reads
+        # of its counters is in the figure, in the pipeline's runs only
+        pipeline.store.stop_timing(count)
     log(f"  {rate:.1f} req/s")
     return rate
 
@@ -485,8 +498,12 @@ def main():
     results = {"machine": machine_facts(), "runs_per_figure": RUNS, "burst_requests": BURST}
     county = build_county()
     grid_ids = county_grid_ids(county)
-    with tempfile.TemporaryDirectory() as scratch, running_store(Path(scratch)) as mongo_uri, throwaway_vhost() as amqp_uri, ExitStack() as stack:
+    cpu = store_cpu()
+    results["store_cpu"] = cpu
+    with tempfile.TemporaryDirectory() as scratch, throwaway_vhost() as amqp_uri, ExitStack() as stack:
         scratch = Path(scratch)
+        store = stack.enter_context(own_store(scratch / "store", cpus=None if cpu is None else {cpu}))
+        mongo_uri = store.uri
         outbox = scratch / "outbox.jsonl"  # notify's only channel here
         trust_local_identity(stack, scratch / "identity")
         run_id = uuid.uuid4().hex[:6]
@@ -504,7 +521,7 @@ def main():
         results["baseline_a_direct_msgs_per_s"] = median([baseline_direct(amqp_uri, mongo_uri) for _ in range(RUNS)])
 
         start("intake")
-        pipeline = Pipeline(mongo_uri, databases, outbox)
+        pipeline = Pipeline(mongo_uri, databases, outbox, store=store)
         load_registry(pipeline.client[databases["routing"]], county)  # before routing consumes anything
 
         log("store writes per request, hop by hop")
@@ -543,12 +560,28 @@ def main():
 
         log("baseline (c): the same three hops doing exactly the pipeline's store writes, in turn with the pipeline's")
         plans = hop_plans(pipeline.client, operations)
-        same, beside = alternating(RUNS, lambda: baseline_same_operations(amqp_uri, mongo_uri, plans, scratch),
-                                   lambda: pipeline_throughput(amqp_uri, pipeline, grid_ids))
-        results["baseline_c_same_operations_req_per_s"] = median(same)
-        results["baseline_c_each_run_req_per_s"] = [round(rate, 1) for rate in same]
-        results["pipeline_beside_baseline_c_req_per_s"] = [round(rate, 1) for rate in beside]
-        results["pipeline_to_same_ops_ratio"] = paired_ratio(same, beside)
+
+        def in_turns():
+            """Baseline (c) and the pipeline in turns: their rates, the ratio, what the store spent in each run."""
+            spent = {"baseline_c": [], "pipeline": []}
+
+            def noted(what, measure):
+                def measured():
+                    rate = measure()
+                    spent[what].append(store.last_run)
+                    return rate
+                return measured
+            same, beside = alternating(RUNS, noted("baseline_c", lambda: baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, store=store)),
+                                       noted("pipeline", lambda: pipeline_throughput(amqp_uri, pipeline, grid_ids)))
+            return {"baseline_c_same_operations_req_per_s": median(same), "baseline_c_each_run_req_per_s": [round(rate, 1) for rate in same],
+                    "pipeline_beside_baseline_c_req_per_s": [round(rate, 1) for rate in beside], "pipeline_to_same_ops_ratio": paired_ratio(same, beside),
+                    "store_spent_in_turns": spent}
+        results.update(in_turns())
+        if cpu is not None:
+            log("the same turns with the store on every CPU")
+            store.run_on(os.sched_getaffinity(0))
+            results["store_on_every_cpu"] = in_turns()
+            store.run_on({cpu})
         offered = round(OFFERED_SHARE * results["pipeline_req_per_s"], 1)
         log(f"latency at {OFFERED_SHARE:.0%} of the capacity just measured: {offered} req/s")
         results["offered_load_req_per_s"] = offered
@@ -581,12 +614,23 @@ def main():
     print_table(results)
 
 
+def spent_in_turns(figures):
+    """Store CPU (ms) and context switches a request in each run, baseline (c) | pipeline."""
+    def runs(spent):
+        return ", ".join(f"{run['cpu_ms_per_request']} ms/{run['context_switches_per_request']} cs" for run in spent)
+    spent = figures["store_spent_in_turns"]
+    return f"{runs(spent['baseline_c'])} | {runs(spent['pipeline'])}"
+
+
 def print_table(results):
     rows = [
         ("baseline (a) kombu → store", f"{results['baseline_a_direct_msgs_per_s']} msg/s"),
         ("baseline (b) 3 bare hops, same writes", f"{results['baseline_b_three_hops_req_per_s']} req/s  (writes/hop {results['baseline_b_writes_per_hop']})"),
         ("baseline (c) 3 bare hops, same store ops", f"{results['baseline_c_same_operations_req_per_s']} req/s  (in turn with the pipeline at "
                                                      f"{results['pipeline_beside_baseline_c_req_per_s']} req/s, ratio {results['pipeline_to_same_ops_ratio']})"),
+        ("  store spent a request, (c) | pipeline", spent_in_turns(results)),
+        *([("  the same, store on every CPU", f"ratio {results['store_on_every_cpu']['pipeline_to_same_ops_ratio']}; "
+                                             f"{spent_in_turns(results['store_on_every_cpu'])}")] if "store_on_every_cpu" in results else []),
         ("pipeline, 1 process per service", f"{results['pipeline_req_per_s']} req/s  ratio (b) {results['pipeline_to_baseline_ratio']}"),
         ("pipeline, 2 routing + 2 notify", f"{results['pipeline_2_routing_2_notify_req_per_s']} req/s  ratio {results['pipeline_2x_to_baseline_ratio']}"),
         ("store writes per request", f"{results['store_writes_per_request']}"),

@@ -4,7 +4,8 @@
    every command of ``STORE_COSTS_REQUESTS`` requests (the bench's requests, published
    at once), in the order the store finished them.
 2. Replays them into fresh stores, one at a time and from 2, 4 and 16 connections at once,
-   and reads the store process's CPU time: milliseconds a request.
+   and reads the store process's CPU time and its threads' context switches, a request:
+   on one CPU, as the benches run the store (``bench/store.py`` says why), and on every CPU.
 3. Replays, one at a time, what baseline (c) would make of the same writes (its plan,
    counted from the store as in ``make bench``).
 4. Times one case update by ``_id`` alone against the same update with one more
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 from bson import SON
@@ -30,13 +31,12 @@ from pymongo import MongoClient
 from bench.hop import SameOperations
 from bench.run import (Pipeline, StoreWrites, county_grid_ids, hop_plans, load_registry, log, machine_facts,
                        pipeline_throughput, service_settings, trust_local_identity)
+from bench.store import own_store, store_cpu
 from devstack.demo_county import build_county
-from devstack.processes import start_store, store_answers, wait_until
 from services.intake.storage import RequestStore
 from services.notify.storage import NotificationStore
 from services.routing.storage import RoutingStore
 from tests.support.broker import throwaway_vhost
-from tests.support.ports import free_port
 from tests.support.services import running_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,23 +48,10 @@ DRIVER_FIELDS = {"lsid", "$db", "$clusterTime", "txnNumber", "$readPreference", 
 WRITES = {"insert", "update", "remove"}
 
 
-@contextmanager
-def own_store(directory):
-    """A fresh SecantusDB, as ``make bench`` runs it: its URI and its process id."""
-    port = free_port()
-    store = start_store(port, directory / "data", directory / "store.log")
-    uri = f"mongodb://127.0.0.1:{port}/?retryWrites=false"
-    try:
-        wait_until(lambda: store_answers(uri), 30, "the store answered", process=store)
-        yield uri, store.pid
-    finally:
-        store.stop()
-
-
-def cpu_seconds(pid):
-    """User and system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def one_cpu():
+    """The store's CPU as ``make bench`` gives it one, as a set; ``None`` if it gives none."""
+    cpu = store_cpu()
+    return None if cpu is None else {cpu}
 
 
 def capture(scratch):
@@ -72,7 +59,8 @@ def capture(scratch):
     county = build_county()
     databases = {name: f"capture_{name}" for name in SERVICES}
     outbox = scratch / "outbox.jsonl"
-    with own_store(scratch / "capture") as (mongo_uri, _), throwaway_vhost() as amqp_uri, ExitStack() as stack:
+    with own_store(scratch / "capture", one_cpu()) as store, throwaway_vhost() as amqp_uri, ExitStack() as stack:
+        mongo_uri = store.uri
         trust_local_identity(stack, scratch / "identity")
         settings = service_settings(outbox)
         pipeline = Pipeline(mongo_uri, databases, outbox)
@@ -110,14 +98,15 @@ def run(client, entry):
     return client[entry["ns"].partition(".")[0]].command(SON((k, v) for k, v in entry["command"].items() if k not in DRIVER_FIELDS))
 
 
-def replay(scratch, commands, connections):
+def replay(scratch, commands, connections, cpus=None):
     """The captured commands sent from ``connections`` connections at once, each taking
-    every n-th command in order: store CPU a request, the seconds it took, and the updates
+    every n-th command in order, to a store on ``cpus`` (every CPU if ``None``): what the
+    store spent a request (CPU, context switches), the seconds it took, and the updates
     that found nothing to update. Sent out of their order across connections, an update
     may come before the insert it updates and cost less: the CPU from several
     connections is then an underestimate."""
-    with own_store(scratch / f"replay-{connections}-{uuid.uuid4().hex[:6]}") as (uri, pid):
-        client = prepared(MongoClient(uri, tz_aware=True, maxPoolSize=connections))
+    with own_store(scratch / f"replay-{connections}-{uuid.uuid4().hex[:6]}", cpus) as store:
+        client = prepared(MongoClient(store.uri, tz_aware=True, maxPoolSize=connections))
         found_nothing, failures = [], []
 
         def send(share):
@@ -126,37 +115,39 @@ def replay(scratch, commands, connections):
             except Exception as error:  # noqa: BLE001 - re-raised below, once every sender is done
                 failures.append(error)
 
-        before, started = cpu_seconds(pid), time.monotonic()
+        store.start_timing()
+        started = time.monotonic()
         senders = [threading.Thread(target=send, args=(commands[n::connections],)) for n in range(connections)]
         for sender in senders:
             sender.start()
         for sender in senders:
             sender.join()
+        seconds, spent = time.monotonic() - started, store.stop_timing(REQUESTS)
         if failures:
             raise failures[0]
-        return (cpu_seconds(pid) - before) * 1000 / REQUESTS, time.monotonic() - started, sum(found_nothing)
+        return spent, seconds, sum(found_nothing)
 
 
 def baseline_c_imitation(scratch, commands):
     """Store CPU a request, one command at a time: the captured writes, then what baseline
     (c) replays of them (its plan counted from the store as ``make bench`` does)."""
-    with own_store(scratch / "imitation") as (uri, pid):
-        client = prepared(MongoClient(uri, tz_aware=True))
+    with own_store(scratch / "imitation", one_cpu()) as store:
+        client = prepared(MongoClient(store.uri, tz_aware=True))
         counted = StoreWrites(client)
-        before = cpu_seconds(pid)
+        before = store.cpu_seconds()
         for entry in commands:
             if entry["op"] in WRITES:
                 run(client, entry)
-        writes = (cpu_seconds(pid) - before) * 1000 / REQUESTS
+        writes = (store.cpu_seconds() - before) * 1000 / REQUESTS
         operations = counted.per_request({f"capture_{name}": name for name in SERVICES}, REQUESTS)
         imitation = 0.0
         for plan in hop_plans(client, operations):
             hop = SameOperations(client[f"imitation_{uuid.uuid4().hex[:6]}"], plan)
             hop.prepare(REQUESTS)
-            before = cpu_seconds(pid)
+            before = store.cpu_seconds()
             for n in range(REQUESTS):
                 hop({"n": n})
-            imitation += (cpu_seconds(pid) - before) * 1000 / REQUESTS
+            imitation += (store.cpu_seconds() - before) * 1000 / REQUESTS
         return writes, imitation
 
 
@@ -169,8 +160,8 @@ def conditional_updates(scratch, rounds=6, per_round=60):
         "and the outbox holds only what went out": lambda case: {
             "_id": case["_id"], "outbox": {"$not": {"$elemMatch": {"event_id": {"$nin": ["e1"]}}}}},
     }
-    with own_store(scratch / "conditions") as (uri, pid):
-        cases = prepared(MongoClient(uri, tz_aware=True))["capture_routing"]["cases"]
+    with own_store(scratch / "conditions", one_cpu()) as store:
+        cases = prepared(MongoClient(store.uri, tz_aware=True))["capture_routing"]["cases"]
 
         def case():
             return {"_id": uuid.uuid4().hex, "tracking_no": uuid.uuid4().hex, "request_ids": [uuid.uuid4().hex], "version": 1,
@@ -183,11 +174,11 @@ def conditional_updates(scratch, rounds=6, per_round=60):
             for name, where in filters.items():
                 batch = [case() for _ in range(per_round)]
                 cases.insert_many(batch)
-                before = cpu_seconds(pid)
+                before = store.cpu_seconds()
                 for one in batch:
                     if not cases.update_one(where(one), {"$set": {"outbox": [], "outbox_pending_since": None}}).modified_count:
                         raise RuntimeError(f"the update {name} matched nothing")
-                spent[name] += cpu_seconds(pid) - before
+                spent[name] += store.cpu_seconds() - before
         return {name: round(seconds * 1000 / (rounds * per_round), 2) for name, seconds in spent.items()}
 
 
@@ -200,12 +191,18 @@ def main():
         kinds = Counter(f"{entry['ns'].partition('.')[2]} {entry['op']}" for entry in commands)
         results["commands"] = {"total": len(commands), "per_request": round(len(commands) / REQUESTS, 2),
                                "by_collection_and_kind": dict(kinds.most_common())}
-        results["replayed"] = {}
+        results["store_cpu"] = store_cpu()
+        results["replayed"] = {"store_on_one_cpu": {}, "store_on_every_cpu": {}}
         for connections in CONNECTIONS:
-            log(f"replaying them from {connections} connection(s) at once")
-            cpu, seconds, found_nothing = replay(scratch, commands, connections)
-            results["replayed"][f"{connections}_connections"] = {"store_cpu_ms_per_request": round(cpu, 1), "seconds": round(seconds, 1),
-                                                                  "updates_that_found_nothing": found_nothing}
+            # one CPU and every CPU in turn, so that a change in the machine's load weighs on both
+            for where, cpus in (("store_on_one_cpu", one_cpu()), ("store_on_every_cpu", None)):
+                if where == "store_on_one_cpu" and cpus is None:
+                    continue
+                log(f"replaying them from {connections} connection(s) at once, {where.replace('_', ' ')}")
+                spent, seconds, found_nothing = replay(scratch, commands, connections, cpus)
+                results["replayed"][where][f"{connections}_connections"] = {
+                    "store_cpu_ms_per_request": spent["cpu_ms_per_request"], "context_switches_per_request": spent["context_switches_per_request"],
+                    "seconds": round(seconds, 1), "updates_that_found_nothing": found_nothing}
         log("their writes one at a time, and baseline (c)'s imitation of them")
         writes, imitation = baseline_c_imitation(scratch, commands)
         results["writes_one_at_a_time_store_cpu_ms_per_request"] = round(writes, 1)

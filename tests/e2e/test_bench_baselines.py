@@ -5,6 +5,7 @@ pipeline's runs are timed like the baselines' (until the last write they cause, 
 polling the store while they run), and compared with baseline (c)'s in pairs of runs made
 one after the other."""
 import json
+import os
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ from pymongo import MongoClient
 from bench import run as bench
 from bench import store_costs
 from bench.hop import SameOperations
+from bench.store import own_store, store_cpu
 from bench.run import OutboxLines, Pipeline, alternating, baseline_run, paired_ratio, pipeline_throughput, run_hops, store_writes_in
 
 pytestmark = pytest.mark.e2e
@@ -153,8 +155,8 @@ def test_store_costs_replays_captured_commands_from_several_connections_and_coun
 
     assert found_nothing == 1
     # what the driver added to each is left out when it is sent again
-    with store_costs.own_store(tmp_path / "again") as (uri, pid):
-        client = store_costs.prepared(MongoClient(uri))
+    with own_store(tmp_path / "again") as store:
+        client = store_costs.prepared(MongoClient(store.uri))
         for entry in inserts:
             store_costs.run(client, entry)
         assert client["capture_intake"]["requests"].count_documents({}) == 4
@@ -172,3 +174,47 @@ def test_store_costs_fails_a_replay_whose_command_the_store_refuses(tmp_path):
 def test_store_costs_times_updates_only_where_each_filter_matched(tmp_path):
     # a filter that matched nothing would time no update at all: it raises instead
     store_costs.conditional_updates(tmp_path, rounds=1, per_round=3)
+
+
+def test_the_bench_store_runs_on_its_cpu_with_the_threads_it_starts_for_later_connections(tmp_path):
+    usable = os.sched_getaffinity(0)
+    cpu = max(usable)
+    with own_store(tmp_path, cpus={cpu}) as store:
+        started_with = set(store.threads())
+        with MongoClient(store.uri, maxPoolSize=4) as client:
+            pings = [threading.Thread(target=client.admin.command, args=("ping",)) for _ in range(4)]
+            for ping in pings:
+                ping.start()
+            for ping in pings:
+                ping.join()
+            later = set(store.threads()) - started_with
+            assert later  # a thread for each new connection
+            assert {tid: os.sched_getaffinity(tid) for tid in store.threads()} == {tid: {cpu} for tid in store.threads()}
+
+        store.run_on(usable)
+        assert all(os.sched_getaffinity(tid) == usable for tid in store.threads())
+
+
+def test_the_bench_store_cpu_is_the_last_usable_one_unless_set_and_none_when_set_empty(monkeypatch):
+    monkeypatch.delenv("BENCH_STORE_CPU", raising=False)
+    usable = os.sched_getaffinity(0)
+    assert store_cpu() == (max(usable) if len(usable) > 1 else None)
+    monkeypatch.setenv("BENCH_STORE_CPU", "0")
+    assert store_cpu() == 0
+    monkeypatch.setenv("BENCH_STORE_CPU", "")
+    assert store_cpu() is None
+
+
+def test_what_the_bench_store_spent_is_taken_over_the_timed_work_only(tmp_path):
+    with own_store(tmp_path) as store, MongoClient(store.uri) as client:
+        notes = client["timed"]["notes"]
+        store.start_timing()
+        time.sleep(0.3)
+        idle = store.stop_timing(100)
+        store.start_timing()
+        for n in range(300):
+            notes.insert_one({"n": n, "text": "已派单" * 20})
+        working = store.stop_timing(100)
+        assert working["cpu_ms_per_request"] > idle["cpu_ms_per_request"]
+        assert working["context_switches_per_request"] > idle["context_switches_per_request"]
+        assert store.last_run == working
