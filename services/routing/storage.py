@@ -22,6 +22,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from wangge.errors import ApiError
+from wangge.mongo import GroupCommit
 
 from services.routing.lifecycle import OPEN_STATUSES
 
@@ -52,6 +53,7 @@ class RoutingStore:
         self.cases = database["cases"]
         self.follow_up_tokens = database["follow_up_tokens"]
         self.labelled_examples = database["labelled_examples"]
+        self._count_open_cases = GroupCommit(self._open_cases_by_assignee_batch)
 
     def ensure_indexes(self, config=None):
         for kind in REGISTRY_KINDS:
@@ -232,14 +234,22 @@ class RoutingStore:
         return list(self.cases.find(query, {"tokens": 1, "version": 1, "status": 1}).sort("opened_at", DESCENDING).limit(limit))
 
     def open_cases_by_assignee(self, assignee_ids):
-        """The workers' open cases by id, in one command (a grid has two or three workers).
-        The match names the workers first: SecantusDB reads it from the assignee index
-        (~2 ms at 20,000 cases), but with the statuses first it reads every case (~420 ms)."""
+        """The workers' open cases by id (a grid has two or three workers). The questions of
+        concurrent handlers share one command, each read after it was asked: a count costs
+        SecantusDB ~1.2 ms and ~0.1 ms more a worker, so four grids' in one command cost
+        a third of four commands."""
+        return self._count_open_cases(list(assignee_ids))
+
+    def _open_cases_by_assignee_batch(self, questions):
+        # The match names the workers first: SecantusDB reads it from the assignee index
+        # (~2 ms at 20,000 cases), but with the statuses first it reads every case (~420 ms).
+        workers = sorted({worker for question in questions for worker in question})
         pipeline = [
-            {"$match": {"assignee.id": {"$in": list(assignee_ids)}, "status": {"$in": list(OPEN_STATUSES)}}},
+            {"$match": {"assignee.id": {"$in": workers}, "status": {"$in": list(OPEN_STATUSES)}}},
             {"$group": {"_id": "$assignee.id", "open": {"$sum": 1}}},
         ]
-        return {row["_id"]: row["open"] for row in self.cases.aggregate(pipeline)}
+        counts = {row["_id"]: row["open"] for row in self.cases.aggregate(pipeline)}
+        return [{worker: counts[worker] for worker in question if worker in counts} for question in questions]
 
     def cases_due_for_sla(self, now, fields, limit=500):
         """Cases whose SLA check is due, oldest first, with ``fields`` only (a

@@ -1,10 +1,12 @@
 """Routing's storage over a real store."""
 import eventlet
 import pytest
+from pymongo import monitoring
 
 from services.routing import cases
 from services.routing.registry import RegistryCache, flatten, validate_registry
 from services.routing.storage import RequestInAnotherCase, RoutingStore, StaleRegistry
+from wangge.mongo import connect
 from tests.unit.routing.factories import NOW, case, square
 
 
@@ -122,6 +124,35 @@ def test_open_cases_are_counted_for_each_worker_asked_about(store):
     for n, (worker, status) in enumerate([("w1", "assigned"), ("w1", "in_progress"), ("w1", "closed"), ("w2", "reopened"), ("w9", "assigned")]):
         store.insert_case(case(_id=f"C-{n}", status=status, assignee={"id": worker, "name": "李梅", "role": "worker"}))
     assert store.open_cases_by_assignee(["w1", "w2", "w3"]) == {"w1": 2, "w2": 1}
+
+
+class AggregatesSent(monitoring.CommandListener):
+    def __init__(self):
+        self.sent = 0
+
+    def started(self, event):
+        self.sent += event.command_name == "aggregate"
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_concurrent_counts_of_open_cases_share_commands_and_each_is_answered_for_its_own_workers(store, mongo_uri):
+    for n, worker in enumerate(["w1", "w1", "w2", "w3", "w3", "w3"]):
+        store.insert_case(case(_id=f"C-{n}", assignee={"id": worker, "name": "李梅", "role": "worker"}))
+    aggregates = AggregatesSent()
+    client = connect(mongo_uri, event_listeners=[aggregates])
+    counting = RoutingStore(client[store.database.name])
+    questions = [["w1", "w2"], ["w2", "w3"], ["w3", "w4"], ["w1", "w4"]] * 3
+
+    answers = list(eventlet.GreenPool(len(questions)).imap(counting.open_cases_by_assignee, questions))
+
+    assert answers == [{"w1": 2, "w2": 1}, {"w2": 1, "w3": 3}, {"w3": 3}, {"w1": 2}] * 3
+    assert 1 <= aggregates.sent < len(questions)
+    client.close()
 
 
 def test_published_events_leave_the_outbox(store):
