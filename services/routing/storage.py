@@ -202,23 +202,18 @@ class RoutingStore:
             raise RequestInAnotherCase(f"case {case_id}: a request it would take is in another case") from taken
         return result.modified_count == 1
 
-    def clear_outbox(self, case_id, event_ids, oldest_left=None):
-        """Drop published events. When they are the whole outbox (the usual case),
-        the case leaves the timer's view in the same write; otherwise the timer
-        finds it again from ``oldest_left``, when the first event not published
-        was queued (events after it wait for it)."""
-        event_ids = list(event_ids)
-        # "no entry left that was not published": SecantusDB never matches $all on an
-        # array's field (outbox.event_id), which sent every clear down the slow path
-        emptied = self.cases.update_one(
-            {"_id": case_id, "outbox": {"$not": {"$elemMatch": {"event_id": {"$nin": event_ids}}}}},
-            {"$set": {"outbox": [], "outbox_pending_since": None}},
-        )
-        if emptied.modified_count == 0:
-            update = {"$pull": {"outbox": {"event_id": {"$in": event_ids}}}}
-            if oldest_left is not None:
-                update["$set"] = {"outbox_pending_since": oldest_left}
-            self.cases.update_one({"_id": case_id}, update)
+    def clear_outbox(self, case_id, event_ids):
+        """Drop published events, in one write by ``_id``: the outbox keeps what was not
+        published (added meanwhile by another change, or not confirmed), and the timer
+        finds the case again from when the oldest of those was queued, or no longer once
+        none is left. (A filter beyond ``_id`` costs SecantusDB ~0.4 ms more a case; a
+        second write for the rare outbox left half published, one more.)"""
+        not_published = {"$filter": {"input": "$outbox", "cond": {"$not": [{"$in": ["$$this.event_id", list(event_ids)]}]}}}
+        oldest_left = {"$let": {"vars": {"first": {"$arrayElemAt": ["$outbox", 0]}}, "in": "$$first.queued_at"}}
+        self.cases.update_one({"_id": case_id}, [
+            {"$set": {"outbox": not_published}},
+            {"$set": {"outbox_pending_since": {"$cond": [{"$eq": [{"$size": "$outbox"}, 0]}, None, oldest_left]}}},
+        ])
 
     def cases_with_stale_outbox(self, queued_before, limit=200):
         """Cases with events queued before ``queued_before`` and maybe not published.

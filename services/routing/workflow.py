@@ -167,8 +167,7 @@ def publish_outbox(store, dispatch, publish_result, case_id, outbox):
             break
         published.append(entry["event_id"])
     if published:
-        left = outbox[len(published):]
-        store.clear_outbox(case_id, published, oldest_left=left[0]["queued_at"] if left else None)
+        store.clear_outbox(case_id, published)
     return published
 
 

@@ -1,4 +1,6 @@
 """Routing's storage over a real store."""
+from datetime import timedelta
+
 import eventlet
 import pytest
 from pymongo import monitoring
@@ -172,6 +174,16 @@ def test_an_outbox_published_whole_is_emptied_in_the_same_write_that_takes_the_c
     store.clear_outbox("C-YT-20261128-000001", ["e1", "e0"])
     cleared = store.get_case("C-YT-20261128-000001")
     assert (cleared["outbox"], cleared["outbox_pending_since"]) == ([], None)
+
+
+def test_an_outbox_left_with_events_is_found_by_the_timer_from_the_oldest_of_them(store):
+    queued = [NOW - timedelta(minutes=n) for n in (3, 2, 1)]
+    entries = [{"event_id": f"e{n}", "queued_at": at} for n, at in enumerate(queued)]
+    store.insert_case({**case(version=0), "timeline": [], "outbox": entries, "outbox_pending_since": queued[0]})
+    store.clear_outbox("C-YT-20261128-000001", ["e0"])
+    assert store.get_case("C-YT-20261128-000001")["outbox_pending_since"] == queued[1]
+    assert store.cases_with_stale_outbox(queued[0]) == []
+    assert [c["_id"] for c in store.cases_with_stale_outbox(queued[1])] == ["C-YT-20261128-000001"]
 
 
 def test_an_outbox_is_emptied_only_of_the_events_published(store):
