@@ -9,14 +9,16 @@ import os
 import threading
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
+from eventlet.patcher import original
 from pymongo import MongoClient
 
 from bench import run as bench
 from bench import store_costs
 from bench.hop import SameOperations
-from bench.store import own_store, store_cpu
+from bench.store import BenchStore, own_store, store_cpu
 from bench.run import OutboxLines, Pipeline, alternating, baseline_run, paired_ratio, pipeline_throughput, run_hops, store_writes_in
 
 pytestmark = pytest.mark.e2e
@@ -171,14 +173,25 @@ def test_store_costs_fails_a_replay_whose_command_the_store_refuses(tmp_path):
         store_costs.replay(tmp_path, [accepted, bad], connections=2)
 
 
-def test_store_costs_times_updates_only_where_each_filter_matched(tmp_path):
-    # a filter that matched nothing would time no update at all: it raises instead
+def test_store_costs_times_only_updates_that_each_cleared_the_outbox(tmp_path):
+    # an update that matched nothing would time no update at all: it raises instead
     store_costs.conditional_updates(tmp_path, rounds=1, per_round=3)
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="pinning to one CPU of one changes nothing")
 def test_the_bench_store_runs_on_its_cpu_with_the_threads_it_starts_for_later_connections(tmp_path):
     usable = os.sched_getaffinity(0)
     cpu = max(usable)
+
+    def cpus_of_its_threads(store):
+        found = {}
+        for tid in store.threads():
+            try:
+                found[tid] = os.sched_getaffinity(tid)
+            except ProcessLookupError:  # ended meanwhile
+                pass
+        return found
+
     with own_store(tmp_path, cpus={cpu}) as store:
         started_with = set(store.threads())
         with MongoClient(store.uri, maxPoolSize=4) as client:
@@ -187,18 +200,20 @@ def test_the_bench_store_runs_on_its_cpu_with_the_threads_it_starts_for_later_co
                 ping.start()
             for ping in pings:
                 ping.join()
-            later = set(store.threads()) - started_with
-            assert later  # a thread for each new connection
-            assert {tid: os.sched_getaffinity(tid) for tid in store.threads()} == {tid: {cpu} for tid in store.threads()}
+            pinned = cpus_of_its_threads(store)
+            assert set(pinned) - started_with  # a thread for each new connection
+            assert set(map(frozenset, pinned.values())) == {frozenset({cpu})}
 
         store.run_on(usable)
-        assert all(os.sched_getaffinity(tid) == usable for tid in store.threads())
+        assert set(map(frozenset, cpus_of_its_threads(store).values())) == {frozenset(usable)}
 
 
 def test_the_bench_store_cpu_is_the_last_usable_one_unless_set_and_none_when_set_empty(monkeypatch):
     monkeypatch.delenv("BENCH_STORE_CPU", raising=False)
-    usable = os.sched_getaffinity(0)
-    assert store_cpu() == (max(usable) if len(usable) > 1 else None)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert store_cpu() == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert store_cpu() is None
     monkeypatch.setenv("BENCH_STORE_CPU", "0")
     assert store_cpu() == 0
     monkeypatch.setenv("BENCH_STORE_CPU", "")
@@ -217,4 +232,23 @@ def test_what_the_bench_store_spent_is_taken_over_the_timed_work_only(tmp_path):
         working = store.stop_timing(100)
         assert working["cpu_ms_per_request"] > idle["cpu_ms_per_request"]
         assert working["context_switches_per_request"] > idle["context_switches_per_request"]
-        assert store.last_run == working
+
+
+def test_a_thread_that_ends_while_timed_takes_none_of_the_other_threads_switches_with_it():
+    # this process's own threads stand for the store's: real ones, not green
+    real_threading, real_time = original("threading"), original("time")
+    itself = BenchStore(SimpleNamespace(pid=os.getpid()), uri=None)
+    may_end = real_threading.Event()
+
+    def switches_then_waits():
+        for _ in range(300):
+            real_time.sleep(0.001)  # a context switch each
+        may_end.wait()
+    busy = real_threading.Thread(target=switches_then_waits)
+    busy.start()
+    while itself.context_switches().get(busy.native_id, 0) < 300:
+        real_time.sleep(0.01)
+    itself.start_timing()
+    may_end.set()
+    busy.join()
+    assert itself.stop_timing(1)["context_switches_per_request"] >= 0

@@ -146,15 +146,13 @@ def test_concurrent_counts_of_open_cases_share_commands_and_each_is_answered_for
     for n, worker in enumerate(["w1", "w1", "w2", "w3", "w3", "w3"]):
         store.insert_case(case(_id=f"C-{n}", assignee={"id": worker, "name": "李梅", "role": "worker"}))
     aggregates = AggregatesSent()
-    client = connect(mongo_uri, event_listeners=[aggregates])
-    counting = RoutingStore(client[store.database.name])
     questions = [["w1", "w2"], ["w2", "w3"], ["w3", "w4"], ["w1", "w4"]] * 3
-
-    answers = list(eventlet.GreenPool(len(questions)).imap(counting.open_cases_by_assignee, questions))
+    with connect(mongo_uri, event_listeners=[aggregates]) as client:
+        counting = RoutingStore(client[store.database.name])
+        answers = list(eventlet.GreenPool(len(questions)).imap(counting.open_cases_by_assignee, questions))
 
     assert answers == [{"w1": 2, "w2": 1}, {"w2": 1, "w3": 3}, {"w3": 3}, {"w1": 2}] * 3
     assert 1 <= aggregates.sent < len(questions)
-    client.close()
 
 
 def test_published_events_leave_the_outbox(store):
@@ -184,6 +182,23 @@ def test_an_outbox_left_with_events_is_found_by_the_timer_from_the_oldest_of_the
     assert store.get_case("C-YT-20261128-000001")["outbox_pending_since"] == queued[1]
     assert store.cases_with_stale_outbox(queued[0]) == []
     assert [c["_id"] for c in store.cases_with_stale_outbox(queued[1])] == ["C-YT-20261128-000001"]
+
+
+def test_events_added_by_a_change_while_the_outbox_was_published_stay_and_are_found_by_the_timer(store):
+    first, added = NOW - timedelta(minutes=2), NOW - timedelta(minutes=1)
+    store.insert_case({**case(version=0), "timeline": [], "outbox": [{"event_id": "e0", "queued_at": first}], "outbox_pending_since": first})
+    assert store.apply_change("C-YT-20261128-000001", 0, {"status": "acknowledged"}, outbox=[{"event_id": "e1", "queued_at": added}],
+                              pending_since=first) is True
+    store.clear_outbox("C-YT-20261128-000001", ["e0"])  # what its publisher had read, all of it published
+    left = store.get_case("C-YT-20261128-000001")
+    assert ([e["event_id"] for e in left["outbox"]], left["outbox_pending_since"]) == (["e1"], added)
+
+
+def test_a_case_without_an_outbox_field_is_cleared_without_error(store):
+    record = {**case(version=0), "timeline": [], "outbox_pending_since": NOW}
+    store.insert_case(record)
+    store.clear_outbox(record["_id"], ["e0"])
+    assert (store.get_case(record["_id"])["outbox"], store.get_case(record["_id"])["outbox_pending_since"]) == ([], None)
 
 
 def test_an_outbox_is_emptied_only_of_the_events_published(store):
