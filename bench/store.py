@@ -28,6 +28,9 @@ def store_cpu():
 
 
 class BenchStore:
+    """A store process a bench started: its URI, the CPUs its threads run on, and what it
+    spent over a timed run (``last_run``)."""
+
     def __init__(self, process, uri):
         self.process = process
         self.uri = uri
