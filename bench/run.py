@@ -21,7 +21,7 @@ from kombu import Connection, Queue
 from pymongo import MongoClient
 
 from bench.hop import hop_queue
-from bench.store import own_store, store_cpu
+from bench.store import own_store, pinned_cpus, store_cpu
 from bson import json_util
 from devstack.demo_county import build_county
 from devstack.processes import ManagedProcess
@@ -191,7 +191,6 @@ class Pipeline:
         self.databases = {databases[service] for service in ("intake", "routing", "notify")}
         self.outbox = outbox
         self.store = store
-        self.spent_at_last_write = None
 
     def worker_notices(self):
         """The workers' notices of their new cases that notify sends from now on. Watched in
@@ -205,10 +204,12 @@ class Pipeline:
         that trail a run's last worker's notice (the residents' notices recorded, the
         tracking of the cases in intake) belong to the run, as baseline (c)'s last hop has
         done all of its writes when it counts a message. Read only after the notices, so
-        the run itself is not loaded. With a store, what it had spent when the counters
-        last moved is kept as ``spent_at_last_write``: the wait for still counters is not the run's."""
-        last, moved_at = store_writes_in(self.client, self.databases), time.monotonic()
-        self.spent_at_last_write = self.store.usage() if self.store else None
+        the run itself is not loaded. ``(when, spent)``: ``spent`` is what the store had spent
+        at that moment (its :meth:`~bench.store.BenchStore.usage`, ``None`` without a store),
+        since the wait for still counters is not the run's."""
+        def moved():
+            return time.monotonic(), self.store.usage() if self.store else None
+        last, (moved_at, spent) = store_writes_in(self.client, self.databases), moved()
         deadline = moved_at + timeout
         while time.monotonic() - moved_at < WRITES_QUIET_SECONDS:
             if time.monotonic() > deadline:
@@ -216,9 +217,8 @@ class Pipeline:
             time.sleep(interval)
             written = store_writes_in(self.client, self.databases)
             if written != last:
-                last, moved_at = written, time.monotonic()
-                self.spent_at_last_write = self.store.usage() if self.store else None
-        return moved_at
+                last, (moved_at, spent) = written, moved()
+        return moved_at, spent
 
     def done(self, since, count):
         """``count`` requests published since ``since``: each case assigned and its worker told,
@@ -262,9 +262,10 @@ def pipeline_throughput(amqp_uri, pipeline, grid_ids, count=BURST):
     started = time.monotonic()
     publish_burst(amqp_uri, grid_ids, count, tag)
     wait_for(lambda: notices.count() >= count, 600, interval=0.1)
-    rate = count / (pipeline.last_write_at() - started)
+    ended, spent = pipeline.last_write_at()
+    rate = count / (ended - started)
     if pipeline.store:
-        pipeline.store.stop_timing(count, until=pipeline.spent_at_last_write)
+        pipeline.store.stop_timing(count, until=spent)
     log(f"  {rate:.1f} req/s")
     return rate
 
@@ -504,9 +505,10 @@ def main():
     grid_ids = county_grid_ids(county)
     cpu = store_cpu()
     results["store_cpu"] = cpu
+    pinned = pinned_cpus()
     with tempfile.TemporaryDirectory() as scratch, throwaway_vhost() as amqp_uri, ExitStack() as stack:
         scratch = Path(scratch)
-        store = stack.enter_context(own_store(scratch / "store", cpus=None if cpu is None else {cpu}))
+        store = stack.enter_context(own_store(scratch / "store", cpus=pinned))
         mongo_uri = store.uri
         outbox = scratch / "outbox.jsonl"  # notify's only channel here
         trust_local_identity(stack, scratch / "identity")
@@ -567,25 +569,19 @@ def main():
 
         def in_turns():
             """Baseline (c) and the pipeline in turns: their rates, the ratio, what the store spent in each run."""
-            spent = {"baseline_c": [], "pipeline": []}
-
-            def noted(what, measure):
-                def measured():
-                    rate = measure()
-                    spent[what].append(store.last_run)
-                    return rate
-                return measured
-            same, beside = alternating(PAIRS, noted("baseline_c", lambda: baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, store=store)),
-                                       noted("pipeline", lambda: pipeline_throughput(amqp_uri, pipeline, grid_ids)))
+            # each run's rate, then what the store spent over it (read once the run is over)
+            runs_c, runs_pipeline = alternating(PAIRS, lambda: (baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, store=store), store.last_run),
+                                                lambda: (pipeline_throughput(amqp_uri, pipeline, grid_ids), store.last_run))
+            (same, spent_c), (beside, spent_pipeline) = zip(*runs_c), zip(*runs_pipeline)
             return {"baseline_c_same_operations_req_per_s": median(same), "baseline_c_each_run_req_per_s": [round(rate, 1) for rate in same],
                     "pipeline_beside_baseline_c_req_per_s": [round(rate, 1) for rate in beside], "pipeline_to_same_ops_ratio": paired_ratio(same, beside),
-                    "store_spent_in_turns": spent}
+                    "store_spent_in_turns": {"baseline_c": list(spent_c), "pipeline": list(spent_pipeline)}}
         results.update(in_turns())
-        if cpu is not None:
+        if pinned:
             log("the same turns with the store on every CPU")
             store.run_on(os.sched_getaffinity(0))
             results["store_on_every_cpu"] = in_turns()
-            store.run_on({cpu})
+            store.run_on(pinned)
         offered = round(OFFERED_SHARE * results["pipeline_req_per_s"], 1)
         log(f"latency at {OFFERED_SHARE:.0%} of the capacity just measured: {offered} req/s")
         results["offered_load_req_per_s"] = offered

@@ -27,6 +27,12 @@ def store_cpu():
     return max(usable) if len(usable) > 1 else None
 
 
+def pinned_cpus():
+    """:func:`store_cpu` as the set of CPUs to pin the store to; ``None`` if it is not pinned."""
+    cpu = store_cpu()
+    return None if cpu is None else {cpu}
+
+
 class BenchStore:
     """A store process a bench started: its URI, the CPUs its threads run on, and what it
     spent over a timed run (``last_run``)."""

@@ -31,7 +31,7 @@ from pymongo import MongoClient
 from bench.hop import SameOperations
 from bench.run import (Pipeline, StoreWrites, county_grid_ids, hop_plans, load_registry, log, machine_facts,
                        pipeline_throughput, service_settings, trust_local_identity)
-from bench.store import own_store, store_cpu
+from bench.store import own_store, pinned_cpus, store_cpu
 from devstack.demo_county import build_county
 from services.intake.storage import RequestStore
 from services.notify.storage import NotificationStore
@@ -48,18 +48,12 @@ DRIVER_FIELDS = {"lsid", "$db", "$clusterTime", "txnNumber", "$readPreference", 
 WRITES = {"insert", "update", "remove"}
 
 
-def one_cpu():
-    """The store's CPU as ``make bench`` gives it one, as a set; ``None`` if it gives none."""
-    cpu = store_cpu()
-    return None if cpu is None else {cpu}
-
-
 def capture(scratch):
     """Every store command of the pipeline's services over one burst, oldest first."""
     county = build_county()
     databases = {name: f"capture_{name}" for name in SERVICES}
     outbox = scratch / "outbox.jsonl"
-    with own_store(scratch / "capture", one_cpu()) as store, throwaway_vhost() as amqp_uri, ExitStack() as stack:
+    with own_store(scratch / "capture", pinned_cpus()) as store, throwaway_vhost() as amqp_uri, ExitStack() as stack:
         mongo_uri = store.uri
         trust_local_identity(stack, scratch / "identity")
         settings = service_settings(outbox)
@@ -131,7 +125,7 @@ def replay(scratch, commands, connections, cpus=None):
 def baseline_c_imitation(scratch, commands):
     """Store CPU a request, one command at a time: the captured writes, then what baseline
     (c) replays of them (its plan counted from the store as ``make bench`` does)."""
-    with own_store(scratch / "imitation", one_cpu()) as store:
+    with own_store(scratch / "imitation", pinned_cpus()) as store:
         client = prepared(MongoClient(store.uri, tz_aware=True))
         counted = StoreWrites(client)
         before = store.cpu_seconds()
@@ -156,7 +150,7 @@ def conditional_updates(scratch, rounds=6, per_round=60):
     condition more, and as routing clears it (by ``_id``, an update pipeline keeping what
     was not published), taken in turns."""
     cleared = {"$set": {"outbox": [], "outbox_pending_since": None}}
-    with own_store(scratch / "conditions", one_cpu()) as store:
+    with own_store(scratch / "conditions", pinned_cpus()) as store:
         database = prepared(MongoClient(store.uri, tz_aware=True))["capture_routing"]
         cases, routing = database["cases"], RoutingStore(database)
         updates = {
@@ -200,7 +194,7 @@ def main():
         results["replayed"] = {"store_on_one_cpu": {}, "store_on_every_cpu": {}}
         for connections in CONNECTIONS:
             # one CPU and every CPU in turn, so that a change in the machine's load weighs on both
-            for where, cpus in (("store_on_one_cpu", one_cpu()), ("store_on_every_cpu", None)):
+            for where, cpus in (("store_on_one_cpu", pinned_cpus()), ("store_on_every_cpu", None)):
                 if where == "store_on_one_cpu" and cpus is None:
                     continue
                 log(f"replaying them from {connections} connection(s) at once, {where.replace('_', ' ')}")

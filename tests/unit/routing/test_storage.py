@@ -198,7 +198,8 @@ def test_a_case_without_an_outbox_field_is_cleared_without_error(store):
     record = {**case(version=0), "timeline": [], "outbox_pending_since": NOW}
     store.insert_case(record)
     store.clear_outbox(record["_id"], ["e0"])
-    assert (store.get_case(record["_id"])["outbox"], store.get_case(record["_id"])["outbox_pending_since"]) == ([], None)
+    cleared = store.get_case(record["_id"])
+    assert (cleared["outbox"], cleared["outbox_pending_since"]) == ([], None)
 
 
 def test_an_outbox_is_emptied_only_of_the_events_published(store):
