@@ -10,6 +10,7 @@ import pytest
 from tests.browser.conftest import DESKTOP, poll, sign_in
 from tests.browser.test_dispatch import GRID_02, WORKER_02
 from tests.browser.test_web_app import assert_accessible, assert_no_console_errors
+from tests.support.polling import once_registry_read
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ def campaign(web_platform):
     study, run = web_platform.study, uuid.uuid4().hex[:6]
     members = [{"member_id": f"m-{run}-{n}", "name": name, "grid_id": GRID_02, "kind": "party_member" if n < 2 else "resident"}
                for n, name in enumerate(NAMES)]
-    imported = web_platform.api_as("county-admin").post(study.url("/api/v1/members/import"), json={"members": members}, timeout=30)
+    imported = once_registry_read(lambda: web_platform.api_as("county-admin").post(study.url("/api/v1/members/import"), json={"members": members}, timeout=30))
     assert imported.status_code == 200, imported.text
     editor = web_platform.api_as("editor")
     content = editor.post(study.url("/api/v1/contents"), timeout=10, json={

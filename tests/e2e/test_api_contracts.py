@@ -18,7 +18,7 @@ import requests
 
 from devstack.contracts import openapi_file
 from devstack.demo_county import build_county
-from tests.support.polling import eventually
+from tests.support.polling import eventually, once_registry_read
 from tests.support.services import authorized_session, running_platform
 from tests.support.wecom_peer import new_encoding_aes_key
 
@@ -83,7 +83,8 @@ def seed_records(services, county):
     notification = eventually(lambda: operator.get(notify.url("/api/v1/notifications"), params={"case_id": case_id},
                                                    timeout=10).json()["items"], timeout=30)[0]
     member = {"member_id": "m-contract-1", "name": "党员甲", "grid_id": grid["id"], "kind": "party_member"}
-    assert study.as_admin.post(study.url("/api/v1/members/import"), json={"members": [member]}, timeout=30).status_code == 200
+    imported = once_registry_read(lambda: study.as_admin.post(study.url("/api/v1/members/import"), json={"members": [member]}, timeout=30))
+    assert imported.status_code == 200, imported.text
     content = editor.post(study.url("/api/v1/contents"), json={"title": "学习资料", "body": "正文"}, timeout=10).json()
     campaign = editor.post(study.url("/api/v1/campaigns"), timeout=30, json={
         "title": "网格课堂", "content_ids": [content["content_id"]], "target": {"scope": "grids", "ids": [grid["id"]]},

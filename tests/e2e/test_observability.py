@@ -16,7 +16,7 @@ from devstack.demo_county import build_county
 from devstack.processes import ManagedProcess, http_ok, wait_until
 from integration.publish_example import publish_request
 from tests.e2e.conftest import inbound_body
-from tests.support.polling import eventually
+from tests.support.polling import eventually, once_registry_read
 from tests.support.ports import free_port
 from tests.support.services import authorized_session, running_platform
 from wangge import events, topology
@@ -95,9 +95,9 @@ def drive_traffic(services, amqp_uri):
                                                                 "status": "assigned", "at": events.utcnow()})
         connection.Producer().publish(ghost, exchange=topology.events_exchange("routing"), routing_key=events.CASE_STATUS_CHANGED, serializer="json")
 
-    study.as_admin.post(study.url("/api/v1/members/import"), json={"members": [
+    once_registry_read(lambda: study.as_admin.post(study.url("/api/v1/members/import"), json={"members": [
         {"member_id": "obs-1", "name": "周婷艳", "grid_id": grid["id"], "phone": "13900000001"},
-        {"member_id": "obs-2", "name": "林秀英", "grid_id": grid["id"]}]}, timeout=30).raise_for_status()
+        {"member_id": "obs-2", "name": "林秀英", "grid_id": grid["id"]}]}, timeout=30)).raise_for_status()
     editor = study.as_user("editor")
     content = editor.post(study.url("/api/v1/contents"), json={"title": "学习", "body": "内容"}, timeout=10).json()
     campaign = editor.post(study.url("/api/v1/campaigns"), timeout=30, json={

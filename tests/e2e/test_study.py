@@ -15,7 +15,7 @@ import requests
 from devstack.demo_county import build_county
 from tests.e2e.test_notify import load_registry, notifications, peer_env, quiet_window
 from tests.support.peers import http_peer, smtp_peer
-from tests.support.polling import eventually
+from tests.support.polling import eventually, once_registry_read
 from tests.support.services import running_platform
 
 COUNTY = build_county()
@@ -47,8 +47,8 @@ def platform(module_amqp_uri, mongo_uri, tmp_path_factory):
                 for n, grid in enumerate(GRIDS[:50]):
                     writer.writerow([f"m-{n}-a", f"党员{n}甲", grid["id"], "party_member", f"1370000{n:04d}"])
                     writer.writerow([f"m-{n}-b", f"居民{n}乙", grid["id"], "resident", f"1371000{n:04d}"])
-                imported = studies[0].as_admin.post(studies[0].url("/api/v1/members/import"), data=members_csv.getvalue().encode(),
-                                                    headers={"Content-Type": "text/csv"}, timeout=60)
+                imported = once_registry_read(lambda: studies[0].as_admin.post(
+                    studies[0].url("/api/v1/members/import"), data=members_csv.getvalue().encode(), headers={"Content-Type": "text/csv"}, timeout=60))
                 assert imported.status_code == 200, imported.text
                 content = studies[0].as_user("editor").post(studies[0].url("/api/v1/contents"), timeout=10, json={
                     "title": "扎根基层，从小事做起", "body": "学习习近平新时代中国特色社会主义思想，为社区美丽建设出一份力。",
