@@ -21,6 +21,7 @@ from kombu import Connection, Queue
 from pymongo import MongoClient
 
 from bench.hop import hop_queue
+from bench.cpu import CpuMeter, broker_pid
 from bench.store import own_store, pinned_cpus, store_cpu
 from bson import json_util
 from devstack.demo_county import build_county
@@ -95,7 +96,7 @@ def baseline_hops(amqp_uri, mongo_uri, writes_per_hop, messages=BURST):
     return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, [str(w) for w in writes_per_hop], messages)
 
 
-def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST, store=None):
+def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST, store=None, cpu=None):
     """(c) the pipeline's three hops as bare kombu + pymongo consumers doing exactly the
     store writes the pipeline made in its throughput runs: the same collections and
     indexes, documents of the same size, as many insert, update and delete commands per
@@ -108,13 +109,14 @@ def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST
         path = scratch / f"same-ops-{tag}-{n}.json"
         path.write_text(json.dumps({**plan, "seeded": messages}), encoding="utf-8")
         files.append(str(path))
-    return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, files, messages, store=store)
+    return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, files, messages, store=store, cpu=cpu)
 
 
-def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=None):
+def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=None, cpu=None):
     """Bare kombu consumers, one a queue, each doing its work and passing the message
     on: messages/s from the first publish until the last hop has finished every one.
-    With ``store`` (a :class:`bench.store.BenchStore`), what it spent over that time too."""
+    With ``store`` (a :class:`bench.store.BenchStore`), what it spent over that time too;
+    with ``cpu`` (a :class:`bench.cpu.CpuMeter`), the CPU of the hops and its fixed roles."""
     with Connection(amqp_uri) as connection:
         for queue in queues:
             hop_queue(queue)(connection.default_channel).declare()
@@ -131,6 +133,8 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, stor
         wait_for(lambda: hops_alive(processes) and all("ready" in Path(p.log_path).read_text() for p in processes), 300, interval=0.2)
         if store:
             store.start_timing()
+        if cpu:
+            cpu.start({"hops": [process.pid for process in processes]})
         started = time.monotonic()
         with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
             producer = connection.Producer()
@@ -140,6 +144,8 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, stor
         rate = messages / (time.monotonic() - started)
         if store:
             store.stop_timing(messages)
+        if cpu:
+            cpu.stop(messages)
         log(f"  {rate:.1f} messages/s")
         return rate
     finally:
@@ -148,7 +154,7 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, stor
         progress.unlink(missing_ok=True)
 
 
-def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=None):
+def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=None, cpu=None):
     """:func:`run_hops` on a database of the baseline's own, after dropping this bench's
     earlier baselines': the store need not keep their collections and indexes, and the
     work of dropping them falls on this baseline's set-up, not on a timed run."""
@@ -156,7 +162,7 @@ def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, 
         for earlier in BASELINE_DATABASES:
             client.drop_database(earlier)
     BASELINE_DATABASES[:] = [database]
-    return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=store)
+    return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=store, cpu=cpu)
 
 
 def hops_alive(processes):
@@ -180,9 +186,10 @@ def inbound(n, tag, grid_ids, phone=True):
 class Pipeline:
     """The stores of a running platform, read directly to time each stage, and notify's
     outbox file, watched while a run is timed. With ``store`` (a :class:`bench.store.BenchStore`),
-    what the store spends over each timed run too."""
+    what the store spends over each timed run too; with ``cpu`` (a :class:`bench.cpu.CpuMeter`),
+    the CPU of its fixed roles and of the processes ``services()`` names by service."""
 
-    def __init__(self, mongo_uri, databases, outbox, store=None):
+    def __init__(self, mongo_uri, databases, outbox, store=None, cpu=None, services=None):
         client = MongoClient(mongo_uri, tz_aware=True)
         self.client = client
         self.intake = client[databases["intake"]]["requests"]
@@ -191,6 +198,8 @@ class Pipeline:
         self.databases = {databases[service] for service in ("intake", "routing", "notify")}
         self.outbox = outbox
         self.store = store
+        self.cpu = cpu
+        self.services = services
 
     def worker_notices(self):
         """The workers' notices of their new cases that notify sends from now on. Watched in
@@ -259,6 +268,8 @@ def pipeline_throughput(amqp_uri, pipeline, grid_ids, count=BURST):
     tag, notices = uuid.uuid4().hex[:8], pipeline.worker_notices()
     if pipeline.store:
         pipeline.store.start_timing()
+    if pipeline.cpu:
+        pipeline.cpu.start(pipeline.services())
     started = time.monotonic()
     publish_burst(amqp_uri, grid_ids, count, tag)
     wait_for(lambda: notices.count() >= count, 600, interval=0.1)
@@ -266,6 +277,9 @@ def pipeline_throughput(amqp_uri, pipeline, grid_ids, count=BURST):
     rate = count / (ended - started)
     if pipeline.store:
         pipeline.store.stop_timing(count, until=spent)
+    if pipeline.cpu:
+        # at the end of the wait for still counters: half a second of idle services more
+        pipeline.cpu.stop(count)
     log(f"  {rate:.1f} req/s")
     return rate
 
@@ -527,7 +541,9 @@ def main():
         results["baseline_a_direct_msgs_per_s"] = median([baseline_direct(amqp_uri, mongo_uri) for _ in range(RUNS)])
 
         start("intake")
-        pipeline = Pipeline(mongo_uri, databases, outbox, store=store)
+        cpu = CpuMeter({"store": store.pid, "broker": broker_pid()})
+        pipeline = Pipeline(mongo_uri, databases, outbox, store=store, cpu=cpu, services=lambda: {
+            name: [service.process.pid for service in processes[name]] for name in ("intake", "routing", "notify")})
         load_registry(pipeline.client[databases["routing"]], county)  # before routing consumes anything
 
         log("store writes per request, hop by hop")
@@ -568,14 +584,17 @@ def main():
         plans = hop_plans(pipeline.client, operations)
 
         def in_turns():
-            """Baseline (c) and the pipeline in turns: their rates, the ratio, what the store spent in each run."""
-            # each run's rate, then what the store spent over it (read once the run is over)
-            runs_c, runs_pipeline = alternating(PAIRS, lambda: (baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, store=store), store.last_run),
-                                                lambda: (pipeline_throughput(amqp_uri, pipeline, grid_ids), store.last_run))
-            (same, spent_c), (beside, spent_pipeline) = zip(*runs_c), zip(*runs_pipeline)
+            """Baseline (c) and the pipeline in turns: their rates, the ratio, what the store spent
+            in each run, and the CPU a request of every process taking part."""
+            # each run's rate, then what the store and the processes spent over it (read once the run is over)
+            runs_c, runs_pipeline = alternating(
+                PAIRS, lambda: (baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, store=store, cpu=cpu), store.last_run, cpu.last_run),
+                lambda: (pipeline_throughput(amqp_uri, pipeline, grid_ids), store.last_run, cpu.last_run))
+            (same, spent_c, cpu_c), (beside, spent_pipeline, cpu_pipeline) = zip(*runs_c), zip(*runs_pipeline)
             return {"baseline_c_same_operations_req_per_s": median(same), "baseline_c_each_run_req_per_s": [round(rate, 1) for rate in same],
                     "pipeline_beside_baseline_c_req_per_s": [round(rate, 1) for rate in beside], "pipeline_to_same_ops_ratio": paired_ratio(same, beside),
-                    "store_spent_in_turns": {"baseline_c": list(spent_c), "pipeline": list(spent_pipeline)}}
+                    "store_spent_in_turns": {"baseline_c": list(spent_c), "pipeline": list(spent_pipeline)},
+                    "cpu_ms_per_request_in_turns": {"baseline_c": list(cpu_c), "pipeline": list(cpu_pipeline)}}
         results.update(in_turns())
         if pinned:
             log("the same turns with the store on every CPU")
@@ -622,6 +641,12 @@ def spent_in_turns(figures):
     return f"{runs(spent['baseline_c'])} | {runs(spent['pipeline'])}"
 
 
+def cpu_in_turns(figures):
+    """Each run's CPU (ms) a request, all processes together, baseline (c) | pipeline."""
+    cpu = figures["cpu_ms_per_request_in_turns"]
+    return f"{', '.join(str(run['total']) for run in cpu['baseline_c'])} | {', '.join(str(run['total']) for run in cpu['pipeline'])}"
+
+
 def print_table(results):
     rows = [
         ("baseline (a) kombu → store", f"{results['baseline_a_direct_msgs_per_s']} msg/s"),
@@ -629,6 +654,7 @@ def print_table(results):
         ("baseline (c) 3 bare hops, same store ops", f"{results['baseline_c_same_operations_req_per_s']} req/s  (in turn with the pipeline at "
                                                      f"{results['pipeline_beside_baseline_c_req_per_s']} req/s, ratio {results['pipeline_to_same_ops_ratio']})"),
         ("  store spent a request, (c) | pipeline", spent_in_turns(results)),
+        ("  CPU a request, every process, (c) | pipeline", cpu_in_turns(results)),
         *([("  the same, store on every CPU", f"ratio {results['store_on_every_cpu']['pipeline_to_same_ops_ratio']}; "
                                              f"{spent_in_turns(results['store_on_every_cpu'])}")] if "store_on_every_cpu" in results else []),
         ("pipeline, 1 process per service", f"{results['pipeline_req_per_s']} req/s  ratio (b) {results['pipeline_to_baseline_ratio']}"),

@@ -13,6 +13,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.cpu import cpu_seconds
 from devstack.processes import start_store, store_answers, wait_until
 from tests.support.ports import free_port
 
@@ -74,8 +75,7 @@ class BenchStore:
 
     def cpu_seconds(self):
         """User and system CPU time of the store so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.pid)
 
     def context_switches(self):
         """Each live thread's context switches so far, by thread id."""

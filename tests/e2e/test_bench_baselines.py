@@ -6,6 +6,8 @@ polling the store while they run), and compared with baseline (c)'s in pairs of 
 one after the other."""
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -17,6 +19,7 @@ from pymongo import MongoClient
 
 from bench import run as bench
 from bench import store_costs
+from bench.cpu import CpuMeter
 from bench.hop import SameOperations
 from bench.store import BenchStore, own_store, store_cpu
 from bench.run import OutboxLines, Pipeline, alternating, baseline_run, paired_ratio, pipeline_throughput, run_hops, store_writes_in
@@ -33,6 +36,44 @@ def test_a_run_of_three_hops_ends_when_the_last_hop_has_every_message(amqp_uri, 
     # each hop writes one document a message; the last one's goes to "done"
     assert scratch_database["done"].count_documents({}) == 60
     assert sorted(scratch_database["done"].distinct("message")) == list(range(60))
+
+
+def test_a_run_of_hops_records_the_cpu_of_its_hops_beside_the_fixed_roles(amqp_uri, mongo_uri, scratch_database):
+    tag = uuid.uuid4().hex[:6]
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        meter = CpuMeter({"idle": idle.pid, "broker": None})
+        run_hops(amqp_uri, mongo_uri, scratch_database.name, [f"bench.cpu{n}.{tag}" for n in range(2)], ["2", "1"], messages=200, cpu=meter)
+    finally:
+        idle.kill()
+    assert set(meter.last_run) == {"idle", "hops", "total"}  # a role without a process is left out
+    assert meter.last_run["hops"] > meter.last_run["idle"]
+    assert meter.last_run["total"] == pytest.approx(meter.last_run["hops"] + meter.last_run["idle"], abs=0.1)
+
+
+def test_the_cpu_of_a_role_is_the_sum_of_its_processes_over_the_run_only():
+    spin = "import sys, time\nwhile sys.stdin.readline():\n    end = time.process_time() + 0.2\n    while time.process_time() < end: pass\n    print(flush=True)\n"
+    workers = [subprocess.Popen([sys.executable, "-c", spin], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+
+    def work(worker):
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+        worker.stdout.readline()
+
+    try:
+        for _ in range(3):
+            work(workers[0])  # before the run: not counted
+        meter = CpuMeter({})
+        meter.start({"both": [worker.pid for worker in workers], "first": [workers[0].pid]})
+        for worker in workers:
+            work(worker)
+        spent = meter.stop(requests=10)
+    finally:
+        for worker in workers:
+            worker.kill()
+    # as much work each in the run; the first one's work before it is not the run's
+    assert 0 < spent["first"] < spent["both"]
+    assert spent["both"] == pytest.approx(2 * spent["first"], rel=0.25)
 
 
 def test_baseline_c_touches_as_many_documents_a_command_as_the_pipeline_did_on_average(scratch_database):
