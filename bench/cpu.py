@@ -13,9 +13,10 @@ def cpu_seconds(pid):
 
 
 def broker_pid():
-    """The local RabbitMQ node (the machine's oldest Erlang VM, as a broker started before
-    the bench is); ``None`` where the broker runs elsewhere."""
-    found = subprocess.run(["pgrep", "-o", "-x", "beam.smp"], capture_output=True, text=True).stdout.split()
+    """The local RabbitMQ node: the oldest Erlang VM running RabbitMQ, as the machine's broker
+    started before the bench and any node of a test's own; ``None`` where the broker runs
+    elsewhere. Its CPU is all of its vhosts': the bench's figure assumes nothing else uses it."""
+    found = subprocess.run(["pgrep", "-o", "-f", "beam.smp.*rabbit"], capture_output=True, text=True).stdout.split()
     return int(found[0]) if found else None
 
 
@@ -33,11 +34,22 @@ class CpuMeter:
         self._pids = {**self.fixed, **pids_by_role}
         self._from = self._spent()
 
-    def stop(self, requests):
-        spent = self._spent()
+    def reading(self):
+        """Each role's CPU seconds so far: a run may end at an earlier reading than :meth:`stop`'s."""
+        return self._spent()
+
+    def stop(self, requests, until=None):
+        """The CPU a request of each role from :meth:`start` to now, or to the :meth:`reading` ``until``."""
+        spent = until or self._spent()
         per_request = {role: round((spent[role] - self._from[role]) * 1000 / requests, 1) for role in spent}
         self.last_run = {**per_request, "total": round(sum(per_request.values()), 1)}
         return self.last_run
 
     def _spent(self):
-        return {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in self._pids.items()}
+        spent = {}
+        for role, pids in self._pids.items():
+            try:
+                spent[role] = sum(cpu_seconds(pid) for pid in pids)
+            except FileNotFoundError:
+                raise RuntimeError(f"a process of role {role!r} ended during a timed run") from None
+        return spent

@@ -213,11 +213,12 @@ class Pipeline:
         that trail a run's last worker's notice (the residents' notices recorded, the
         tracking of the cases in intake) belong to the run, as baseline (c)'s last hop has
         done all of its writes when it counts a message. Read only after the notices, so
-        the run itself is not loaded. ``(when, spent)``: ``spent`` is what the store had spent
-        at that moment (its :meth:`~bench.store.BenchStore.usage`, ``None`` without a store),
-        since the wait for still counters is not the run's."""
+        the run itself is not loaded. ``(when, (store, cpu))``: what the store had spent at
+        that moment (its :meth:`~bench.store.BenchStore.usage`) and the processes' CPU (the
+        :meth:`~bench.cpu.CpuMeter.reading`), each ``None`` without its meter, since the wait
+        for still counters (and its polls of the store) is not the run's."""
         def moved():
-            return time.monotonic(), self.store.usage() if self.store else None
+            return time.monotonic(), (self.store.usage() if self.store else None, self.cpu.reading() if self.cpu else None)
         last, (moved_at, spent) = store_writes_in(self.client, self.databases), moved()
         deadline = moved_at + timeout
         while time.monotonic() - moved_at < WRITES_QUIET_SECONDS:
@@ -273,13 +274,12 @@ def pipeline_throughput(amqp_uri, pipeline, grid_ids, count=BURST):
     started = time.monotonic()
     publish_burst(amqp_uri, grid_ids, count, tag)
     wait_for(lambda: notices.count() >= count, 600, interval=0.1)
-    ended, spent = pipeline.last_write_at()
+    ended, (store_spent, cpu_spent) = pipeline.last_write_at()
     rate = count / (ended - started)
     if pipeline.store:
-        pipeline.store.stop_timing(count, until=spent)
+        pipeline.store.stop_timing(count, until=store_spent)
     if pipeline.cpu:
-        # at the end of the wait for still counters: half a second of idle services more
-        pipeline.cpu.stop(count)
+        pipeline.cpu.stop(count, until=cpu_spent)
     log(f"  {rate:.1f} req/s")
     return rate
 
@@ -541,8 +541,8 @@ def main():
         results["baseline_a_direct_msgs_per_s"] = median([baseline_direct(amqp_uri, mongo_uri) for _ in range(RUNS)])
 
         start("intake")
-        cpu = CpuMeter({"store": store.pid, "broker": broker_pid()})
-        pipeline = Pipeline(mongo_uri, databases, outbox, store=store, cpu=cpu, services=lambda: {
+        meter = CpuMeter({"store": store.pid, "broker": broker_pid()})
+        pipeline = Pipeline(mongo_uri, databases, outbox, store=store, cpu=meter, services=lambda: {
             name: [service.process.pid for service in processes[name]] for name in ("intake", "routing", "notify")})
         load_registry(pipeline.client[databases["routing"]], county)  # before routing consumes anything
 
@@ -588,8 +588,8 @@ def main():
             in each run, and the CPU a request of every process taking part."""
             # each run's rate, then what the store and the processes spent over it (read once the run is over)
             runs_c, runs_pipeline = alternating(
-                PAIRS, lambda: (baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, store=store, cpu=cpu), store.last_run, cpu.last_run),
-                lambda: (pipeline_throughput(amqp_uri, pipeline, grid_ids), store.last_run, cpu.last_run))
+                PAIRS, lambda: (baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, store=store, cpu=meter), store.last_run, meter.last_run),
+                lambda: (pipeline_throughput(amqp_uri, pipeline, grid_ids), store.last_run, meter.last_run))
             (same, spent_c, cpu_c), (beside, spent_pipeline, cpu_pipeline) = zip(*runs_c), zip(*runs_pipeline)
             return {"baseline_c_same_operations_req_per_s": median(same), "baseline_c_each_run_req_per_s": [round(rate, 1) for rate in same],
                     "pipeline_beside_baseline_c_req_per_s": [round(rate, 1) for rate in beside], "pipeline_to_same_ops_ratio": paired_ratio(same, beside),
