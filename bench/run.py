@@ -517,8 +517,7 @@ def main():
     results = {"machine": machine_facts(), "runs_per_figure": RUNS, "pairs_for_the_ratio_to_baseline_c": PAIRS, "burst_requests": BURST}
     county = build_county()
     grid_ids = county_grid_ids(county)
-    cpu = store_cpu()
-    results["store_cpu"] = cpu
+    results["store_cpu"] = store_cpu()
     pinned = pinned_cpus()
     with tempfile.TemporaryDirectory() as scratch, throwaway_vhost() as amqp_uri, ExitStack() as stack:
         scratch = Path(scratch)
