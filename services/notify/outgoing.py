@@ -2,7 +2,8 @@
 a sender claims a send's notifications (one, or a batch on a channel that takes
 many at once) right before sending, with a claim of its own, and records what
 each met against that claim, after storing the announcement of the settled ones'
-outcomes, which a timer publishes once the broker takes it."""
+outcomes. The announcement is published at once beside the sends
+(``announcing.py``); what the broker does not take then, a timer publishes later."""
 import logging
 import time
 import uuid
@@ -53,14 +54,15 @@ def recipients_of(envelope):
     return recipients.for_case_event(envelope["event_type"], envelope["data"])
 
 
-def deliver(store, channel, settings, notification_ids, owner, held=None):
+def deliver(store, channel, settings, notification_ids, owner, held=None, announce=None):
     """Claim the due ones of these notifications, send them one after another, and
     record what each send met against its claim; [] if another process has them all.
     ``held``: notifications stored already claimed by this process (by id), sent under
     that claim while it has the time of a send left, else claimed again. Every send of
     the batch ends by half the claim: what has not started by then goes back unsent,
     so no claim runs out before its outcome is recorded. Any error of a send is a
-    failed attempt."""
+    failed attempt. ``announce(announcement)`` is handed the stored announcement of the
+    settled ones' outcomes, once they are recorded."""
     now, deadline = events.utcnow(), timedelta(seconds=delivery.send_deadline(settings))
     held = {notification_id: notification for notification_id, notification in (held or {}).items()
             if notification_id in notification_ids}
@@ -89,12 +91,15 @@ def deliver(store, channel, settings, notification_ids, owner, held=None):
     for under in {notification["claim"] for notification in notifications}:
         store.release([n["_id"] for n in notifications if n["_id"] in unsent and n["claim"] == under], under, events.utcnow())
     now = events.utcnow()
-    announcement = {"events": [event for _, (_, _, _, event) in results if event], "queued_at": now, "queued_by": owner}
-    recorded = set()
+    announcement = {"_id": uuid.uuid4().hex, "events": [event for _, (_, _, _, event) in results if event], "queued_at": now, "queued_by": owner}
+    # stored with the first claim's outcomes
+    stored, recorded = announcement if announcement["events"] else None, set()
     for under in {outcome.notification["claim"] for outcome, _ in results}:
         recorded |= store.record_outcomes(under, now, [record[:3] for outcome, record in results if outcome.notification["claim"] == under],
                                           announcement)
         announcement = None
+    if stored and announce:
+        announce(stored)
     outcomes = []
     for outcome, _ in results:
         if outcome.notification["_id"] not in recorded:
@@ -139,11 +144,13 @@ def log_lost_claim(notification):
         "notification_id": notification["_id"], "channel": notification["channel"]})
 
 
-def announcements_due(store, owner, now, grace):
-    """(announcement id, its events) to publish now: this process's own at once, another
-    process's only once ``grace`` has passed (that process may have died)."""
+def announcements_due(store, owner, now, grace, settle=timedelta(0), in_flight=frozenset()):
+    """(announcement id, its events) to publish now: this process's own once ``settle``
+    has passed, unless it is being published beside the sends (``in_flight``), which
+    took it as soon as it was recorded; another process's only once ``grace`` has
+    passed (that process may have died)."""
     return [(found["_id"], found["events"]) for found in store.pending_announcements(now)
-            if found["queued_by"] == owner or found["queued_at"] <= now - grace]
+            if found["_id"] not in in_flight and found["queued_at"] <= now - (settle if found["queued_by"] == owner else grace)]
 
 
 def delivery_latency(notification, now):

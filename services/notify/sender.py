@@ -51,8 +51,12 @@ class Lane:
 
 
 class Sender:
-    def __init__(self, store, channels, config):
+    """``announcer``: an :class:`~services.notify.announcing.Announcer` that publishes each
+    send's outcomes once recorded (without one, the announce timer does)."""
+
+    def __init__(self, store, channels, config, announcer=None):
         self.store = store
+        self.announcer = announcer
         self.settings = config["DELIVERY"]
         breaker = config["CHANNELS"]["BREAKER"]
         self.lanes = {
@@ -124,7 +128,8 @@ class Sender:
     def _deliver(self, lane, notification_ids):
         outcomes = []
         try:
-            outcomes = outgoing.deliver(self.store, lane.channel, self.settings, notification_ids, self.owner, lane.held)
+            outcomes = outgoing.deliver(self.store, lane.channel, self.settings, notification_ids, self.owner, lane.held,
+                                        announce=self.announcer and self.announcer.soon)
         except Exception:
             # the store failed us: the claims run out and the notifications are tried again
             log.exception("delivery interrupted", extra={"notifications": len(notification_ids), "channel": lane.name})

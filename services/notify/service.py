@@ -91,11 +91,14 @@ class NotifyService(HealthAndMetrics):
 
     @configured_timer("ANNOUNCE", "INTERVAL_SECONDS", default=1)
     def announce_outcomes(self):
-        """Publish notification_sent/failed; what the broker does not take waits in its notification."""
-        grace = timedelta(seconds=float(self.config["ANNOUNCE"]["GRACE_SECONDS"]))
+        """Publish the notification_sent/failed not published beside their sends; what the
+        broker does not take waits in its announcement."""
+        settings = self.config["ANNOUNCE"]
+        grace, settle = timedelta(seconds=float(settings["GRACE_SECONDS"])), timedelta(seconds=float(settings["INTERVAL_SECONDS"]))
         published = []
         try:
-            for announcement_id, outcomes in outgoing.announcements_due(self.store, self.sender.owner, events.utcnow(), grace):
+            for announcement_id, outcomes in outgoing.announcements_due(self.store, self.sender.owner, events.utcnow(), grace,
+                                                                        settle, self.sender.announcer.in_flight):
                 for event in outcomes:
                     try:
                         self.dispatch(event["event_type"], event)

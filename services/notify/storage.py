@@ -115,14 +115,14 @@ class NotificationStore:
     def record_outcomes(self, claim, now, outcomes, announcement=None):
         """What each send under ``claim`` met: ``outcomes`` are ``(notification_id, error,
         retry_at)``, ``error`` ``None`` for sent; ``retry_at`` ``None`` after a failure
-        fails it for good. ``announcement`` (the settled ones' outcome events) is stored
+        fails it for good. ``announcement`` (the settled ones' outcome events, with its ``_id``) is stored
         first: a process dying before the outcomes are recorded may announce a send twice,
         never not at all. The ids recorded: a notification whose claim ran out and another
         process took records nothing here (that process records its own outcome)."""
         if not outcomes:
             return set()
         if announcement and announcement["events"]:
-            self.announcements.insert_one({"_id": uuid.uuid4().hex, **announcement})
+            self.announcements.insert_one(dict(announcement))
         failed = [UpdateOne({"_id": notification_id, "claim": claim}, outcome_update(claim, now, error, retry_at))
                   for notification_id, error, retry_at in outcomes if error is not None]
         modified = self.notifications.bulk_write(failed, ordered=False).modified_count if failed else 0

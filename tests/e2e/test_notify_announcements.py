@@ -10,13 +10,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
+from pymongo import MongoClient
 
 from tests.e2e.test_notify import peer_env, quiet_window
 from tests.e2e.test_notify_once import all_sent, remind_members
-from tests.support.broker import DEFAULT_MANAGEMENT_URL, drain, watch_queue
+from tests.support.broker import DEFAULT_MANAGEMENT_URL, drain, throwaway_vhost, watch_queue
 from tests.support.peers import http_peer, smtp_peer
 from tests.support.polling import eventually
-from tests.support.services import running_platform
+from tests.support.services import running_platform, running_service
 from wangge import events, topology
 
 MANAGEMENT_API = os.environ.get("WANGGE_TEST_RABBIT_MANAGEMENT", DEFAULT_MANAGEMENT_URL) + "/api"
@@ -76,3 +77,29 @@ def test_outcomes_the_broker_will_not_take_hold_up_no_recipient_and_go_out_later
         announced += [json.loads(m.body) for m in drain(platform["amqp_uri"], watched, timeout=2)]
     assert sorted(a["data"]["notification_id"] for a in announced) == sorted(n["id"] for n in sent)
     assert {a["data"]["status"] for a in announced} == {"sent"}
+
+
+@pytest.fixture(scope="module")
+def notify_without_timer(mongo_uri, tmp_path_factory):
+    """Notify whose announce timer does not tick while a test runs, and its store, on a vhost
+    of its own (the module's notify would take its events)."""
+    directory = tmp_path_factory.mktemp("notify-prompt-announcements")
+    database = f"notify_{uuid.uuid4().hex[:8]}"
+    with throwaway_vhost() as amqp_uri, http_peer(directory) as http, smtp_peer(directory) as smtp, MongoClient(mongo_uri) as client:
+        env = {**peer_env(http, smtp), **quiet_window(datetime.now(ZoneInfo("UTC")), timedelta(hours=2), timedelta(hours=1)),
+               "NOTIFY_ANNOUNCE_INTERVAL_SECONDS": "3600"}
+        with running_service("notify", amqp_uri=amqp_uri, mongo_uri=mongo_uri, log_dir=directory, database=database,
+                             extra_env=env) as notify:
+            yield {"notify": notify, "http": http, "amqp_uri": amqp_uri, "announcements": client[database]["announcements"]}
+
+
+def test_outcomes_are_announced_as_soon_as_they_are_recorded_not_on_the_timer(notify_without_timer):
+    platform = notify_without_timer
+    with watch_queue(platform["amqp_uri"], topology.events_exchange("notify"), events.NOTIFICATION_SENT) as watched:
+        campaign_id = remind_members(platform, 3)
+        sent = eventually(lambda: all_sent(platform["notify"], 3, campaign_id=campaign_id), timeout=20)
+        announced = [json.loads(m.body) for m in drain(platform["amqp_uri"], watched, timeout=15, expected=3)]
+        announced += [json.loads(m.body) for m in drain(platform["amqp_uri"], watched, timeout=1)]
+    assert sorted(a["data"]["notification_id"] for a in announced) == sorted(n["id"] for n in sent)
+    # published, then dropped: nothing is left for the timer to publish again
+    assert eventually(lambda: platform["announcements"].count_documents({}) == 0, timeout=10)
