@@ -35,8 +35,10 @@ from tests.support.services import running_service, set_active_identity
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", 3))
-# pairs of runs for the ratio to baseline (c): its median moves less from bench to bench with five than with three
-PAIRS = int(os.environ.get("BENCH_PAIRS", 5))
+# Pairs of runs for the ratio to baseline (c): its median moves less from bench to bench with
+# more. An even number, so each side goes first as often: over a bench the machine drifts (one
+# bench's runs of both slowed by a quarter), so the second run of a pair tends to be the slower.
+PAIRS = int(os.environ.get("BENCH_PAIRS", 6))
 BURST = int(os.environ.get("BENCH_REQUESTS", 150))
 # Latency is measured at this share of the capacity measured just before: above
 # capacity it would only measure the queue growing.
@@ -493,6 +495,11 @@ def alternating(runs, *measures, settle=SETTLE_SECONDS):
     return figures
 
 
+def first_in_each_pair(runs, names):
+    """Which of ``names`` (two) :func:`alternating` runs first in each of ``runs`` pairs."""
+    return [names[run % 2] for run in range(runs)]
+
+
 def county_grid_ids(county):
     return [g["id"] for t in county["towns"] for c in t["communities"] for g in c["grids"]]
 
@@ -592,6 +599,7 @@ def main():
             (same, spent_c, cpu_c), (beside, spent_pipeline, cpu_pipeline) = zip(*runs_c), zip(*runs_pipeline)
             return {"baseline_c_same_operations_req_per_s": median(same), "baseline_c_each_run_req_per_s": [round(rate, 1) for rate in same],
                     "pipeline_beside_baseline_c_req_per_s": [round(rate, 1) for rate in beside], "pipeline_to_same_ops_ratio": paired_ratio(same, beside),
+                    "first_in_each_pair": first_in_each_pair(PAIRS, ("baseline_c", "pipeline")),
                     "store_spent_in_turns": {"baseline_c": list(spent_c), "pipeline": list(spent_pipeline)},
                     "cpu_ms_per_request_in_turns": {"baseline_c": list(cpu_c), "pipeline": list(cpu_pipeline)}}
         results.update(in_turns())

@@ -22,7 +22,8 @@ from bench import store_costs
 from bench.cpu import CpuMeter
 from bench.hop import SameOperations
 from bench.store import BenchStore, own_store, store_cpu
-from bench.run import OutboxLines, Pipeline, alternating, baseline_run, paired_ratio, pipeline_throughput, run_hops, store_writes_in
+from bench.run import (OutboxLines, Pipeline, alternating, baseline_run, first_in_each_pair, paired_ratio, pipeline_throughput, run_hops,
+                       store_writes_in)
 
 pytestmark = pytest.mark.e2e
 
@@ -137,6 +138,15 @@ def test_figures_to_compare_are_taken_in_turn_run_after_run_neither_always_first
 
     assert taken == ["baseline", "pipeline", "pipeline", "baseline", "baseline", "pipeline"]
     assert (same, beside) == ([1, 4, 5], [2, 3, 6])
+
+
+def test_each_pairs_first_run_is_recorded_as_taken_each_side_as_often_in_an_even_number():
+    taken = []
+    alternating(4, lambda: taken.append("baseline_c"), lambda: taken.append("pipeline"), settle=0)
+
+    recorded = first_in_each_pair(4, ("baseline_c", "pipeline"))
+    assert recorded == taken[::2]
+    assert recorded.count("baseline_c") == recorded.count("pipeline")
 
 
 def test_the_ratio_is_the_median_of_each_pairs_not_a_ratio_of_medians():
