@@ -3,11 +3,12 @@ soon as they are recorded.
 
 The outcome events of a batch of sends are stored in one announcement before the
 outcomes are recorded (``outgoing.deliver``): a process that dies in between
-announces them twice, never not at all. Here each is published right after,
-beside the sends, and then dropped, the drops of concurrent batches in one write.
-No send waits for the broker: with every place taken the announcement is left to
-the announce timer, as is one the broker does not take now. The timer leaves alone
-what is being published here.
+announces them twice, never not at all. The announcement is reserved here before it
+is stored, published right after the outcomes are recorded, beside the sends, and
+then dropped, the drops of concurrent batches in one write. The announce timer leaves
+alone what is reserved. No send waits for the broker: with every place taken the
+announcement is left to the timer at once, as is one the broker refuses or does not
+confirm within ``CONFIRM_TIMEOUT_SECONDS``.
 """
 import logging
 
@@ -20,10 +21,15 @@ from wangge.mongo import GroupCommit
 
 log = logging.getLogger(__name__)
 
+# how long a publish waits for the broker's confirm (nameko's publisher then tries again a
+# few times) before its announcement is left to the timer
+CONFIRM_TIMEOUT_SECONDS = 10
+
 
 class Announcer:
-    """``soon(announcement)`` publishes a stored announcement's events with
-    ``publish(event_type, event)`` and drops it; ``in_flight``: the ids under way."""
+    """``reserve(id)`` before an announcement is stored, then ``soon(announcement)``
+    publishes its events with ``publish(event_type, event)`` and drops it, or
+    ``release(id)`` if it was not stored; ``in_flight``: the ids reserved."""
 
     def __init__(self, store, publish, places):
         self.store = store
@@ -33,11 +39,17 @@ class Announcer:
         self.in_flight = set()
         self._drop = GroupCommit(self._drop_batch)
 
+    def reserve(self, announcement_id):
+        self.in_flight.add(announcement_id)
+
+    def release(self, announcement_id):
+        self.in_flight.discard(announcement_id)
+
     def soon(self, announcement):
         """``False`` if it is left to the timer (every place taken)."""
         if not self.places.acquire(blocking=False):
+            self.release(announcement["_id"])
             return False
-        self.in_flight.add(announcement["_id"])
         self.pool.spawn_n(self._announce, announcement)
         return True
 
@@ -47,11 +59,11 @@ class Announcer:
                 self.publish(event["event_type"], event)
             self._drop(announcement["_id"])
         except Exception as exc:
-            # the timer publishes it again, with the same event ids
+            # the timer publishes it again, with the same event ids (it warns if it cannot)
             log.info("notification outcomes left to the announce timer", extra={
                 "announcement_id": announcement["_id"], "reason": short_error(exc)})
         finally:
-            self.in_flight.discard(announcement["_id"])
+            self.release(announcement["_id"])
             self.places.release()
 
     def _drop_batch(self, announcement_ids):

@@ -54,15 +54,16 @@ def recipients_of(envelope):
     return recipients.for_case_event(envelope["event_type"], envelope["data"])
 
 
-def deliver(store, channel, settings, notification_ids, owner, held=None, announce=None):
+def deliver(store, channel, settings, notification_ids, owner, held=None, announcer=None):
     """Claim the due ones of these notifications, send them one after another, and
     record what each send met against its claim; [] if another process has them all.
     ``held``: notifications stored already claimed by this process (by id), sent under
     that claim while it has the time of a send left, else claimed again. Every send of
     the batch ends by half the claim: what has not started by then goes back unsent,
     so no claim runs out before its outcome is recorded. Any error of a send is a
-    failed attempt. ``announce(announcement)`` is handed the stored announcement of the
-    settled ones' outcomes, once they are recorded."""
+    failed attempt. ``announcer`` (an :class:`~services.notify.announcing.Announcer`)
+    reserves the announcement of the settled ones' outcomes before it is stored and
+    publishes it once they are recorded."""
     now, deadline = events.utcnow(), timedelta(seconds=delivery.send_deadline(settings))
     held = {notification_id: notification for notification_id, notification in (held or {}).items()
             if notification_id in notification_ids}
@@ -93,13 +94,20 @@ def deliver(store, channel, settings, notification_ids, owner, held=None, announ
     now = events.utcnow()
     announcement = {"_id": uuid.uuid4().hex, "events": [event for _, (_, _, _, event) in results if event], "queued_at": now, "queued_by": owner}
     # stored with the first claim's outcomes
-    stored, recorded = announcement if announcement["events"] else None, set()
-    for under in {outcome.notification["claim"] for outcome, _ in results}:
-        recorded |= store.record_outcomes(under, now, [record[:3] for outcome, record in results if outcome.notification["claim"] == under],
-                                          announcement)
-        announcement = None
-    if stored and announce:
-        announce(stored)
+    stored, recorded = announcement if announcement["events"] and announcer else None, set()
+    if stored:
+        announcer.reserve(stored["_id"])
+    try:
+        for under in {outcome.notification["claim"] for outcome, _ in results}:
+            recorded |= store.record_outcomes(under, now, [record[:3] for outcome, record in results if outcome.notification["claim"] == under],
+                                              announcement)
+            announcement = None
+    except BaseException:
+        if stored:
+            announcer.release(stored["_id"])
+        raise
+    if stored:
+        announcer.soon(stored)
     outcomes = []
     for outcome, _ in results:
         if outcome.notification["_id"] not in recorded:
@@ -146,11 +154,16 @@ def log_lost_claim(notification):
 
 def announcements_due(store, owner, now, grace, settle=timedelta(0), in_flight=frozenset()):
     """(announcement id, its events) to publish now: this process's own once ``settle``
-    has passed, unless it is being published beside the sends (``in_flight``), which
-    took it as soon as it was recorded; another process's only once ``grace`` has
-    passed (that process may have died)."""
-    return [(found["_id"], found["events"]) for found in store.pending_announcements(now)
-            if found["_id"] not in in_flight and found["queued_at"] <= now - (settle if found["queued_by"] == owner else grace)]
+    has passed, unless it is reserved for publishing beside the sends (``in_flight``, the
+    announcer's live set); another process's only once ``grace`` has passed (that
+    process may have died)."""
+    # reserved as the read starts, or when it ends: one published and dropped while the
+    # store answers has left the set by then, though the read may have found it
+    under_way = set(in_flight)
+    found = store.pending_announcements(now)
+    under_way |= in_flight
+    return [(announcement["_id"], announcement["events"]) for announcement in found if announcement["_id"] not in under_way
+            and announcement["queued_at"] <= now - (settle if announcement["queued_by"] == owner else grace)]
 
 
 def delivery_latency(notification, now):

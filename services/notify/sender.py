@@ -129,7 +129,7 @@ class Sender:
         outcomes = []
         try:
             outcomes = outgoing.deliver(self.store, lane.channel, self.settings, notification_ids, self.owner, lane.held,
-                                        announce=self.announcer and self.announcer.soon)
+                                        self.announcer)
         except Exception:
             # the store failed us: the claims run out and the notifications are tried again
             log.exception("delivery interrupted", extra={"notifications": len(notification_ids), "channel": lane.name})

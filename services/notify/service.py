@@ -95,10 +95,11 @@ class NotifyService(HealthAndMetrics):
         broker does not take waits in its announcement."""
         settings = self.config["ANNOUNCE"]
         grace, settle = timedelta(seconds=float(settings["GRACE_SECONDS"])), timedelta(seconds=float(settings["INTERVAL_SECONDS"]))
+        in_flight = self.sender.announcer.in_flight if self.sender.announcer else frozenset()
         published = []
         try:
             for announcement_id, outcomes in outgoing.announcements_due(self.store, self.sender.owner, events.utcnow(), grace,
-                                                                        settle, self.sender.announcer.in_flight):
+                                                                        settle, in_flight):
                 for event in outcomes:
                     try:
                         self.dispatch(event["event_type"], event)
