@@ -102,6 +102,32 @@ class SameOperations:
             self.targets[name] = self.targets[name][:-docs]
 
 
+def relay(amqp_uri, in_queue, out_queue, handle_store, done=lambda: None, keep_going=lambda: True):
+    """Take each message from ``in_queue``, do its store work, publish it on to ``out_queue``
+    ("-": none) and ack it; ``done()`` after each. Published over a connection of its own:
+    waiting for a confirm on the consuming connection would take the next deliveries inside
+    that wait, one handler within another, and an ack the broker sends for several
+    publishes at once could then answer an inner wait and leave the outer one waiting
+    for ever."""
+    with Connection(amqp_uri) as consuming, Connection(amqp_uri, transport_options={"confirm_publish": True}) as publishing:
+        producer = publishing.Producer()
+
+        def handle(body, message):
+            handle_store(body)
+            if out_queue != "-":
+                producer.publish(body, routing_key=out_queue, serializer="json", delivery_mode=2)
+            message.ack()
+            done()
+
+        print("ready", flush=True)
+        with consuming.Consumer(hop_queue(in_queue), callbacks=[handle], prefetch_count=10):
+            while keep_going():
+                try:
+                    consuming.drain_events(timeout=1)
+                except TimeoutError:
+                    pass
+
+
 def main():
     amqp_uri, mongo_uri, database, in_queue, out_queue, work = sys.argv[1:7]
     progress = sys.argv[7] if len(sys.argv) > 7 else None
@@ -114,21 +140,7 @@ def main():
         handle_store = SameOperations(database, plan)
         handle_store.prepare(plan["seeded"])
     finished = open(progress, "ab", buffering=0) if progress else None
-    with Connection(amqp_uri, transport_options={"confirm_publish": True}) as connection:
-        producer = connection.Producer()
-
-        def handle(body, message):
-            handle_store(body)
-            if out_queue != "-":
-                producer.publish(body, routing_key=out_queue, serializer="json", delivery_mode=2)
-            message.ack()
-            if finished:
-                os.write(finished.fileno(), b".")
-
-        print("ready", flush=True)
-        with connection.Consumer(hop_queue(in_queue), callbacks=[handle], prefetch_count=10):
-            while True:
-                connection.drain_events()
+    relay(amqp_uri, in_queue, out_queue, handle_store, done=(lambda: os.write(finished.fileno(), b".")) if finished else (lambda: None))
 
 
 if __name__ == "__main__":

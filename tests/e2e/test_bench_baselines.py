@@ -15,15 +15,18 @@ from types import SimpleNamespace
 
 import pytest
 from eventlet.patcher import original
+from kombu import Connection
 from pymongo import MongoClient
 
 from bench import run as bench
 from bench import store_costs
 from bench.cpu import CpuMeter
-from bench.hop import SameOperations
+from bench.hop import SameOperations, hop_queue, relay
 from bench.store import BenchStore, own_store, store_cpu
 from bench.run import (OutboxLines, Pipeline, alternating, baseline_run, first_in_each_pair, paired_ratio, pipeline_throughput, run_hops,
                        store_writes_in)
+
+from tests.support.broker import drain
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +40,36 @@ def test_a_run_of_three_hops_ends_when_the_last_hop_has_every_message(amqp_uri, 
     # each hop writes one document a message; the last one's goes to "done"
     assert scratch_database["done"].count_documents({}) == 60
     assert sorted(scratch_database["done"].distinct("message")) == list(range(60))
+
+
+def test_a_hop_takes_a_message_only_once_it_has_passed_the_one_before_on(amqp_uri):
+    """One handler inside another's wait for a confirm can wait for ever (an ack the broker
+    sends for both answers the inner wait)."""
+    tag = uuid.uuid4().hex[:6]
+    in_queue, out_queue, count = f"bench.relay-in.{tag}", f"bench.relay-out.{tag}", 200
+    with Connection(amqp_uri) as connection:
+        for queue in (in_queue, out_queue):
+            hop_queue(queue)(connection.default_channel).declare()
+        producer = connection.Producer()
+        for n in range(count):
+            producer.publish({"n": n}, routing_key=in_queue, serializer="json")
+    under_way, most_under_way, passed_on = [0], [0], []
+
+    def store_work(body):
+        under_way[0] += 1
+        most_under_way[0] = max(most_under_way[0], under_way[0])
+
+    def done():
+        under_way[0] -= 1
+        passed_on.append(1)
+
+    hop = threading.Thread(target=relay, args=(amqp_uri, in_queue, out_queue, store_work),
+                           kwargs={"done": done, "keep_going": lambda: len(passed_on) < count}, daemon=True)
+    hop.start()
+    hop.join(timeout=60)
+
+    assert sorted(json.loads(m.body)["n"] for m in drain(amqp_uri, out_queue, timeout=10, expected=count)) == list(range(count))
+    assert most_under_way[0] == 1
 
 
 def test_a_run_of_hops_records_the_cpu_of_its_hops_beside_the_fixed_roles(amqp_uri, mongo_uri, scratch_database):
