@@ -139,8 +139,11 @@ def main():
             plan = json.load(plan_file)
         handle_store = SameOperations(database, plan)
         handle_store.prepare(plan["seeded"])
-    finished = open(progress, "ab", buffering=0) if progress else None
-    relay(amqp_uri, in_queue, out_queue, handle_store, done=(lambda: os.write(finished.fileno(), b".")) if finished else (lambda: None))
+    if progress:
+        finished = open(progress, "ab", buffering=0)
+        relay(amqp_uri, in_queue, out_queue, handle_store, done=lambda: os.write(finished.fileno(), b"."))
+    else:
+        relay(amqp_uri, in_queue, out_queue, handle_store)
 
 
 if __name__ == "__main__":

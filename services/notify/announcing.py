@@ -11,10 +11,10 @@ announcement is left to the timer at once, as is one the broker refuses or does 
 confirm within ``CONFIRM_TIMEOUT_SECONDS``.
 """
 import logging
+from contextlib import contextmanager
 
 import eventlet
 from eventlet.greenpool import GreenPool
-from eventlet.semaphore import Semaphore
 
 from wangge.logs import short_error
 from wangge.mongo import GroupCommit
@@ -27,17 +27,27 @@ CONFIRM_TIMEOUT_SECONDS = 10
 
 
 class Announcer:
-    """``reserve(id)`` before an announcement is stored, then ``soon(announcement)``
-    publishes its events with ``publish(event_type, event)`` and drops it, or
-    ``release(id)`` if it was not stored; ``in_flight``: the ids reserved."""
+    """Publishes an announcement's events with ``publish(event_type, event)`` and drops it,
+    at most ``places`` at once; ``in_flight``: the ids reserved (stored or about to be)."""
 
     def __init__(self, store, publish, places):
         self.store = store
         self.publish = publish
-        self.places = Semaphore(places)
-        self.pool = GreenPool()
+        self.pool = GreenPool(places)
         self.in_flight = set()
         self._drop = GroupCommit(self._drop_batch)
+
+    @contextmanager
+    def announcing(self, announcement):
+        """Around storing ``announcement`` and recording the outcomes it announces: reserved
+        before, published once they are recorded, released if recording fails."""
+        self.reserve(announcement["_id"])
+        try:
+            yield
+        except BaseException:
+            self.release(announcement["_id"])
+            raise
+        self.soon(announcement)
 
     def reserve(self, announcement_id):
         self.in_flight.add(announcement_id)
@@ -47,7 +57,7 @@ class Announcer:
 
     def soon(self, announcement):
         """``False`` if it is left to the timer (every place taken)."""
-        if not self.places.acquire(blocking=False):
+        if not self.pool.free():
             self.release(announcement["_id"])
             return False
         self.pool.spawn_n(self._announce, announcement)
@@ -64,7 +74,6 @@ class Announcer:
                 "announcement_id": announcement["_id"], "reason": short_error(exc)})
         finally:
             self.release(announcement["_id"])
-            self.places.release()
 
     def _drop_batch(self, announcement_ids):
         self.store.clear_announcements(announcement_ids)

@@ -7,6 +7,7 @@ outcomes. The announcement is published at once beside the sends
 import logging
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -93,21 +94,13 @@ def deliver(store, channel, settings, notification_ids, owner, held=None, announ
         store.release([n["_id"] for n in notifications if n["_id"] in unsent and n["claim"] == under], under, events.utcnow())
     now = events.utcnow()
     announcement = {"_id": uuid.uuid4().hex, "events": [event for _, (_, _, _, event) in results if event], "queued_at": now, "queued_by": owner}
-    # stored with the first claim's outcomes
-    stored, recorded = announcement if announcement["events"] and announcer else None, set()
-    if stored:
-        announcer.reserve(stored["_id"])
-    try:
+    recorded = set()
+    with announcer.announcing(announcement) if announcer and announcement["events"] else nullcontext():
         for under in {outcome.notification["claim"] for outcome, _ in results}:
+            # the announcement is stored with the first claim's outcomes
             recorded |= store.record_outcomes(under, now, [record[:3] for outcome, record in results if outcome.notification["claim"] == under],
                                               announcement)
             announcement = None
-    except BaseException:
-        if stored:
-            announcer.release(stored["_id"])
-        raise
-    if stored:
-        announcer.soon(stored)
     outcomes = []
     for outcome, _ in results:
         if outcome.notification["_id"] not in recorded:

@@ -3,6 +3,7 @@ announce timer takes only what could not be published so."""
 from datetime import timedelta
 
 import pytest
+from eventlet.event import Event
 
 from services.notify import delivery, outgoing
 from services.notify.announcing import Announcer
@@ -111,9 +112,11 @@ def test_what_the_broker_refuses_is_left_to_the_timer(store):
 
 
 def test_with_every_place_taken_the_send_does_not_wait_and_the_timer_publishes_it(store):
-    published = []
+    published, under_way = [], Event()
     announcer = Announcer(store, lambda event_type, event: published.append(event_type), places=1)
-    assert announcer.places.acquire(blocking=False)  # a place taken by a publish under way
+    announcer.pool.spawn_n(under_way.wait)  # the one place, taken by a publish under way
     sent(store, announcer)
+    under_way.send()
+    announcer.pool.waitall()
     assert published == []
     assert len(due(store, in_flight=announcer.in_flight)) == 1
