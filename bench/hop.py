@@ -1,7 +1,12 @@
 """A bare kombu consumer for the baselines: take a message from one queue, do its
-store work, publish it on to the next queue (if any), ack. No nameko.
+store work, publish it on to the next queue (if any), ack. No nameko, no eventlet.
 
-    python -m bench.hop AMQP_URI MONGO_URI DATABASE IN_QUEUE OUT_QUEUE|- WORK [PROGRESS_FILE]
+    python -m bench.hop AMQP_URI MONGO_URI DATABASE IN_QUEUE OUT_QUEUE|- WORK CONSUMERS [PROGRESS_FILE]
+
+CONSUMERS messages are handled at once, each by a thread of its own, as the service
+the hop stands in for handles as many at once as its ``max_workers``: bare code
+doing the same work may overlap its waits for the store and the broker as much as
+the pipeline does.
 
 WORK is a number of inserts per message (baselines a and b), or a JSON file of the
 store operations one of the pipeline's hops made per request (baseline c): per
@@ -13,6 +18,7 @@ finding out when a run ends puts no load on the store.
 import json
 import os
 import sys
+import threading
 import uuid
 
 from bson import json_util
@@ -41,10 +47,13 @@ def inserts(database, in_queue, out_queue, count):
 class SameOperations:
     """The store work of one of the pipeline's hops, per message: each operation's
     commands come as often as in the pipeline (fractions add up from message to
-    message), each touching as many documents as the pipeline's did."""
+    message), each touching as many documents as the pipeline's did. Shared by a hop's
+    consumers: what is owed and which documents to touch are taken under a lock, the
+    store's commands are made outside it."""
 
     def __init__(self, database, plan):
         self.database = database
+        self.lock = threading.Lock()
         self.operations = plan["operations"]
         self.shapes = {name: json_util.loads(json.dumps(shape)) for name, shape in plan["collections"].items()}
         self.owed = [0.0] * len(self.operations)
@@ -75,15 +84,23 @@ class SameOperations:
         return document
 
     def __call__(self, body):
-        for n, operation in enumerate(self.operations):
-            self.owed[n] += operation["commands"]
-            while self.owed[n] >= 1:
-                self.owed[n] -= 1
-                # documents a command come as a mean (1.5: one, then two, ...)
-                self.owed_documents[n] += operation["docs_per_command"]
-                docs = max(1, int(self.owed_documents[n]))
-                self.owed_documents[n] -= docs
-                self.run(operation, docs)
+        for operation, docs in self.due():
+            self.run(operation, docs)
+
+    def due(self):
+        """This message's commands: (operation, documents) each."""
+        commands = []
+        with self.lock:
+            for n, operation in enumerate(self.operations):
+                self.owed[n] += operation["commands"]
+                while self.owed[n] >= 1:
+                    self.owed[n] -= 1
+                    # documents a command come as a mean (1.5: one, then two, ...)
+                    self.owed_documents[n] += operation["docs_per_command"]
+                    docs = max(1, int(self.owed_documents[n]))
+                    self.owed_documents[n] -= docs
+                    commands.append((operation, docs))
+        return commands
 
     def run(self, operation, docs):
         name = operation["collection"]
@@ -91,22 +108,40 @@ class SameOperations:
         if operation["kind"] == "insert":
             documents = [self.document(name) for _ in range(docs)]
             collection.insert_many(documents, ordered=False)
-            self.targets[name] += [document["_id"] for document in documents]
+            with self.lock:
+                self.targets[name] += [document["_id"] for document in documents]
             return
-        taken, self.targets[name] = self.targets[name][:docs], self.targets[name][docs:] + self.targets[name][:docs]
+        with self.lock:
+            # the oldest ids, moved to the back (updated again later) or let go (deleted)
+            taken, rest = self.targets[name][:docs], self.targets[name][docs:]
+            self.targets[name] = rest + taken if operation["kind"] == "update" else rest
         where = {"_id": taken[0]} if docs == 1 else {"_id": {"$in": taken}}
         if operation["kind"] == "update":
             collection.update_many(where, {"$set": {"hop_touched": uuid.uuid4().hex}})
         else:
             collection.delete_many(where)
-            self.targets[name] = self.targets[name][:-docs]
 
 
-def relay(amqp_uri, in_queue, out_queue, handle_store, done=lambda: None, keep_going=lambda: True):
+def relay(amqp_uri, in_queue, out_queue, handle_store, consumers=1, done=lambda: None, keep_going=lambda: True):
     """Take each message from ``in_queue``, do its store work, publish it on to ``out_queue``
-    ("-": none) and ack it; ``done()`` after each. Published over a connection of its own:
-    waiting for a confirm on the consuming connection would take the next deliveries inside
-    that wait, one handler within another, and an ack the broker sends for several
+    ("-": none) and ack it; ``done()`` after each. ``consumers`` threads do so at once,
+    each taking one message at a time over connections of its own (kombu connections
+    are not shared between threads)."""
+    ready = threading.Barrier(consumers + 1)
+    threads = [threading.Thread(target=consume, args=(amqp_uri, in_queue, out_queue, handle_store, done, keep_going, ready), daemon=True)
+               for _ in range(consumers)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    print("ready", flush=True)
+    for thread in threads:
+        thread.join()
+
+
+def consume(amqp_uri, in_queue, out_queue, handle_store, done, keep_going, ready):
+    """One consumer of a hop: one message at a time. It publishes over a connection of its
+    own: waiting for a confirm on the consuming connection would take the next deliveries
+    inside that wait, one handler within another, and an ack the broker sends for several
     publishes at once could then answer an inner wait and leave the outer one waiting
     for ever."""
     with Connection(amqp_uri) as consuming, Connection(amqp_uri, transport_options={"confirm_publish": True}) as publishing:
@@ -119,8 +154,8 @@ def relay(amqp_uri, in_queue, out_queue, handle_store, done=lambda: None, keep_g
             message.ack()
             done()
 
-        print("ready", flush=True)
-        with consuming.Consumer(hop_queue(in_queue), callbacks=[handle], prefetch_count=10):
+        with consuming.Consumer(hop_queue(in_queue), callbacks=[handle], prefetch_count=1):
+            ready.wait()
             while keep_going():
                 try:
                     consuming.drain_events(timeout=1)
@@ -128,9 +163,16 @@ def relay(amqp_uri, in_queue, out_queue, handle_store, done=lambda: None, keep_g
                     pass
 
 
+def exit_on_a_consumers_failure(failure):
+    """A consumer that fails ends the hop, so the run that needs it fails at once."""
+    threading.__excepthook__(failure)
+    os._exit(1)
+
+
 def main():
-    amqp_uri, mongo_uri, database, in_queue, out_queue, work = sys.argv[1:7]
-    progress = sys.argv[7] if len(sys.argv) > 7 else None
+    threading.excepthook = exit_on_a_consumers_failure
+    amqp_uri, mongo_uri, database, in_queue, out_queue, work, consumers = sys.argv[1:8]
+    progress = sys.argv[8] if len(sys.argv) > 8 else None
     database = MongoClient(mongo_uri)[database]
     if work.isdigit():
         handle_store = inserts(database, in_queue, out_queue, int(work))
@@ -141,9 +183,10 @@ def main():
         handle_store.prepare(plan["seeded"])
     if progress:
         finished = open(progress, "ab", buffering=0)
-        relay(amqp_uri, in_queue, out_queue, handle_store, done=lambda: os.write(finished.fileno(), b"."))
+        # one byte a message in one write: threads' appends never interleave
+        relay(amqp_uri, in_queue, out_queue, handle_store, int(consumers), done=lambda: os.write(finished.fileno(), b"."))
     else:
-        relay(amqp_uri, in_queue, out_queue, handle_store)
+        relay(amqp_uri, in_queue, out_queue, handle_store, int(consumers))
 
 
 if __name__ == "__main__":

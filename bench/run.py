@@ -28,6 +28,7 @@ from devstack.demo_county import build_county
 from devstack.processes import ManagedProcess
 from integration.publish_example import publish_request
 from services.routing.registry import flatten, validate_registry
+from wangge.config import load_service_config
 from services.routing.storage import RoutingStore
 from tests.support.broker import throwaway_vhost
 from tests.support.identity import running_identity
@@ -47,6 +48,7 @@ LATENCY_SECONDS = 20
 SETTLE_SECONDS = 2
 # Reading the store's write counters once a run's notices are all out: how long they must stay still
 WRITES_QUIET_SECONDS = 0.5
+PIPELINE_SERVICES = ("intake", "routing", "notify")  # a request's hops, in turn
 BASELINE_DATABASES = []  # this bench's baseline database not dropped yet (a store may be shared)
 # outbox everywhere: the bench measures the platform, not an SMS gateway
 QUIET_LOCAL = {f"NOTIFY_{role}_CHANNEL": "outbox" for role in ("WORKER", "GRID_HEAD", "LEAD", "DEPARTMENT", "RESIDENT", "GROUP", "MEMBER")}
@@ -88,14 +90,21 @@ def writes(client):
 def baseline_direct(amqp_uri, mongo_uri, messages=2000):
     """(a) kombu publisher → one kombu consumer that stores each message: messages/s."""
     queue, database = f"bench.direct.{uuid.uuid4().hex[:6]}", f"bench_{uuid.uuid4().hex[:6]}"
-    return baseline_run(amqp_uri, mongo_uri, database, [queue], ["1"], messages)
+    return baseline_run(amqp_uri, mongo_uri, database, [queue], ["1"], [1], messages)
+
+
+def pipeline_concurrency():
+    """How many messages each of the pipeline's hops handles at once: its service's
+    ``max_workers`` (nameko's workers, and the prefetch of its consumers)."""
+    return [int(load_service_config(service)["max_workers"]) for service in PIPELINE_SERVICES]
 
 
 def baseline_hops(amqp_uri, mongo_uri, writes_per_hop, messages=BURST):
-    """(b) the pipeline's three hops as bare kombu consumers doing as many inserts as the pipeline's writes."""
+    """(b) the pipeline's three hops as bare kombu consumers doing as many inserts as the
+    pipeline's writes, as many messages at once as the service each stands in for."""
     tag = uuid.uuid4().hex[:6]
     queues = [f"bench.hop{n}.{tag}" for n in range(len(writes_per_hop))]
-    return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, [str(w) for w in writes_per_hop], messages)
+    return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, [str(w) for w in writes_per_hop], pipeline_concurrency(), messages)
 
 
 def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST, store=None, cpu=None):
@@ -103,7 +112,7 @@ def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST
     store writes the pipeline made in its throughput runs: the same collections and
     indexes, documents of the same size, as many insert, update and delete commands per
     request touching as many documents (counted from the store), each service's writes
-    at its hop."""
+    at its hop, as many messages at once as that service."""
     tag = uuid.uuid4().hex[:6]
     queues = [f"bench.same{n}.{tag}" for n in range(len(plans))]
     files = []
@@ -111,12 +120,13 @@ def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST
         path = scratch / f"same-ops-{tag}-{n}.json"
         path.write_text(json.dumps({**plan, "seeded": messages}), encoding="utf-8")
         files.append(str(path))
-    return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, files, messages, store=store, cpu=cpu)
+    return baseline_run(amqp_uri, mongo_uri, f"bench_{tag}", queues, files, pipeline_concurrency(), messages, store=store, cpu=cpu)
 
 
-def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=None, cpu=None):
-    """Bare kombu consumers, one a queue, each doing its work and passing the message
-    on: messages/s from the first publish until the last hop has finished every one.
+def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, consumers_per_hop, messages, store=None, cpu=None):
+    """Bare kombu hops, one a queue, each doing its work and passing the message on, as
+    many messages at once as its consumers: messages/s from the first publish until the
+    last hop has finished every one.
     With ``store`` (a :class:`bench.store.BenchStore`), what it spent over that time too;
     with ``cpu`` (a :class:`bench.cpu.CpuMeter`), the CPU of the hops and its fixed roles."""
     with Connection(amqp_uri) as connection:
@@ -125,10 +135,10 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, stor
     progress = Path(tempfile.gettempdir()) / f"bench-{database}.progress"
     progress.write_bytes(b"")
     processes = []
-    for index, (queue, work) in enumerate(zip(queues, work_per_hop)):
+    for index, (queue, work, consumers) in enumerate(zip(queues, work_per_hop, consumers_per_hop)):
         out = queues[index + 1] if index + 1 < len(queues) else "-"
         # only the last hop counts: a message is done when it has been through every hop
-        argv = [sys.executable, "-m", "bench.hop", amqp_uri, mongo_uri, database, queue, out, work] + ([str(progress)] if out == "-" else [])
+        argv = [sys.executable, "-m", "bench.hop", amqp_uri, mongo_uri, database, queue, out, work, str(consumers)] + ([str(progress)] if out == "-" else [])
         processes.append(ManagedProcess(f"hop{index}", argv, Path(tempfile.gettempdir()) / f"bench-{database}-hop{index}.log").start())
     try:
         # consumers connected, their collections prepared
@@ -156,7 +166,7 @@ def run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, stor
         progress.unlink(missing_ok=True)
 
 
-def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=None, cpu=None):
+def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, consumers_per_hop, messages, store=None, cpu=None):
     """:func:`run_hops` on a database of the baseline's own, after dropping this bench's
     earlier baselines': the store need not keep their collections and indexes, and the
     work of dropping them falls on this baseline's set-up, not on a timed run."""
@@ -164,7 +174,7 @@ def baseline_run(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, 
         for earlier in BASELINE_DATABASES:
             client.drop_database(earlier)
     BASELINE_DATABASES[:] = [database]
-    return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, messages, store=store, cpu=cpu)
+    return run_hops(amqp_uri, mongo_uri, database, queues, work_per_hop, consumers_per_hop, messages, store=store, cpu=cpu)
 
 
 def hops_alive(processes):
@@ -197,7 +207,7 @@ class Pipeline:
         self.intake = client[databases["intake"]]["requests"]
         self.cases = client[databases["routing"]]["cases"]
         self.notifications = client[databases["notify"]]["notifications"]
-        self.databases = {databases[service] for service in ("intake", "routing", "notify")}
+        self.databases = {databases[service] for service in PIPELINE_SERVICES}
         self.outbox = outbox
         self.store = store
         self.cpu = cpu
@@ -382,7 +392,7 @@ def writes_per_request(amqp_uri, mongo_uri, start, pipeline, grid_ids, databases
 def hop_plans(client, operations):
     """Each hop's store work for baseline (c): intake's, routing's and notify's writes."""
     hops = []
-    for service in ("intake", "routing", "notify"):
+    for service in PIPELINE_SERVICES:
         own = [operation for operation in operations if operation["collection"].startswith(service + "_")]
         hops.append({"operations": own, "collections": collection_shapes(client, own)})
     return hops
@@ -549,7 +559,7 @@ def main():
         start("intake")
         meter = CpuMeter({"store": store.pid, "broker": broker_pid()})
         pipeline = Pipeline(mongo_uri, databases, outbox, store=store, cpu=meter, services=lambda: {
-            name: [service.process.pid for service in processes[name]] for name in ("intake", "routing", "notify")})
+            name: [service.process.pid for service in processes[name]] for name in PIPELINE_SERVICES})
         load_registry(pipeline.client[databases["routing"]], county)  # before routing consumes anything
 
         log("store writes per request, hop by hop")
@@ -583,7 +593,7 @@ def main():
         # those too. What the pipeline wrote while it was measured: under a burst, notify batches less than
         # when it starts on a backlog, as it does in the hop-by-hop count above
         time.sleep(1)
-        operations = under_load.per_request({databases[service]: service for service in ("intake", "routing", "notify")}, RUNS * BURST)
+        operations = under_load.per_request({databases[service]: service for service in PIPELINE_SERVICES}, RUNS * BURST)
         results["store_operations_per_request_in_throughput_runs"] = operations
 
         log("baseline (c): the same three hops doing exactly the pipeline's store writes, in turn with the pipeline's")

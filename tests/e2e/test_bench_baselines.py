@@ -35,41 +35,65 @@ def test_a_run_of_three_hops_ends_when_the_last_hop_has_every_message(amqp_uri, 
     tag = uuid.uuid4().hex[:6]
     queues = [f"bench.test{n}.{tag}" for n in range(3)]
 
-    run_hops(amqp_uri, mongo_uri, scratch_database.name, queues, ["1", "1", "1"], messages=60)
+    run_hops(amqp_uri, mongo_uri, scratch_database.name, queues, ["1", "1", "1"], [1, 4, 2], messages=60)
 
     # each hop writes one document a message; the last one's goes to "done"
     assert scratch_database["done"].count_documents({}) == 60
     assert sorted(scratch_database["done"].distinct("message")) == list(range(60))
 
 
-def test_a_hop_takes_a_message_only_once_it_has_passed_the_one_before_on(amqp_uri):
+def test_a_hop_handles_as_many_messages_at_once_as_its_consumers_each_passed_on_before_its_consumer_takes_the_next(amqp_uri):
     """One handler inside another's wait for a confirm can wait for ever (an ack the broker
-    sends for both answers the inner wait)."""
+    sends for both answers the inner wait); the hop overlaps messages with consumers of
+    its own instead."""
     tag = uuid.uuid4().hex[:6]
-    in_queue, out_queue, count = f"bench.relay-in.{tag}", f"bench.relay-out.{tag}", 200
+    in_queue, out_queue, count, consumers = f"bench.relay-in.{tag}", f"bench.relay-out.{tag}", 200, 4
     with Connection(amqp_uri) as connection:
         for queue in (in_queue, out_queue):
             hop_queue(queue)(connection.default_channel).declare()
         producer = connection.Producer()
         for n in range(count):
             producer.publish({"n": n}, routing_key=in_queue, serializer="json")
-    under_way, most_under_way, passed_on = [0], [0], []
+    lock = threading.Lock()
+    under_way, most_under_way, under_way_by_thread, passed_on, taken_too_soon = [0], [0], {}, [], []
 
     def store_work(body):
-        under_way[0] += 1
-        most_under_way[0] = max(most_under_way[0], under_way[0])
+        with lock:
+            under_way[0] += 1
+            most_under_way[0] = max(most_under_way[0], under_way[0])
+            mine = under_way_by_thread[threading.get_ident()] = under_way_by_thread.get(threading.get_ident(), 0) + 1
+            if mine > 1:  # its consumer had not passed the one before on
+                taken_too_soon.append(body["n"])
+        time.sleep(0.02)  # a store's round trip: what consumers overlap
 
     def done():
-        under_way[0] -= 1
-        passed_on.append(1)
+        with lock:
+            under_way[0] -= 1
+            under_way_by_thread[threading.get_ident()] -= 1
+            passed_on.append(1)
 
-    hop = threading.Thread(target=relay, args=(amqp_uri, in_queue, out_queue, store_work),
+    hop = threading.Thread(target=relay, args=(amqp_uri, in_queue, out_queue, store_work, consumers),
                            kwargs={"done": done, "keep_going": lambda: len(passed_on) < count}, daemon=True)
     hop.start()
     hop.join(timeout=60)
 
     assert sorted(json.loads(m.body)["n"] for m in drain(amqp_uri, out_queue, timeout=10, expected=count)) == list(range(count))
-    assert most_under_way[0] == 1
+    assert taken_too_soon == []
+    assert len(under_way_by_thread) == consumers
+    assert most_under_way[0] == consumers
+
+
+def test_a_hops_consumers_sharing_baseline_c_never_delete_one_document_twice(scratch_database):
+    plan = {"operations": [{"collection": "notes", "kind": "delete", "commands": 1.0, "docs_per_command": 1.0}],
+            "collections": {"notes": {"indexes": [], "sample": {"text": "已派单"}, "unique": []}}}
+    replay = SameOperations(scratch_database, plan)
+    replay.prepare(seeded=100)
+    threads = [threading.Thread(target=lambda: [replay({"n": n}) for n in range(10)]) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert scratch_database["notes"].count_documents({}) == 100 - 80
 
 
 def test_a_run_of_hops_records_the_cpu_of_its_hops_beside_the_fixed_roles(amqp_uri, mongo_uri, scratch_database):
@@ -77,7 +101,7 @@ def test_a_run_of_hops_records_the_cpu_of_its_hops_beside_the_fixed_roles(amqp_u
     idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         meter = CpuMeter({"idle": idle.pid, "broker": None})
-        run_hops(amqp_uri, mongo_uri, scratch_database.name, [f"bench.cpu{n}.{tag}" for n in range(2)], ["2", "1"], messages=200, cpu=meter)
+        run_hops(amqp_uri, mongo_uri, scratch_database.name, [f"bench.cpu{n}.{tag}" for n in range(2)], ["2", "1"], [1, 1], messages=200, cpu=meter)
     finally:
         idle.kill()
         idle.wait()
@@ -233,7 +257,7 @@ def test_a_baseline_drops_this_benchs_earlier_baselines_database_and_no_other(am
     others, first, second = (f"bench_{uuid.uuid4().hex[:6]}" for _ in range(3))
     client[others]["kept"].insert_one({"by": "another bench on the same store"})
     for database in (first, second):
-        baseline_run(amqp_uri, mongo_uri, database, [f"bench.drop.{database}"], ["1"], messages=5)
+        baseline_run(amqp_uri, mongo_uri, database, [f"bench.drop.{database}"], ["1"], [1], messages=5)
 
     names = client.list_database_names()
     assert first not in names
