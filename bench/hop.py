@@ -3,7 +3,7 @@ store work, publish it on to the next queue (if any), ack. No nameko, no eventle
 
     python -m bench.hop AMQP_URI MONGO_URI DATABASE IN_QUEUE OUT_QUEUE|- WORK CONSUMERS [PROGRESS_FILE]
 
-CONSUMERS messages are handled at once, each by a thread of its own, as the service
+Up to CONSUMERS messages are handled at once, each by a thread of its own, as the service
 the hop stands in for handles as many at once as its ``max_workers``: bare code
 doing the same work may overlap its waits for the store and the broker as much as
 the pipeline does.
@@ -144,33 +144,38 @@ def consume(amqp_uri, in_queue, out_queue, handle_store, done, keep_going, ready
     inside that wait, one handler within another, and an ack the broker sends for several
     publishes at once could then answer an inner wait and leave the outer one waiting
     for ever."""
-    with Connection(amqp_uri) as consuming, Connection(amqp_uri, transport_options={"confirm_publish": True}) as publishing:
-        producer = publishing.Producer()
+    try:
+        with Connection(amqp_uri) as consuming, Connection(amqp_uri, transport_options={"confirm_publish": True}) as publishing:
+            producer = publishing.Producer()
 
-        def handle(body, message):
-            handle_store(body)
-            if out_queue != "-":
-                producer.publish(body, routing_key=out_queue, serializer="json", delivery_mode=2)
-            message.ack()
-            done()
+            def handle(body, message):
+                handle_store(body)
+                if out_queue != "-":
+                    producer.publish(body, routing_key=out_queue, serializer="json", delivery_mode=2)
+                message.ack()
+                done()
 
-        with consuming.Consumer(hop_queue(in_queue), callbacks=[handle], prefetch_count=1):
-            ready.wait()
-            while keep_going():
-                try:
-                    consuming.drain_events(timeout=1)
-                except TimeoutError:
-                    pass
+            with consuming.Consumer(hop_queue(in_queue), callbacks=[handle], prefetch_count=1):
+                ready.wait()
+                while keep_going():
+                    try:
+                        consuming.drain_events(timeout=1)
+                    except TimeoutError:
+                        pass
+    except BaseException:
+        ready.abort()  # a hop still setting up fails with it (BrokenBarrierError) rather than waiting for ever
+        raise
 
 
-def exit_on_a_consumers_failure(failure):
-    """A consumer that fails ends the hop, so the run that needs it fails at once."""
+def exit_on_a_threads_failure(failure):
+    """Any thread that fails (a consumer, or one of pymongo's) ends the hop, so the run
+    that needs it fails at once rather than waiting on what is left."""
     threading.__excepthook__(failure)
     os._exit(1)
 
 
 def main():
-    threading.excepthook = exit_on_a_consumers_failure
+    threading.excepthook = exit_on_a_threads_failure
     amqp_uri, mongo_uri, database, in_queue, out_queue, work, consumers = sys.argv[1:8]
     progress = sys.argv[8] if len(sys.argv) > 8 else None
     database = MongoClient(mongo_uri)[database]
@@ -183,7 +188,7 @@ def main():
         handle_store.prepare(plan["seeded"])
     if progress:
         finished = open(progress, "ab", buffering=0)
-        # one byte a message in one write: threads' appends never interleave
+        # appended ("ab"): each thread's byte lands at the end, none lost
         relay(amqp_uri, in_queue, out_queue, handle_store, int(consumers), done=lambda: os.write(finished.fileno(), b"."))
     else:
         relay(amqp_uri, in_queue, out_queue, handle_store, int(consumers))

@@ -28,11 +28,11 @@ from devstack.demo_county import build_county
 from devstack.processes import ManagedProcess
 from integration.publish_example import publish_request
 from services.routing.registry import flatten, validate_registry
-from wangge.config import load_service_config
 from services.routing.storage import RoutingStore
 from tests.support.broker import throwaway_vhost
 from tests.support.identity import running_identity
 from tests.support.services import running_service, set_active_identity
+from wangge.config import load_service_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("BENCH_RUNS", 3))

@@ -83,17 +83,56 @@ def test_a_hop_handles_as_many_messages_at_once_as_its_consumers_each_passed_on_
     assert most_under_way[0] == consumers
 
 
-def test_a_hops_consumers_sharing_baseline_c_never_delete_one_document_twice(scratch_database):
-    plan = {"operations": [{"collection": "notes", "kind": "delete", "commands": 1.0, "docs_per_command": 1.0}],
-            "collections": {"notes": {"indexes": [], "sample": {"text": "已派单"}, "unique": []}}}
-    replay = SameOperations(scratch_database, plan)
-    replay.prepare(seeded=100)
-    threads = [threading.Thread(target=lambda: [replay({"n": n}) for n in range(10)]) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert scratch_database["notes"].count_documents({}) == 100 - 80
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the consumers' failure is the point
+def test_a_hop_whose_consumer_cannot_start_fails_instead_of_waiting_for_it(amqp_uri):
+    queue = f"bench.classic.{uuid.uuid4().hex[:6]}"
+    with Connection(amqp_uri) as connection:
+        connection.default_channel.queue_declare(queue, durable=True)  # not the quorum queue a hop declares
+    failures = []
+
+    def run_hop():
+        try:
+            relay(amqp_uri, queue, "-", lambda body: None, consumers=2)
+        except threading.BrokenBarrierError as failure:
+            failures.append(failure)
+
+    hop = threading.Thread(target=run_hop, daemon=True)
+    hop.start()
+    hop.join(timeout=30)
+    with Connection(amqp_uri) as connection:
+        connection.default_channel.queue_delete(queue)
+    assert not hop.is_alive() and len(failures) == 1
+
+
+class UpdateAndDeleteAtOnce:
+    """A collection whose update and delete each wait for the other: two of a hop's
+    consumers making them at the same moment."""
+
+    def __init__(self):
+        self.both_under_way = threading.Barrier(2)
+        self.updated, self.deleted = [], []
+
+    def update_many(self, where, change):
+        self.updated.append(where["_id"])
+        self.both_under_way.wait(timeout=10)
+
+    def delete_many(self, where):
+        self.deleted.append(where["_id"])
+        self.both_under_way.wait(timeout=10)
+
+
+def test_baseline_cs_consumers_updating_and_deleting_at_once_keep_no_deleted_document_and_every_other():
+    collection = UpdateAndDeleteAtOnce()
+    replay = SameOperations({"notes": collection}, {"operations": [], "collections": {"notes": {"indexes": [], "sample": {}, "unique": []}}})
+    replay.targets["notes"] = ["a", "b", "c", "d"]
+    consumers = [threading.Thread(target=replay.run, args=({"collection": "notes", "kind": kind}, 1)) for kind in ("delete", "update")]
+    for consumer in consumers:
+        consumer.start()
+    for consumer in consumers:
+        consumer.join(timeout=20)
+
+    assert (collection.deleted, collection.updated) == (["a"], ["b"])
+    assert sorted(replay.targets["notes"]) == ["b", "c", "d"]  # "b" to be updated again later, "a" gone
 
 
 def test_a_run_of_hops_records_the_cpu_of_its_hops_beside_the_fixed_roles(amqp_uri, mongo_uri, scratch_database):
