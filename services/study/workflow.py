@@ -2,6 +2,7 @@
 import csv
 import io
 import logging
+import time
 import uuid
 from collections import Counter
 
@@ -107,18 +108,25 @@ def fan_out_due_rounds(store, policy, publish, now, claim, claim_until):
     material the broker did not take, wait in their dispatches for ``publish_due``."""
     rounds, outcomes = 0, Counter()
     for campaign in store.campaigns_with_round_due(now):
-        due_at = campaign["next_round_at"]
+        due_at, round_since = campaign["next_round_at"], time.monotonic()
         if not store.take_round(campaign["_id"], due_at, claim, claim_until, now):
             continue  # another process is fanning it out
         dispatches = plans.round_dispatches(campaign, due_at)
         material = [n for n, dispatch in enumerate(dispatches) if dispatch["kind"] == plans.CAMPAIGN_DUE and dispatch["due_at"] <= now]
         contents = material_of(store, campaign)
+        publishing_since = time.monotonic()
         taken = publish([dispatch_event(dispatches[n], campaign, contents, []) for n in material])
         published = {n for position, n in enumerate(material) if position in taken}
+        publishing_seconds = time.monotonic() - publishing_since
         store.add_dispatches([{**dispatch, "state": "published", "published_at": now} if n in published else dispatch
                               for n, dispatch in enumerate(dispatches)])
         outcomes[(plans.CAMPAIGN_DUE, "published")] += len(published)
         outcomes[(plans.CAMPAIGN_DUE, "not_taken")] += len(material) - len(published)
+        # one line a round: how late it was taken and how long the broker took its material
+        log.info("campaign round fanned out", extra={
+            "campaign_id": campaign["_id"], "round_due_at": due_at.isoformat(), "taken_late_seconds": round((now - due_at).total_seconds(), 3),
+            "dispatches": len(dispatches), "material_published": len(published), "material_not_taken": len(material) - len(published),
+            "publishing_seconds": round(publishing_seconds, 3), "round_seconds": round(time.monotonic() - round_since, 3)})
         if store.advance_round(campaign["_id"], due_at, following_round(campaign, due_at, policy)):
             rounds += 1
     return rounds, +outcomes  # + drops the zero counts

@@ -1,6 +1,8 @@
 """Study's operations over a real store (no broker; the grid directory is a stand-in)."""
 import csv
 import io
+import json
+import logging
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -356,6 +358,22 @@ def test_a_round_is_published_by_the_process_that_took_it_once_and_its_reminders
     assert set(material.values()) == {"published"}
     assert {(d["state"], d["claim"]) for d in store.dispatches.find({"kind": "reminder"})} == {("pending", None)}
     assert workflow.publish_due(store, publish, later, "c-2", later + CLAIM, 10) == Counter()
+
+
+def test_each_round_is_logged_once_with_what_the_broker_took_and_nobodys_name(store, caplog):
+    members(store, 3)
+    campaign, _ = create_campaign(store, {"at": NOW + timedelta(hours=1)})
+    due_at = store.get_campaign(campaign["_id"])["next_round_at"]
+    with caplog.at_level(logging.INFO, logger=workflow.__name__):
+        workflow.fan_out_due_rounds(store, POLICY, lambda batch: set(range(len(batch) - 1)), due_at + timedelta(seconds=3), "c-1", due_at + CLAIM)
+    rounds = [record for record in caplog.records if record.getMessage() == "campaign round fanned out"]
+    assert len(rounds) == 1
+    states = Counter(d["state"] for d in store.dispatches.find({"kind": "campaign_due"}))
+    assert (rounds[0].campaign_id, rounds[0].taken_late_seconds) == (campaign["_id"], 3.0)
+    assert (rounds[0].material_published, rounds[0].material_not_taken) == (states["published"], states["pending"]) and states["pending"] == 1
+    assert rounds[0].dispatches == store.dispatches.count_documents({"campaign_id": campaign["_id"]})
+    names = [member["name"] for member in store.members.find({}, {"name": 1})]
+    assert names and not any(name in json.dumps(vars(rounds[0]), default=str, ensure_ascii=False) for name in names)
 
 
 def test_material_the_broker_did_not_take_is_published_later_by_the_schedule(store):
