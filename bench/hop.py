@@ -186,12 +186,10 @@ def main():
             plan = json.load(plan_file)
         handle_store = SameOperations(database, plan)
         handle_store.prepare(plan["seeded"])
-    if progress:
-        finished = open(progress, "ab", buffering=0)
-        # appended ("ab"): each thread's byte lands at the end, none lost
-        relay(amqp_uri, in_queue, out_queue, handle_store, int(consumers), done=lambda: os.write(finished.fileno(), b"."))
-    else:
-        relay(amqp_uri, in_queue, out_queue, handle_store, int(consumers))
+    # appended ("ab"): each thread's byte lands at the end, none lost
+    finished = open(progress, "ab", buffering=0) if progress else None
+    relay(amqp_uri, in_queue, out_queue, handle_store, int(consumers),
+          done=(lambda: os.write(finished.fileno(), b".")) if finished else (lambda: None))
 
 
 if __name__ == "__main__":

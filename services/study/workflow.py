@@ -117,15 +117,15 @@ def fan_out_due_rounds(store, policy, publish, now, claim, claim_until):
         publishing_since = time.monotonic()
         taken = publish([dispatch_event(dispatches[n], campaign, contents, []) for n in material])
         published = {n for position, n in enumerate(material) if position in taken}
-        publishing_seconds = time.monotonic() - publishing_since
+        publishing_seconds, not_taken = time.monotonic() - publishing_since, len(material) - len(published)
         store.add_dispatches([{**dispatch, "state": "published", "published_at": now} if n in published else dispatch
                               for n, dispatch in enumerate(dispatches)])
         outcomes[(plans.CAMPAIGN_DUE, "published")] += len(published)
-        outcomes[(plans.CAMPAIGN_DUE, "not_taken")] += len(material) - len(published)
+        outcomes[(plans.CAMPAIGN_DUE, "not_taken")] += not_taken
         # one line a round: how late it was taken and how long the broker took its material
         log.info("campaign round fanned out", extra={
             "campaign_id": campaign["_id"], "round_due_at": due_at.isoformat(), "taken_late_seconds": round((now - due_at).total_seconds(), 3),
-            "dispatches": len(dispatches), "material_published": len(published), "material_not_taken": len(material) - len(published),
+            "dispatches": len(dispatches), "material_published": len(published), "material_not_taken": not_taken,
             "publishing_seconds": round(publishing_seconds, 3), "round_seconds": round(time.monotonic() - round_since, 3)})
         if store.advance_round(campaign["_id"], due_at, following_round(campaign, due_at, policy)):
             rounds += 1
