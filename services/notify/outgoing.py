@@ -7,6 +7,7 @@ outcomes. The announcement is published at once beside the sends
 import logging
 import time
 import uuid
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -65,7 +66,8 @@ def deliver(store, channel, settings, notification_ids, owner, held=None, announ
     failed attempt. ``announcer`` (an :class:`~services.notify.announcing.Announcer`)
     reserves the announcement of the settled ones' outcomes before it is stored and
     publishes it once they are recorded."""
-    now, deadline = events.utcnow(), timedelta(seconds=delivery.send_deadline(settings))
+    began = now = events.utcnow()
+    deadline, timer = timedelta(seconds=delivery.send_deadline(settings)), StageTimer()
     held = {notification_id: notification for notification_id, notification in (held or {}).items()
             if notification_id in notification_ids}
     taken = {notification_id: notification for notification_id, notification in held.items()
@@ -77,6 +79,7 @@ def deliver(store, channel, settings, notification_ids, owner, held=None, announ
         taken.update((found["_id"], found) for found in store.claim(
             [notification_id for notification_id in notification_ids if notification_id not in taken], claim, now, delivery.claim_period(settings)))
     notifications = [taken[notification_id] for notification_id in notification_ids if notification_id in taken]
+    timer.lap("claiming")
     ends_at = time.monotonic() + delivery.send_deadline(settings)
     results, unsent = [], []
     for notification in notifications:
@@ -90,6 +93,7 @@ def deliver(store, channel, settings, notification_ids, owner, held=None, announ
             results.append(failure(settings, notification, notification["claim"], exc, events.utcnow()))
         else:
             results.append(success(notification, notification["claim"], events.utcnow()))
+    timer.lap("sending")
     for under in {notification["claim"] for notification in notifications}:
         store.release([n["_id"] for n in notifications if n["_id"] in unsent and n["claim"] == under], under, events.utcnow())
     now = events.utcnow()
@@ -101,11 +105,13 @@ def deliver(store, channel, settings, notification_ids, owner, held=None, announ
             recorded |= store.record_outcomes(under, now, [record[:3] for outcome, record in results if outcome.notification["claim"] == under],
                                               announcement)
             announcement = None
+    timer.lap("recording_and_announcing")
     outcomes = []
     for outcome, _ in results:
         if outcome.notification["_id"] not in recorded:
             log_lost_claim(outcome.notification)
         outcomes.append(replace(outcome, recorded=outcome.notification["_id"] in recorded))
+    log_send(channel, began, notification_ids, notifications, outcomes, unsent, timer)
     return outcomes
 
 
@@ -138,6 +144,32 @@ def failure(settings, notification, claim, exc, now):
     })
     outcome = Outcome(settled, delivery.FAILED if retry_at is None else "retry", error, gateway_failed=expected and exc.retriable)
     return outcome, (notification["_id"], error, retry_at, event)
+
+
+class StageTimer:
+    """Seconds each stage of a send took, one lap after another."""
+
+    def __init__(self):
+        self.since, self.laps = time.monotonic(), {}
+
+    def lap(self, stage):
+        now = time.monotonic()
+        self.laps[f"{stage}_seconds"], self.since = round(now - self.since, 3), now
+
+
+def log_send(channel, began, notification_ids, notifications, outcomes, unsent, timer):
+    """One line a send (a notice, or a batch on a channel that takes many): what it
+    met and where its time went; where an operator looks when notices go out late.
+    ``waited_seconds``: from the oldest of them being stored to this send."""
+    if not notifications:
+        return  # another process had them all
+    statuses = Counter(outcome.status for outcome in outcomes)
+    log.info("notifications sent", extra={
+        "channel": channel.name, "notifications": len(notification_ids), "sent": statuses[delivery.SENT],
+        "to_retry": statuses["retry"], "failed": statuses[delivery.FAILED], "unsent": len(unsent),
+        "taken_by_another": len(notification_ids) - len(notifications),
+        "not_recorded": sum(not outcome.recorded for outcome in outcomes),
+        "waited_seconds": round((began - min(n["created_at"] for n in notifications)).total_seconds(), 3), **timer.laps})
 
 
 def log_lost_claim(notification):

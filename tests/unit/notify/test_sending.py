@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from services.notify import delivery, outgoing
-from services.notify.channels import Outbox, SmsGateway, WeComRobot
+from services.notify.channels import DeliveryFailed, Outbox, SmsGateway, WeComRobot
 from services.notify.recipients import Recipient
 from services.notify.sender import Sender
 from tests.support.peers import http_peer
@@ -133,6 +133,8 @@ def test_robot_keys_stored_by_earlier_versions_are_removed_at_start(store):
 
 
 class SlowChannel:
+    name = "sms"
+
     def __init__(self, seconds):
         self.seconds = seconds
 
@@ -149,6 +151,35 @@ def test_a_batch_goes_out_under_one_claim_and_is_recorded_and_announced_together
     lines = [json.loads(line)["id"] for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
     assert lines == [n["_id"] for n in batch]
     assert {(found["status"], found["attempts"], "claim" in found) for found in map(store.get, lines)} == {(delivery.SENT, 1, False)}
+
+
+class RefusingOne:
+    """A gateway that refuses one notification (it may pass later) and takes the others."""
+    name = "outbox"
+
+    def __init__(self, refused_id):
+        self.refused_id, self.sent = refused_id, []
+
+    def send(self, notification):
+        if notification["_id"] == self.refused_id:
+            raise DeliveryFailed("HTTP 503: busy")
+        self.sent.append(notification["_id"])
+
+
+def test_each_send_is_logged_once_with_what_it_met_how_long_its_notices_waited_and_nobodys_name(store, caplog):
+    stored_earlier = stored(store, reminder("outbox", now=events.utcnow() - timedelta(seconds=30)))
+    refused, taken_elsewhere, *rest = [stored(store, reminder("outbox")) for _ in range(4)]
+    store.claim([taken_elsewhere["_id"]], "another-process", events.utcnow(), timedelta(seconds=60))
+    batch = [stored_earlier, refused, taken_elsewhere, *rest]
+    with caplog.at_level(logging.INFO, logger="services.notify.outgoing"):
+        outgoing.deliver(store, RefusingOne(refused["_id"]), CONFIG["DELIVERY"], [n["_id"] for n in batch], owner="p1")
+    [line] = [record for record in caplog.records if record.getMessage() == "notifications sent"]
+    assert (line.channel, line.notifications, line.sent, line.to_retry, line.failed, line.unsent, line.taken_by_another, line.not_recorded) == (
+        "outbox", 5, 3, 1, 0, 0, 1, 0)
+    assert line.waited_seconds >= 30
+    assert all(getattr(line, f"{stage}_seconds") >= 0 for stage in ("claiming", "sending", "recording_and_announcing"))
+    written = json.dumps(vars(line), default=str, ensure_ascii=False)
+    assert not [personal for personal in ("周婷艳", "13800000011", "member@example.org") if personal in written]
 
 
 def test_what_a_batch_has_not_sent_by_half_its_claim_goes_back_unsent(store):
