@@ -409,10 +409,13 @@ def load_registry(database, county):
 
 # -- study -------------------------------------------------------------------------
 
-def study_fan_out(study, mongo_uri, notify_database, grid_ids, outbox):
+def study_fan_out(study, mongo_uri, notify_database, grid_ids, outbox, notify_logs=()):
     """Seconds from a campaign's due time to the last grid group's notice going out on
     notify's outbox channel. Watched in the outbox file, not the store: polling the
-    store would load what is being measured; the store is checked once all went out."""
+    store would load what is being measured; the store is checked once all went out.
+    With ``notify_logs`` (the notify processes' log files), where the time went, from
+    study's and notify's own log lines (:func:`fan_out_breakdown`)."""
+    notify_lines = [LogLines(path) for path in notify_logs]
     content = study.as_admin.post(study.url("/api/v1/contents"), json={"title": "主题教育", "body": "学习内容"}, timeout=10).json()
     at = datetime.now(timezone.utc) + timedelta(seconds=2)
     campaign = study.as_admin.post(study.url("/api/v1/campaigns"), timeout=60, json={
@@ -423,7 +426,57 @@ def study_fan_out(study, mongo_uri, notify_database, grid_ids, outbox):
     seconds = round((datetime.now(timezone.utc) - at).total_seconds(), 2)
     notifications = MongoClient(mongo_uri)[notify_database]["notifications"]
     wait_for(lambda: notifications.count_documents({"campaign_id": campaign["campaign_id"], "status": "sent"}) >= len(grid_ids), 120, interval=1)
-    return {"grid_groups": len(grid_ids), "seconds_from_due_to_last_notice": seconds}, campaign["campaign_id"]
+    breakdown = {}
+    if notify_lines:
+        def logged():
+            return sum(line["sent"] for lines in notify_lines for line in lines.new("notifications sent"))
+        # each send logs its line once its outcomes are stored: the last may still be on its way
+        wait_for(lambda: logged() >= len(grid_ids), 30, interval=0.2)
+        breakdown = fan_out_breakdown(LogLines(study.process.log_path, from_start=True), notify_lines, campaign["campaign_id"])
+    return {"grid_groups": len(grid_ids), "seconds_from_due_to_last_notice": seconds, **breakdown}, campaign["campaign_id"]
+
+
+class LogLines:
+    """A service's JSON log lines written to its file from now on (or from its start)."""
+
+    def __init__(self, path, from_start=False):
+        self.path = Path(path)
+        self.offset = 0 if from_start or not self.path.exists() else self.path.stat().st_size
+
+    def new(self, message):
+        """The lines logged with ``message`` since this was made."""
+        with open(self.path, "rb") as lines:
+            lines.seek(self.offset)
+            chunk = lines.read()
+        found = []
+        for line in chunk[:chunk.rfind(b"\n") + 1].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a library's own print
+            if record.get("message") == message:
+                found.append(record)
+        return found
+
+
+def fan_out_breakdown(study_lines, notify_lines, campaign_id):
+    """Where a fan-out's time went, as the services logged it: study's round (how late it
+    was taken, how long the broker took its material, the whole round) and notify's sends
+    of its notices (how many, the longest any notice waited from being stored to its send,
+    and the longest and total time of each stage of a send)."""
+    [round_line] = [line for line in study_lines.new("campaign round fanned out") if line["campaign_id"] == campaign_id]
+    sends = [line for lines in notify_lines for line in lines.new("notifications sent") if line["channel"] == "outbox"]
+    stages = ("claiming_seconds", "sending_seconds", "recording_and_announcing_seconds")
+    return {
+        "study_round": {key: round_line[key] for key in ("taken_late_seconds", "publishing_seconds", "round_seconds")},
+        "notify_sends": {
+            "sends": len(sends), "notifications": sum(line["notifications"] for line in sends),
+            "sent": sum(line["sent"] for line in sends),
+            "most_waited_seconds": max((line["waited_seconds"] for line in sends), default=None),
+            **{f"longest_{stage}": max((line[stage] for line in sends), default=None) for stage in stages},
+            **{f"total_{stage}": round(sum(line[stage] for line in sends), 3) for stage in stages},
+        },
+    }
 
 
 class OutboxLines:
@@ -632,10 +685,12 @@ def main():
         members = [{"member_id": f"bm-{grid}", "name": "周婷艳", "grid_id": grid} for grid in grid_ids]
         study.as_admin.post(study.url("/api/v1/members/import"), json={"members": members}, timeout=300).raise_for_status()
         # like every figure, a median: one fan-out can meet a stall of the broker's or the store's disk
-        fan_outs = [study_fan_out(study, mongo_uri, databases["notify"], grid_ids, outbox) for _ in range(RUNS)]
+        notify_logs = [service.process.log_path for service in processes["notify"]]
+        fan_outs = [study_fan_out(study, mongo_uri, databases["notify"], grid_ids, outbox, notify_logs) for _ in range(RUNS)]
         seconds = [fan_out["seconds_from_due_to_last_notice"] for fan_out, _ in fan_outs]
         log(f"  fan-outs took {seconds} s")
-        results["study_fan_out"] = {**fan_outs[0][0], "seconds_from_due_to_last_notice": median(seconds), "each_run_seconds": seconds}
+        results["study_fan_out"] = {"grid_groups": len(grid_ids), "seconds_from_due_to_last_notice": median(seconds), "each_run_seconds": seconds,
+                                    "each_run": [fan_out for fan_out, _ in fan_outs]}
         campaign_id = fan_outs[-1][1]
         results["study_check_ins_per_s"] = round(check_in_rate(study, campaign_id, [m["member_id"] for m in members[:1000]]), 1)
         sampler_stop.set()
@@ -664,6 +719,11 @@ def cpu_in_turns(figures):
     return f"{', '.join(str(run['total']) for run in cpu['baseline_c'])} | {', '.join(str(run['total']) for run in cpu['pipeline'])}"
 
 
+def slowest_fan_out(figures):
+    slowest = max(figures["each_run"], key=lambda run: run["seconds_from_due_to_last_notice"])
+    return {key: slowest.get(key) for key in ("study_round", "notify_sends")}
+
+
 def print_table(results):
     rows = [
         ("baseline (a) kombu → store", f"{results['baseline_a_direct_msgs_per_s']} msg/s"),
@@ -679,7 +739,9 @@ def print_table(results):
         ("store writes per request", f"{results['store_writes_per_request']}"),
         (f"latency @{results['offered_load_req_per_s']} req/s → assigned", f"{results['latency_at_offered_load']['to_case_assigned']}"),
         (f"latency @{results['offered_load_req_per_s']} req/s → notice sent", f"{results['latency_at_offered_load']['to_notice_sent']}"),
-        ("study fan-out", f"{results['study_fan_out']}"),
+        ("study fan-out", f"{results['study_fan_out']['seconds_from_due_to_last_notice']} s to {results['study_fan_out']['grid_groups']} groups "
+                          f"(each run {results['study_fan_out']['each_run_seconds']})"),
+        ("  the slowest, as study and notify logged it", f"{slowest_fan_out(results['study_fan_out'])}"),
         ("check-ins", f"{results['study_check_ins_per_s']} /s"),
         ("memory idle (MB)", f"{results['memory_idle_mb']}"),
         ("memory under load, peak (MB)", f"{results['memory_under_load_peak_mb']}"),

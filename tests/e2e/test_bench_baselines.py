@@ -23,8 +23,8 @@ from bench import store_costs
 from bench.cpu import CpuMeter
 from bench.hop import SameOperations, hop_queue, relay
 from bench.store import BenchStore, own_store, store_cpu
-from bench.run import (OutboxLines, Pipeline, alternating, baseline_run, first_in_each_pair, paired_ratio, pipeline_throughput, run_hops,
-                       store_writes_in)
+from bench.run import (LogLines, OutboxLines, Pipeline, alternating, baseline_run, fan_out_breakdown, first_in_each_pair, paired_ratio,
+                       pipeline_throughput, run_hops, store_writes_in)
 
 from tests.support.broker import drain
 
@@ -414,3 +414,39 @@ def test_a_thread_that_ends_while_timed_takes_none_of_the_other_threads_switches
     may_end.set()
     busy.join()
     assert itself.stop_timing(1)["context_switches_per_request"] >= 0
+
+
+def logged(path, message, ends_line=True, **fields):
+    """Appends a line as the services log it (one JSON object a line)."""
+    line = json.dumps({"time": "2026-11-30 18:16:38,617", "level": "INFO", "logger": "x", "message": message, **fields}, ensure_ascii=False)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(line + ("\n" if ends_line else ""))
+
+
+def send(channel, notifications, waited, claiming, sending, recording):
+    return {"channel": channel, "notifications": notifications, "sent": notifications, "waited_seconds": waited, "claiming_seconds": claiming,
+            "sending_seconds": sending, "recording_and_announcing_seconds": recording}
+
+
+def test_a_fan_outs_breakdown_is_its_campaigns_round_and_the_notices_sent_since_it_began_as_the_services_logged_them(tmp_path):
+    study_log, notify_logs = tmp_path / "study.log", [tmp_path / "notify-1.log", tmp_path / "notify-2.log"]
+    round_of = lambda campaign, late: {"campaign_id": campaign, "taken_late_seconds": late, "publishing_seconds": 0.2, "round_seconds": 0.9}  # noqa: E731
+    logged(study_log, "campaign round fanned out", **round_of("CP-earlier", 0.5))
+    logged(notify_logs[0], "notifications sent", **send("outbox", 200, 9.0, 0.1, 0.5, 0.3))  # the earlier campaign's
+    notify_lines = [LogLines(path) for path in notify_logs]
+    with open(study_log, "a", encoding="utf-8") as log:
+        log.write("a library's own print\n")
+    logged(study_log, "campaign round fanned out", **round_of("CP-this", 0.7))
+    logged(notify_logs[0], "notifications sent", **send("outbox", 200, 1.5, 0.05, 0.4, 0.2))
+    logged(notify_logs[1], "notifications sent", **send("outbox", 150, 2.5, 0.02, 0.3, 0.6))
+    logged(notify_logs[1], "request filed", tracking_no="YT-1")
+    logged(notify_logs[1], "notifications sent", **send("sms", 1, 30.0, 1.0, 1.0, 1.0))  # not a group's notice
+    logged(notify_logs[0], "notifications sent", ends_line=False, **send("outbox", 200, 4.0, 0.1, 0.1, 0.1))  # still being written
+
+    breakdown = fan_out_breakdown(LogLines(study_log, from_start=True), notify_lines, "CP-this")
+
+    assert breakdown["study_round"] == {"taken_late_seconds": 0.7, "publishing_seconds": 0.2, "round_seconds": 0.9}
+    assert breakdown["notify_sends"] == {
+        "sends": 2, "notifications": 350, "sent": 350, "most_waited_seconds": 2.5,
+        "longest_claiming_seconds": 0.05, "longest_sending_seconds": 0.4, "longest_recording_and_announcing_seconds": 0.6,
+        "total_claiming_seconds": 0.07, "total_sending_seconds": 0.7, "total_recording_and_announcing_seconds": 0.8}
