@@ -26,6 +26,7 @@ from kombu import Connection, Queue
 from pymongo import MongoClient
 
 QUORUM = {"x-queue-type": "quorum"}
+SEED_BATCH = 1000  # documents an insert when a collection is filled before a run
 
 
 def hop_queue(name):
@@ -61,15 +62,17 @@ class SameOperations:
         self.targets = {name: [] for name in self.shapes}  # ids a later update or delete can take
 
     def prepare(self, seeded):
-        """The collections with the pipeline's indexes, and documents to update or delete."""
+        """The collections with the pipeline's indexes, and documents to update or delete:
+        ``seeded`` in each, or as many as the pipeline's collection held (its ``documents``)."""
         for name, shape in self.shapes.items():
             collection = self.database[name]
             for index in shape["indexes"]:
                 collection.create_index(index["key"], **index["options"])
-            if seeded:
-                documents = [self.document(name) for _ in range(seeded)]
-                collection.insert_many(documents)
-                self.targets[name] = [document["_id"] for document in documents]
+            wanted = max(seeded, shape.get("documents", 0))
+            for start in range(0, wanted, SEED_BATCH):
+                documents = [self.document(name) for _ in range(min(SEED_BATCH, wanted - start))]
+                collection.insert_many(documents, ordered=False)
+                self.targets[name] += [document["_id"] for document in documents]
 
     def document(self, name):
         """A document like the pipeline's, with a new id and new values where an index is unique."""
@@ -115,11 +118,15 @@ class SameOperations:
             # the oldest ids, moved to the back (updated again later) or let go (deleted)
             taken, rest = self.targets[name][:docs], self.targets[name][docs:]
             self.targets[name] = rest + taken if operation["kind"] == "update" else rest
-        where = {"_id": taken[0]} if docs == 1 else {"_id": {"$in": taken}}
-        if operation["kind"] == "update":
-            collection.update_many(where, {"$set": {"hop_touched": uuid.uuid4().hex}})
+        # one document as the services write one (update_one: the store takes another path for it than for a multi-update)
+        if docs == 1:
+            where, update, delete = {"_id": taken[0]}, collection.update_one, collection.delete_one
         else:
-            collection.delete_many(where)
+            where, update, delete = {"_id": {"$in": taken}}, collection.update_many, collection.delete_many
+        if operation["kind"] == "update":
+            update(where, {"$set": {"hop_touched": uuid.uuid4().hex}})
+        else:
+            delete(where)
 
 
 def relay(amqp_uri, in_queue, out_queue, handle_store, consumers=1, done=lambda: None, keep_going=lambda: True):

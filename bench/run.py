@@ -110,7 +110,8 @@ def baseline_hops(amqp_uri, mongo_uri, writes_per_hop, messages=BURST):
 def baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, messages=BURST, store=None, cpu=None):
     """(c) the pipeline's three hops as bare kombu + pymongo consumers doing exactly the
     store writes the pipeline made in its throughput runs: the same collections and
-    indexes, documents of the same size, as many insert, update and delete commands per
+    indexes (as many documents in each as the plans say, at least ``messages``),
+    documents of the same size, as many insert, update and delete commands per
     request touching as many documents (counted from the store), each service's writes
     at its hop, as many messages at once as that service."""
     tag = uuid.uuid4().hex[:6]
@@ -360,7 +361,7 @@ def collection_shapes(client, operations):
         inserted = list(client.local["oplog.rs"].find({"ns": operation["source"], "op": "i"}, {"o": 1}).sort("ts", -1).limit(1))
         sample = inserted[0]["o"] if inserted else collection.find_one() or {}
         shapes[operation["collection"]] = {
-            "indexes": indexes, "sample": json.loads(json_util.dumps(sample)),
+            "source": operation["source"], "indexes": indexes, "sample": json.loads(json_util.dumps(sample)),
             "unique": [field for index in indexes if index["options"].get("unique") for field, _ in index["key"]],
         }
     return shapes
@@ -396,6 +397,19 @@ def hop_plans(client, operations):
         own = [operation for operation in operations if operation["collection"].startswith(service + "_")]
         hops.append({"operations": own, "collections": collection_shapes(client, own)})
     return hops
+
+
+def as_large_as_the_pipelines(client, plans):
+    """The plans with each collection as many documents as the pipeline's holds now: its
+    indexes as deep, its writes as costly (they grow with every run of the pipeline)."""
+    sized = []
+    for plan in plans:
+        collections = {}
+        for name, shape in plan["collections"].items():
+            database, _, source = shape["source"].partition(".")
+            collections[name] = {**shape, "documents": client[database][source].estimated_document_count()}
+        sized.append({**plan, "collections": collections})
+    return sized
 
 
 def load_registry(database, county):
@@ -657,7 +671,8 @@ def main():
             in each run, and the CPU a request of every process taking part."""
             # each run's rate, then what the store and the processes spent over it (read once the run is over)
             runs_c, runs_pipeline = alternating(
-                PAIRS, lambda: (baseline_same_operations(amqp_uri, mongo_uri, plans, scratch, store=store, cpu=meter), store.last_run, meter.last_run),
+                PAIRS, lambda: (baseline_same_operations(amqp_uri, mongo_uri, as_large_as_the_pipelines(pipeline.client, plans), scratch, store=store, cpu=meter),
+                                store.last_run, meter.last_run),
                 lambda: (pipeline_throughput(amqp_uri, pipeline, grid_ids), store.last_run, meter.last_run))
             (same, spent_c, cpu_c), (beside, spent_pipeline, cpu_pipeline) = zip(*runs_c), zip(*runs_pipeline)
             return {"baseline_c_same_operations_req_per_s": median(same), "baseline_c_each_run_req_per_s": [round(rate, 1) for rate in same],

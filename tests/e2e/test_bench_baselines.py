@@ -112,11 +112,11 @@ class UpdateAndDeleteAtOnce:
         self.both_under_way = threading.Barrier(2)
         self.updated, self.deleted = [], []
 
-    def update_many(self, where, change):
+    def update_one(self, where, change):
         self.updated.append(where["_id"])
         self.both_under_way.wait(timeout=10)
 
-    def delete_many(self, where):
+    def delete_one(self, where):
         self.deleted.append(where["_id"])
         self.both_under_way.wait(timeout=10)
 
@@ -133,6 +133,26 @@ def test_baseline_cs_consumers_updating_and_deleting_at_once_keep_no_deleted_doc
 
     assert (collection.deleted, collection.updated) == (["a"], ["b"])
     assert sorted(replay.targets["notes"]) == ["b", "c", "d"]  # "b" to be updated again later, "a" gone
+
+
+class Commands:
+    """A collection that notes each command made of it and the documents it names."""
+
+    def __init__(self):
+        self.made = []
+
+    def __getattr__(self, command):
+        return lambda where, *change: self.made.append((command, where["_id"]))
+
+
+def test_baseline_c_writes_one_document_as_the_services_write_one_and_several_in_one_command():
+    collection = Commands()
+    replay = SameOperations({"cases": collection}, {"operations": [], "collections": {"cases": {"indexes": [], "sample": {}, "unique": []}}})
+    replay.targets["cases"] = ["a", "b", "c", "d", "e", "f"]
+    for kind, docs in (("update", 1), ("update", 2), ("delete", 1), ("delete", 2)):
+        replay.run({"collection": "cases", "kind": kind}, docs)
+
+    assert collection.made == [("update_one", "a"), ("update_many", {"$in": ["b", "c"]}), ("delete_one", "d"), ("delete_many", {"$in": ["e", "f"]})]
 
 
 def test_a_run_of_hops_records_the_cpu_of_its_hops_beside_the_fixed_roles(amqp_uri, mongo_uri, scratch_database):
@@ -191,6 +211,20 @@ def test_baseline_c_touches_as_many_documents_a_command_as_the_pipeline_did_on_a
     for n in range(4):
         replay({"n": n})
     assert scratch_database["notes"].count_documents({}) == 6  # 1, 2, 1, 2
+
+
+def test_baseline_c_starts_each_run_on_collections_as_large_as_the_pipelines_are_then(scratch_database):
+    pipelines = scratch_database.client[f"{scratch_database.name}_pipeline"]
+    pipelines["cases"].insert_many([{"status": "assigned", "n": n} for n in range(1234)])
+    plans = [{"operations": [], "collections": {"routing_cases": {"source": f"{pipelines.name}.cases", "indexes": [{"key": [["status", 1]], "options": {}}],
+                                                                     "sample": {"status": "assigned"}, "unique": []}}}]
+    [sized] = bench.as_large_as_the_pipelines(scratch_database.client, plans)
+    replay = SameOperations(scratch_database, sized)
+    replay.prepare(seeded=150)
+    pipelines["cases"].insert_one({"status": "closed"})  # after the run was planned: not this run's
+    assert scratch_database["routing_cases"].count_documents({}) == 1234
+    assert len(replay.targets["routing_cases"]) == 1234
+    scratch_database.client.drop_database(pipelines.name)
 
 
 class StoreNotToBeRead:
