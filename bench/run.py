@@ -61,7 +61,7 @@ def log(message):
 def machine_facts():
     memory = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
     return {"cpus": os.cpu_count(), "memory": memory.split(":")[1].strip(), "python": host.python_version(),
-            "platform": host.platform(), "store": "SecantusDB (sync-on-commit)", "broker": "RabbitMQ on 127.0.0.1",
+            "platform": host.platform(), "store": "SecantusDB (sync-on-commit, no periodic checkpoint)", "broker": "RabbitMQ on 127.0.0.1",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -430,13 +430,15 @@ def study_fan_out(study, mongo_uri, notify_database, grid_ids, outbox, notify_lo
     With ``notify_logs`` (the notify processes' log files), where the time went, from
     study's and notify's own log lines (:func:`fan_out_breakdown`)."""
     notify_lines = [LogLines(path) for path in notify_logs]
+    probe = StoreStalls(MongoClient(mongo_uri))
     content = study.as_admin.post(study.url("/api/v1/contents"), json={"title": "主题教育", "body": "学习内容"}, timeout=10).json()
     at = datetime.now(timezone.utc) + timedelta(seconds=2)
     campaign = study.as_admin.post(study.url("/api/v1/campaigns"), timeout=60, json={
         "title": "全县网格课堂", "content_ids": [content["content_id"]], "target": {"scope": "all"},
         "schedule": {"at": at.isoformat()}, "reminder": {"after_hours": 24, "max": 0}}).json()
     notices = OutboxLines(outbox, "campaign_due.")
-    wait_for(lambda: notices.count() >= len(grid_ids), 600, interval=0.1)
+    with probe:
+        wait_for(lambda: notices.count() >= len(grid_ids), 600, interval=0.1)
     seconds = round((datetime.now(timezone.utc) - at).total_seconds(), 2)
     notifications = MongoClient(mongo_uri)[notify_database]["notifications"]
     wait_for(lambda: notifications.count_documents({"campaign_id": campaign["campaign_id"], "status": "sent"}) >= len(grid_ids), 120, interval=1)
@@ -447,7 +449,41 @@ def study_fan_out(study, mongo_uri, notify_database, grid_ids, outbox, notify_lo
         # each send logs its line once its outcomes are stored: the last may still be on its way
         wait_for(lambda: logged() >= len(grid_ids), 30, interval=0.2)
         breakdown = fan_out_breakdown(LogLines(study.process.log_path, from_start=True), notify_lines, campaign["campaign_id"])
-    return {"grid_groups": len(grid_ids), "seconds_from_due_to_last_notice": seconds, **breakdown}, campaign["campaign_id"]
+    return {"grid_groups": len(grid_ids), "seconds_from_due_to_last_notice": seconds, **breakdown,
+            "store_longest_commit_seconds": probe.longest}, campaign["campaign_id"]
+
+
+class StoreStalls:
+    """While in use, a one-document write to a database of its own every ``every`` seconds:
+    ``longest``, the longest any took until the end of use (one still waiting then counts as
+    far as it got). SecantusDB at times makes every command wait seconds at once, none of them
+    the cause (its profiler shows them all starting within milliseconds and ending together):
+    a figure timed across such a stall says more about the store than about the platform."""
+
+    def __init__(self, client, every=0.25):
+        self.client, self.every = client, every  # closed at the end of use
+        self.writes = []  # (started, ended or None while waiting)
+        self.longest, self.stop, self.thread = None, threading.Event(), None
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self._probe, daemon=True)
+        self.thread.start()
+        return self
+
+    def _probe(self):
+        commits = self.client["bench_store_probe"]["commits"]
+        while not self.stop.is_set():
+            self.writes.append([time.monotonic(), None])
+            commits.insert_one({"at": datetime.now(timezone.utc)})
+            self.writes[-1][1] = time.monotonic()
+            self.stop.wait(self.every)
+
+    def __exit__(self, *exc):
+        ended = time.monotonic()
+        self.stop.set()
+        self.thread.join(timeout=120)  # a write waiting out a stall ends with it
+        self.client.close()
+        self.longest = round(max((min(finished or ended, ended) - started for started, finished in self.writes), default=0.0), 2)
 
 
 class LogLines:
@@ -736,7 +772,7 @@ def cpu_in_turns(figures):
 
 def slowest_fan_out(figures):
     slowest = max(figures["each_run"], key=lambda run: run["seconds_from_due_to_last_notice"])
-    return {key: slowest.get(key) for key in ("study_round", "notify_sends")}
+    return {key: slowest.get(key) for key in ("study_round", "notify_sends", "store_longest_commit_seconds")}
 
 
 def print_table(results):

@@ -18,6 +18,14 @@ from devstack.processes import start_store, store_answers, wait_until
 from tests.support.ports import free_port
 
 
+# SecantusDB checkpoints every 60 s by default. Under sync-on-commit, once a bench's data is in it,
+# a checkpoint can make every command wait 10-20 s at once (its profiler: commands of every service
+# starting within milliseconds and ending together, none of them the cause), which lands on
+# whatever figure is being timed. MongoDB's checkpoints do not stall commits so; a bench's store
+# lives minutes, so its journal need not be trimmed.
+NO_PERIODIC_CHECKPOINT = {"SECANTUS_CHECKPOINT_SECONDS": "0"}
+
+
 def store_cpu():
     """The CPU the benches give the store: ``BENCH_STORE_CPU``, or the last CPU they may
     use; ``None`` (not pinned) on a machine of one CPU or when ``BENCH_STORE_CPU`` is empty."""
@@ -107,7 +115,7 @@ class BenchStore:
 def own_store(directory, cpus=None):
     """A fresh SecantusDB on a free port, on ``cpus`` if given (see the module's note)."""
     port = free_port()
-    process = start_store(port, Path(directory) / "data", Path(directory) / "store.log")
+    process = start_store(port, Path(directory) / "data", Path(directory) / "store.log", env=NO_PERIODIC_CHECKPOINT)
     store = BenchStore(process, f"mongodb://127.0.0.1:{port}/?retryWrites=false")
     try:
         wait_until(lambda: store_answers(store.uri), 30, "the store answered", process=process)

@@ -73,10 +73,10 @@ class ManagedProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_store(port, storage_path, log_path, detached=False):
+def start_store(port, storage_path, log_path, detached=False, env=None):
     argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port),
             "--storage-path", str(storage_path), "--sync-on-commit", "--log-level", "WARNING"]
-    return ManagedProcess("store", argv, log_path, detached=detached).start()
+    return ManagedProcess("store", argv, log_path, env=env, detached=detached).start()
 
 
 def start_service(name, env, log_path, detached=False):

@@ -23,10 +23,12 @@ from bench import store_costs
 from bench.cpu import CpuMeter
 from bench.hop import SameOperations, hop_queue, relay
 from bench.store import BenchStore, own_store, store_cpu
-from bench.run import (LogLines, OutboxLines, Pipeline, alternating, baseline_run, fan_out_breakdown, first_in_each_pair, paired_ratio,
+from bench.run import (LogLines, OutboxLines, Pipeline, StoreStalls, alternating, baseline_run, fan_out_breakdown, first_in_each_pair, paired_ratio,
                        pipeline_throughput, run_hops, store_writes_in)
+from devstack.processes import start_store, wait_until
 
 from tests.support.broker import drain
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -484,3 +486,49 @@ def test_a_fan_outs_breakdown_is_its_campaigns_round_and_the_notices_sent_since_
         "sends": 2, "notifications": 350, "sent": 350, "most_waited_seconds": 2.5,
         "longest_claiming_seconds": 0.05, "longest_sending_seconds": 0.4, "longest_recording_and_announcing_seconds": 0.6,
         "total_claiming_seconds": 0.07, "total_sending_seconds": 0.7, "total_recording_and_announcing_seconds": 0.8}
+
+
+class StallingStore:
+    """Stands in for the probe's client: the second write waits until ``released``."""
+
+    def __init__(self):
+        self.writes, self.second_started, self.released = 0, threading.Event(), threading.Event()
+
+    def __getitem__(self, name):
+        return self
+
+    def insert_one(self, document):
+        self.writes += 1
+        if self.writes == 2:
+            self.second_started.set()
+            self.released.wait(timeout=30)
+
+    def close(self):
+        pass
+
+
+def test_the_store_stall_probe_counts_a_write_still_waiting_at_the_end_as_far_as_it_got():
+    store = StallingStore()
+    probe = StoreStalls(store, every=0.01)
+    with probe:
+        assert store.second_started.wait(timeout=10)
+        time.sleep(0.3)
+        threading.Timer(1.5, store.released.set).start()  # the stall goes on after the end
+    assert 0.3 <= probe.longest < 1.5
+
+
+def checkpoint_settings(data_directory):
+    """The periodic checkpoint WiredTiger was opened with, as it recorded its settings."""
+    return [line for line in (data_directory / "WiredTiger.basecfg").read_text().splitlines() if line.startswith("checkpoint=")]
+
+
+def test_the_bench_store_takes_no_periodic_checkpoint_where_a_store_started_otherwise_does(tmp_path):
+    with own_store(tmp_path / "bench"):
+        assert checkpoint_settings(tmp_path / "bench" / "data") == []
+    # the store as the platform and the tests start it
+    process = start_store(free_port(), tmp_path / "plain" / "data", tmp_path / "plain" / "store.log")
+    try:
+        wait_until(lambda: (tmp_path / "plain" / "data" / "WiredTiger.basecfg").exists(), 30, "the store created its files", process=process)
+        assert checkpoint_settings(tmp_path / "plain" / "data") != []
+    finally:
+        process.stop()
