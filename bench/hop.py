@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import uuid
+from collections import deque
 
 from bson import json_util
 from kombu import Connection, Queue
@@ -59,7 +60,9 @@ class SameOperations:
         self.shapes = {name: json_util.loads(json.dumps(shape)) for name, shape in plan["collections"].items()}
         self.owed = [0.0] * len(self.operations)
         self.owed_documents = [0.0] * len(self.operations)
-        self.targets = {name: [] for name in self.shapes}  # ids a later update or delete can take
+        # ids a later update or delete can take, oldest first (a deque: taking a few of
+        # thousands costs the same however many there are)
+        self.targets = {name: deque() for name in self.shapes}
 
     def prepare(self, seeded):
         """The collections with the pipeline's indexes, and documents to update or delete:
@@ -72,7 +75,7 @@ class SameOperations:
             for start in range(0, wanted, SEED_BATCH):
                 documents = [self.document(name) for _ in range(min(SEED_BATCH, wanted - start))]
                 collection.insert_many(documents, ordered=False)
-                self.targets[name] += [document["_id"] for document in documents]
+                self.targets[name].extend(document["_id"] for document in documents)
 
     def document(self, name):
         """A document like the pipeline's, with a new id and new values where an index is unique."""
@@ -112,12 +115,14 @@ class SameOperations:
             documents = [self.document(name) for _ in range(docs)]
             collection.insert_many(documents, ordered=False)
             with self.lock:
-                self.targets[name] += [document["_id"] for document in documents]
+                self.targets[name].extend(document["_id"] for document in documents)
             return
         with self.lock:
             # the oldest ids, moved to the back (updated again later) or let go (deleted)
-            taken, rest = self.targets[name][:docs], self.targets[name][docs:]
-            self.targets[name] = rest + taken if operation["kind"] == "update" else rest
+            targets = self.targets[name]
+            taken = [targets.popleft() for _ in range(min(docs, len(targets)))]
+            if operation["kind"] == "update":
+                targets.extend(taken)
         # one document as the services write one (update_one: the store takes another path for it than for a multi-update)
         if docs == 1:
             where, update, delete = {"_id": taken[0]}, collection.update_one, collection.delete_one

@@ -445,10 +445,13 @@ def study_fan_out(study, mongo_uri, notify_database, grid_ids, outbox, notify_lo
     breakdown = {}
     if notify_lines:
         def logged():
-            return sum(line["sent"] for lines in notify_lines for line in lines.new("notifications sent"))
-        # each send logs its line once its outcomes are stored: the last may still be on its way
-        wait_for(lambda: logged() >= len(grid_ids), 30, interval=0.2)
-        breakdown = fan_out_breakdown(LogLines(study.process.log_path, from_start=True), notify_lines, campaign["campaign_id"])
+            return sum(line["sent"] for lines in notify_lines for line in lines.new("notifications sent") if line["channel"] == "outbox")
+        try:
+            # each send logs its line once its outcomes are stored: the last may still be on its way
+            wait_for(lambda: logged() >= len(grid_ids), 30, interval=0.2)
+            breakdown = fan_out_breakdown(LogLines(study.process.log_path, from_start=True), notify_lines, campaign["campaign_id"])
+        except (TimeoutError, LookupError) as missing:  # the figure stands without its explanation
+            breakdown = {"breakdown_unavailable": f"{type(missing).__name__}: {missing}"}
     return {"grid_groups": len(grid_ids), "seconds_from_due_to_last_notice": seconds, **breakdown,
             "store_longest_commit_seconds": probe.longest}, campaign["campaign_id"]
 
@@ -474,7 +477,12 @@ class StoreStalls:
         commits = self.client["bench_store_probe"]["commits"]
         while not self.stop.is_set():
             self.writes.append([time.monotonic(), None])
-            commits.insert_one({"at": datetime.now(timezone.utc)})
+            try:
+                commits.insert_one({"at": datetime.now(timezone.utc)})
+            except Exception as exc:  # a write that failed is not a stall to the end; the probe stops
+                self.writes[-1][1] = time.monotonic()
+                log(f"  store probe stopped: {type(exc).__name__}: {exc}")
+                return
             self.writes[-1][1] = time.monotonic()
             self.stop.wait(self.every)
 
@@ -514,7 +522,8 @@ def fan_out_breakdown(study_lines, notify_lines, campaign_id):
     was taken, how long the broker took its material, the whole round) and notify's sends
     of its notices (how many, the longest any notice waited from being stored to its send,
     and the longest and total time of each stage of a send)."""
-    [round_line] = [line for line in study_lines.new("campaign round fanned out") if line["campaign_id"] == campaign_id]
+    # the last, should the round have been taken again after a process died
+    round_line = [line for line in study_lines.new("campaign round fanned out") if line["campaign_id"] == campaign_id][-1]
     sends = [line for lines in notify_lines for line in lines.new("notifications sent") if line["channel"] == "outbox"]
     stages = ("claiming_seconds", "sending_seconds", "recording_and_announcing_seconds")
     return {

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from types import SimpleNamespace
 
 import pytest
@@ -126,7 +127,7 @@ class UpdateAndDeleteAtOnce:
 def test_baseline_cs_consumers_updating_and_deleting_at_once_keep_no_deleted_document_and_every_other():
     collection = UpdateAndDeleteAtOnce()
     replay = SameOperations({"notes": collection}, {"operations": [], "collections": {"notes": {"indexes": [], "sample": {}, "unique": []}}})
-    replay.targets["notes"] = ["a", "b", "c", "d"]
+    replay.targets["notes"] = deque(["a", "b", "c", "d"])
     consumers = [threading.Thread(target=replay.run, args=({"collection": "notes", "kind": kind}, 1)) for kind in ("delete", "update")]
     for consumer in consumers:
         consumer.start()
@@ -150,7 +151,7 @@ class Commands:
 def test_baseline_c_writes_one_document_as_the_services_write_one_and_several_in_one_command():
     collection = Commands()
     replay = SameOperations({"cases": collection}, {"operations": [], "collections": {"cases": {"indexes": [], "sample": {}, "unique": []}}})
-    replay.targets["cases"] = ["a", "b", "c", "d", "e", "f"]
+    replay.targets["cases"] = deque(["a", "b", "c", "d", "e", "f"])
     for kind, docs in (("update", 1), ("update", 2), ("delete", 1), ("delete", 2)):
         replay.run({"collection": "cases", "kind": kind}, docs)
 
@@ -532,3 +533,29 @@ def test_the_bench_store_takes_no_periodic_checkpoint_where_a_store_started_othe
         assert checkpoint_settings(tmp_path / "plain" / "data") != []
     finally:
         process.stop()
+
+
+def test_a_round_taken_again_after_a_process_died_is_explained_by_its_last_line(tmp_path):
+    study_log, notify_log = tmp_path / "study.log", tmp_path / "notify.log"
+    notify_log.write_text("", encoding="utf-8")
+    for late in (0.4, 31.0):  # the first process died before the round moved on
+        logged(study_log, "campaign round fanned out", campaign_id="CP-1", taken_late_seconds=late, publishing_seconds=0.2, round_seconds=0.9)
+    breakdown = fan_out_breakdown(LogLines(study_log, from_start=True), [LogLines(notify_log)], "CP-1")
+    assert breakdown["study_round"]["taken_late_seconds"] == 31.0
+
+
+class RefusingStore(StallingStore):
+    def insert_one(self, document):
+        self.writes += 1
+        if self.writes == 2:
+            self.second_started.set()
+            raise ConnectionError("store gone")
+
+
+def test_the_store_stall_probe_does_not_count_a_write_that_failed_as_waiting_to_the_end():
+    store = RefusingStore()
+    probe = StoreStalls(store, every=0.01)
+    with probe:
+        assert store.second_started.wait(timeout=10)
+        time.sleep(0.5)
+    assert probe.longest < 0.5
