@@ -508,14 +508,20 @@ class StallingStore:
         pass
 
 
-def test_the_store_stall_probe_counts_a_write_still_waiting_at_the_end_as_far_as_it_got():
-    store = StallingStore()
+def probed(store, seconds_after_the_second_write, then=lambda: None):
+    """A probe's longest write over a use that ends this long after its second write began."""
     probe = StoreStalls(store, every=0.01)
     with probe:
         assert store.second_started.wait(timeout=10)
-        time.sleep(0.3)
-        threading.Timer(1.5, store.released.set).start()  # the stall goes on after the end
-    assert 0.3 <= probe.longest < 1.5
+        time.sleep(seconds_after_the_second_write)
+        then()
+    return probe.longest
+
+
+def test_the_store_stall_probe_counts_a_write_still_waiting_at_the_end_as_far_as_it_got():
+    store = StallingStore()
+    # the stall goes on after the end
+    assert 0.3 <= probed(store, 0.3, then=lambda: threading.Timer(1.5, store.released.set).start()) < 1.5
 
 
 def checkpoint_settings(data_directory):
@@ -553,9 +559,4 @@ class RefusingStore(StallingStore):
 
 
 def test_the_store_stall_probe_does_not_count_a_write_that_failed_as_waiting_to_the_end():
-    store = RefusingStore()
-    probe = StoreStalls(store, every=0.01)
-    with probe:
-        assert store.second_started.wait(timeout=10)
-        time.sleep(0.5)
-    assert probe.longest < 0.5
+    assert probed(RefusingStore(), 0.5) < 0.5
