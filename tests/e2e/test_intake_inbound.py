@@ -69,7 +69,8 @@ def test_another_systems_message_with_the_same_message_id_is_filed_too(intake, p
     wechat = inbound_body(source="wechat")
     publish_inbound(wechat, message_id=message_id, source="wechat")
     assert eventually(lambda: find_by_ref(intake, wechat["external_ref"], source="wechat"))
-    assert len(find_by_ref(intake, hotline["external_ref"])) == 1
+    # intake handles messages at once, so the first published may be filed second
+    assert len(eventually(lambda: find_by_ref(intake, hotline["external_ref"]))) == 1
 
 
 def test_a_message_whose_body_names_another_source_than_its_routing_key_is_dead_lettered(intake, publish_inbound, amqp_uri):
@@ -159,7 +160,8 @@ def test_filed_request_is_announced_as_request_received(intake, amqp_uri):
     with watch_queue(amqp_uri, topology.events_exchange("intake"), events.REQUEST_RECEIVED) as watch:
         tracking_no = requests.post(intake.url("/api/v1/requests"), json={"channel": "web", "text": "小区垃圾没人清运"}, timeout=10).json()["tracking_no"]
         received = [json.loads(m.body) for m in drain(amqp_uri, watch, timeout=5)]
-    mine = [e for e in received if e["data"]["tracking_no"] == tracking_no]
+    # once, by event id: an announcement slower than its claim is made again under the same id
+    mine = list({e["event_id"]: e for e in received if e["data"]["tracking_no"] == tracking_no}.values())
     assert len(mine) == 1
     envelope = events.read_event(events.REQUEST_RECEIVED, mine[0])
     assert envelope["data"]["text"] == "小区垃圾没人清运"
