@@ -80,14 +80,21 @@ class GroupCommit:
         self.write = write
         self.queued = []
         self.writing = False
+        self.led_by = None  # the queued caller handed the next round, until it takes it
 
     def __call__(self, item):
         answer = LightQueue()
-        self.queued.append((item, answer))
+        entry = (item, answer)
+        self.queued.append(entry)
         if self.writing:
-            outcome = answer.get()
+            try:
+                outcome = answer.get()
+            except BaseException:  # killed while waiting: its item goes unwritten, the round on
+                self._leave(entry)
+                raise
             if outcome is not _LEAD:
                 return _unwrap(outcome)
+        self.led_by = None
         self.writing = True
         batch, self.queued = self.queued, []
         try:
@@ -95,14 +102,30 @@ class GroupCommit:
         except BaseException as exc:  # a killed writer too: nobody may wait forever
             results = [(False, exc)] * len(batch)
         finally:
-            if self.queued:
-                self.queued[0][1].put(_LEAD)
-            else:
-                self.writing = False
+            self._hand_on()
         for (_, waiting), outcome in zip(batch, results):
             if waiting is not answer:
                 waiting.put(outcome)
         return _unwrap(results[[waiting for _, waiting in batch].index(answer)])
+
+    def _hand_on(self):
+        """The next round to the first caller queued, or none under way."""
+        if self.queued:
+            self.led_by = self.queued[0]
+            self.led_by[1].put(_LEAD)
+        else:
+            self.led_by = None
+            self.writing = False
+
+    def _leave(self, entry):
+        """A caller that will not wait any longer: out of the queue, and if the next round
+        was handed to it, on to the next caller (else every later caller would wait for ever)."""
+        for position, queued in enumerate(self.queued):
+            if queued is entry:
+                del self.queued[position]
+                if self.led_by is entry:
+                    self._hand_on()
+                return
 
 
 _LEAD = object()  # the signal that hands a waiting caller the next round
