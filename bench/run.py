@@ -494,27 +494,54 @@ class StoreStalls:
         self.longest = round(max((min(finished or ended, ended) - started for started, finished in self.writes), default=0.0), 2)
 
 
-class LogLines:
-    """A service's JSON log lines written to its file from now on (or from its start)."""
+class JsonLines:
+    """The JSON lines a process appends to a file from now on (or from its start), read as
+    they come: a line being written as reading starts belongs to what went before, one
+    still being written waits for its end, and one that is not JSON (a library's own print)
+    is passed over."""
 
     def __init__(self, path, from_start=False):
         self.path = Path(path)
         self.offset = 0 if from_start or not self.path.exists() else self.path.stat().st_size
+        self.mid_line = self.offset > 0 and not self._ends_a_line(self.offset)
 
-    def new(self, message):
-        """The lines logged with ``message`` since this was made."""
+    def _ends_a_line(self, offset):
+        with open(self.path, "rb") as lines:
+            lines.seek(offset - 1)
+            return lines.read(1) == b"\n"
+
+    def fresh(self):
+        """The records written since the last call (since this was made, the first time)."""
+        if not self.path.exists():
+            return []
         with open(self.path, "rb") as lines:
             lines.seek(self.offset)
             chunk = lines.read()
-        found = []
-        for line in chunk[:chunk.rfind(b"\n") + 1].splitlines():
+        read = chunk[:chunk.rfind(b"\n") + 1]
+        self.offset += len(read)
+        whole = read.splitlines()
+        if self.mid_line and whole:
+            whole, self.mid_line = whole[1:], False
+        records = []
+        for line in whole:
             try:
-                record = json.loads(line)
+                records.append(json.loads(line))
             except ValueError:
-                continue  # a library's own print
-            if record.get("message") == message:
-                found.append(record)
-        return found
+                continue
+        return records
+
+
+class LogLines(JsonLines):
+    """A service's JSON log lines written to its file from now on (or from its start)."""
+
+    def __init__(self, path, from_start=False):
+        super().__init__(path, from_start)
+        self.seen = []
+
+    def new(self, message):
+        """The lines logged with ``message`` since this was made."""
+        self.seen += self.fresh()
+        return [record for record in self.seen if record.get("message") == message]
 
 
 def fan_out_breakdown(study_lines, notify_lines, campaign_id):
@@ -538,33 +565,17 @@ def fan_out_breakdown(study_lines, notify_lines, campaign_id):
     }
 
 
-class OutboxLines:
+class OutboxLines(JsonLines):
     """Notices of one kind (by its prefix) that notify appends to its outbox file from now
     on, read as they come: each notification once, though a send repeated after its claim
     ran out is written twice."""
 
     def __init__(self, path, kind_prefix):
-        self.path, self.kind_prefix = Path(path), kind_prefix
-        self.offset, self.ids = (self.path.stat().st_size if self.path.exists() else 0), set()
-        # a line being written as we start belongs to what went before
-        self.mid_line = self.offset > 0 and not self._ends_a_line(self.offset)
-
-    def _ends_a_line(self, offset):
-        with open(self.path, "rb") as lines:
-            lines.seek(offset - 1)
-            return lines.read(1) == b"\n"
+        super().__init__(path)
+        self.kind_prefix, self.ids = kind_prefix, set()
 
     def count(self):
-        if self.path.exists():
-            with open(self.path, "rb") as lines:
-                lines.seek(self.offset)
-                chunk = lines.read()
-            read = chunk[:chunk.rfind(b"\n") + 1]
-            self.offset += len(read)
-            whole = read.splitlines()
-            if self.mid_line and whole:
-                whole, self.mid_line = whole[1:], False
-            self.ids.update(notice["id"] for notice in map(json.loads, whole) if notice["kind"].startswith(self.kind_prefix))
+        self.ids.update(notice["id"] for notice in self.fresh() if notice["kind"].startswith(self.kind_prefix))
         return len(self.ids)
 
 

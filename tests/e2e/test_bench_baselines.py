@@ -475,6 +475,7 @@ def test_a_fan_outs_breakdown_is_its_campaigns_round_and_the_notices_sent_since_
         log.write("a library's own print\n")
     logged(study_log, "campaign round fanned out", **round_of("CP-this", 0.7))
     logged(notify_logs[0], "notifications sent", **send("outbox", 200, 1.5, 0.05, 0.4, 0.2))
+    assert [len(lines.new("notifications sent")) for lines in notify_lines] == [1, 0]  # as the bench polls while it waits
     logged(notify_logs[1], "notifications sent", **send("outbox", 150, 2.5, 0.02, 0.3, 0.6))
     logged(notify_logs[1], "request filed", tracking_no="YT-1")
     logged(notify_logs[1], "notifications sent", **send("sms", 1, 30.0, 1.0, 1.0, 1.0))  # not a group's notice
@@ -502,7 +503,10 @@ class StallingStore:
         self.writes += 1
         if self.writes == 2:
             self.second_started.set()
-            self.released.wait(timeout=30)
+            self.second_write()
+
+    def second_write(self):
+        self.released.wait(timeout=30)
 
     def close(self):
         pass
@@ -551,11 +555,10 @@ def test_a_round_taken_again_after_a_process_died_is_explained_by_its_last_line(
 
 
 class RefusingStore(StallingStore):
-    def insert_one(self, document):
-        self.writes += 1
-        if self.writes == 2:
-            self.second_started.set()
-            raise ConnectionError("store gone")
+    """The probe's second write fails at once."""
+
+    def second_write(self):
+        raise ConnectionError("store gone")
 
 
 def test_the_store_stall_probe_does_not_count_a_write_that_failed_as_waiting_to_the_end():
