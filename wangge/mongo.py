@@ -1,11 +1,19 @@
 """The store dependency: one MongoClient per service container, indexes ensured at start;
 the shared ways of writing many documents in one command."""
+from datetime import datetime, timezone
+
 from eventlet.queue import LightQueue
 from nameko.extensions import DependencyProvider
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DEFAULT_SERVER_SELECTION_MS = 5000
+# Before every date the platform stores. A null (or missing) field sorts before every date in
+# an index, and SecantusDB reads a range with no lower bound from the index's start: a read of
+# what is due by a date most documents leave null (a case with nothing left to publish, a
+# closed case's deadline check, a campaign with no round left) read and dropped every one of
+# those documents (1.2 s at 20,000 cases, against 2.5 ms with the bound).
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def connect(uri, **options):
@@ -65,6 +73,12 @@ def inserted(collection, documents):
         taken = {e["index"] for e in errors}
         return [document for index, document in enumerate(documents) if index not in taken]
     return list(documents)
+
+
+def dated_until(moment, inclusive=True):
+    """A filter on a date field: a date on or before ``moment`` (before it if not
+    ``inclusive``), read from the index's first date rather than from its nulls."""
+    return {"$gte": EARLIEST, ("$lte" if inclusive else "$lt"): moment}
 
 
 class GroupCommit:

@@ -15,7 +15,7 @@ import uuid
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
-from wangge.mongo import insert_keyed, insert_new
+from wangge.mongo import dated_until, insert_keyed, insert_new
 
 IDEMPOTENCY_INDEX = IndexModel([("idempotency_key", ASCENDING)], unique=True, sparse=True, name="idempotency_key")
 LEVEL_FIELDS = {"grid": "grid_id", "community": "community_id", "town": "town_id"}
@@ -67,12 +67,12 @@ class CareStore:
         query = {"grid_id": grid_id} if grid_id else {}
         order = ("_id", ASCENDING)
         if overdue_at is not None:
-            query["next_visit_due"] = {"$lt": overdue_at}
+            query["next_visit_due"] = dated_until(overdue_at, inclusive=False)
             order = ("next_visit_due", ASCENDING)
         return list(self.residents.find(query).sort(*order).skip(skip).limit(limit)), self.residents.count_documents(query)
 
     def count_overdue(self, now):
-        return self.residents.count_documents({"next_visit_due": {"$lt": now}})
+        return self.residents.count_documents({"next_visit_due": dated_until(now, inclusive=False)})
 
     def residents_per_worker(self, grid_id):
         pipeline = [{"$match": {"grid_id": grid_id}}, {"$group": {"_id": "$worker_id", "n": {"$sum": 1}}}]

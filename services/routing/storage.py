@@ -22,7 +22,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from wangge.errors import ApiError
-from wangge.mongo import GroupCommit
+from wangge.mongo import GroupCommit, dated_until
 
 from services.routing.lifecycle import OPEN_STATUSES
 
@@ -220,7 +220,7 @@ class RoutingStore:
     def cases_with_stale_outbox(self, queued_before, limit=200):
         """Cases with events queued before ``queued_before`` and maybe not published.
         An indexed field, not the outbox array: a range over an array is a scan on some stores."""
-        found = list(self.cases.find({"outbox_pending_since": {"$lte": queued_before}}, {"outbox": 1}).limit(limit))
+        found = list(self.cases.find({"outbox_pending_since": dated_until(queued_before)}, {"outbox": 1}).limit(limit))
         for case in found:
             if not case["outbox"]:  # left so by earlier versions: a $pull that emptied an outbox kept its mark
                 self.cases.update_one({"_id": case["_id"], "outbox": {"$size": 0}}, {"$set": {"outbox_pending_since": None}})
@@ -255,7 +255,7 @@ class RoutingStore:
         projection = {name: 1 for name in fields}
         if "reporters" in projection:
             projection["reporters"] = {"$slice": 1}
-        cursor = self.cases.find({"sla_next_check_at": {"$lte": now}}, projection)
+        cursor = self.cases.find({"sla_next_check_at": dated_until(now)}, projection)
         return list(cursor.sort("sla_next_check_at", ASCENDING).limit(limit))
 
     def postpone_sla_check(self, case_id, version, until):

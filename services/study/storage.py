@@ -11,7 +11,7 @@
 """
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne
 
-from wangge.mongo import insert_keyed, insert_new
+from wangge.mongo import dated_until, insert_keyed, insert_new
 
 # Only documents created with an Idempotency-Key carry one: sparse, so the others
 # (and those stored before keys were accepted) stay out of it.
@@ -108,7 +108,7 @@ class StudyStore:
         return list(self.campaigns.find({}).sort("created_at", DESCENDING).limit(limit))
 
     def campaigns_with_round_due(self, now):
-        return list(self.campaigns.find({"next_round_at": {"$lte": now}}))
+        return list(self.campaigns.find({"next_round_at": dated_until(now)}))
 
     def add_dispatches(self, documents):
         """Insert what is missing; dispatches another process created already stay as they are."""
