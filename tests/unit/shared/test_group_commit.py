@@ -21,13 +21,19 @@ class HeldWrites:
         return [f"stored {item}" for item in items]
 
 
-def test_callers_queued_behind_a_command_under_way_share_the_next_one_and_each_gets_its_own_result():
+def queued_behind_a_command():
+    """"a" written in a command held under way, "b", "c" and "d" queued behind it, in that order."""
     writes = HeldWrites()
     group = GroupCommit(writes)
     first = eventlet.spawn(group, "a")
     eventlet.sleep(0)
     behind = [eventlet.spawn(group, item) for item in ("b", "c", "d")]
     eventlet.sleep(0)
+    return writes, group, first, behind
+
+
+def test_callers_queued_behind_a_command_under_way_share_the_next_one_and_each_gets_its_own_result():
+    writes, _, first, behind = queued_behind_a_command()
     writes.gate.send()
     assert [first.wait()] + [caller.wait() for caller in behind] == ["stored a", "stored b", "stored c", "stored d"]
     assert writes.commands == [["a"], ["b", "c", "d"]]
@@ -46,12 +52,7 @@ def test_a_write_that_fails_fails_every_caller_in_its_command_and_the_next_calle
 
 @pytest.mark.parametrize("killed", [0, 1], ids=["the first in line, who would lead the next command", "one further back"])
 def test_a_caller_killed_while_waiting_its_turn_leaves_the_next_command_to_the_others(killed):
-    writes = HeldWrites()
-    group = GroupCommit(writes)
-    first = eventlet.spawn(group, "a")
-    eventlet.sleep(0)
-    behind = [eventlet.spawn(group, item) for item in ("b", "c", "d")]
-    eventlet.sleep(0)
+    writes, group, first, behind = queued_behind_a_command()
     behind.pop(killed).kill()
     writes.gate.send()
     with eventlet.Timeout(5):
