@@ -35,13 +35,10 @@ def test_unanswered_case_climbs_one_level_per_missed_deadline_exactly_once(platf
         center = authorized_session("county-center")
 
         def case_at_department():
-            try:
-                view = center.get(intake.url(filed["url"]), timeout=10).json()
-                if not view.get("case_id"):
-                    return None
-                case = center.get(routing[1].url(f"/api/v1/cases/{view['case_id']}"), timeout=10).json()
-            except requests.Timeout:  # the shared test store pauses now and then (its checkpoint): ask again
+            view = center.get(intake.url(filed["url"]), timeout=10).json()
+            if not view.get("case_id"):
                 return None
+            case = center.get(routing[1].url(f"/api/v1/cases/{view['case_id']}"), timeout=10).json()
             return case if case["level"] == "department" else None
 
         case = eventually(case_at_department, timeout=60)

@@ -1,14 +1,22 @@
 import time
 
+import requests
+
 
 def eventually(check, timeout=10.0, interval=0.1):
     """Poll ``check`` until it returns something truthy; return that, or fail
-    with the last value seen."""
+    with the last value seen. A read of ``check``'s that times out is asked again:
+    the shared test store pauses now and then (its checkpoint), and a read caught
+    in a pause says nothing about the condition."""
     deadline = time.monotonic() + timeout
     while True:
-        value = check()
-        if value:
-            return value
+        try:
+            value = check()
+        except requests.Timeout as timed_out:
+            value = timed_out
+        else:
+            if value:
+                return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
         time.sleep(interval)
